@@ -1,0 +1,300 @@
+//! The canonical event: what every input becomes and what every reader gets back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Severity, ordered from least to most severe so `level >= Level::Warn` reads naturally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    /// Position in [`Level::ALL`]; used for compact bit masks.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A level name as shippers write it, in any case: `WARNING`, `err`, `Critical`, `notice`…
+    pub fn from_name(name: &str) -> Option<Level> {
+        let name = name.trim();
+        let lower: String;
+        let n = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            name
+        };
+        Some(match n {
+            "trace" | "trc" | "finest" | "verbose" => Level::Trace,
+            "debug" | "dbg" | "debu" | "fine" => Level::Debug,
+            "info" | "inf" | "information" | "informational" | "notice" | "log" => Level::Info,
+            "warn" | "warning" | "wrn" => Level::Warn,
+            "error" | "err" | "eror" | "severe" => Level::Error,
+            "fatal" | "critical" | "crit" | "alert" | "emerg" | "emergency" | "panic" | "ftl" => {
+                Level::Fatal
+            }
+            _ => {
+                // Numeric levels sometimes arrive as strings ("3", "17").
+                return n.parse::<i64>().ok().and_then(Level::from_number);
+            }
+        })
+    }
+
+    /// Numeric severities. 0–7 are syslog severities (0 emergency … 7 debug); 8–24 are
+    /// OpenTelemetry severity numbers (1–4 trace … 21–24 fatal; 1–7 collide with syslog, and
+    /// syslog wins because bare small numbers in logs are far more often syslog); 30/40/50/60 are
+    /// pino/bunyan levels.
+    pub fn from_number(n: i64) -> Option<Level> {
+        Some(match n {
+            0..=2 => Level::Fatal,
+            3 => Level::Error,
+            4 => Level::Warn,
+            5 | 6 => Level::Info,
+            7 => Level::Debug,
+            8 => Level::Debug,
+            9..=12 => Level::Info,
+            13..=16 => Level::Warn,
+            17..=20 => Level::Error,
+            21..=24 => Level::Fatal,
+            30 => Level::Info,
+            40 => Level::Warn,
+            50 => Level::Error,
+            60 => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    /// Guess a level from a message that carries none. Looks at the first words only, so a long
+    /// payload that mentions "error" deep inside does not turn an info line into an error.
+    /// Severity words count in any case; DEBUG and TRACE only in capitals, because "trace" and
+    /// "debug" are ordinary English words in messages ("stack trace written to…").
+    pub fn detect(message: &str) -> Option<Level> {
+        const SCAN_BYTES: usize = 256;
+        let head = match message.char_indices().nth(SCAN_BYTES) {
+            Some((i, _)) => &message[..i],
+            None => message,
+        };
+        let mut best: Option<Level> = None;
+        for word in head.split(|c: char| !c.is_ascii_alphabetic()) {
+            if word.len() < 3 || word.len() > 9 {
+                continue;
+            }
+            let found = match word {
+                "DEBUG" => Some(Level::Debug),
+                "TRACE" => Some(Level::Trace),
+                _ => match word.to_ascii_lowercase().as_str() {
+                    "fatal" | "panic" | "panicked" | "critical" | "crit" | "emerg" => {
+                        Some(Level::Fatal)
+                    }
+                    "error" | "err" | "exception" | "traceback" => Some(Level::Error),
+                    "warn" | "warning" => Some(Level::Warn),
+                    _ => None,
+                },
+            };
+            if let Some(level) = found {
+                best = Some(best.map_or(level, |b| b.max(level)));
+                if level == Level::Fatal {
+                    break;
+                }
+            }
+        }
+        best
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::from_name(s).ok_or_else(|| {
+            format!("unknown level {s:?} (expected trace, debug, info, warn, error or fatal)")
+        })
+    }
+}
+
+/// A flat field value. Nested input objects are flattened to dotted keys before they get here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl FieldValue {
+    /// The value as text, for substring search and display.
+    pub fn to_text(&self) -> String {
+        match self {
+            FieldValue::Bool(b) => b.to_string(),
+            FieldValue::Int(i) => i.to_string(),
+            FieldValue::Float(f) => f.to_string(),
+            FieldValue::Str(s) => s.clone(),
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            FieldValue::Int(i) => Some(*i as f64),
+            FieldValue::Float(f) => Some(*f),
+            FieldValue::Str(s) => s.trim().parse().ok(),
+            FieldValue::Bool(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Str(s) => f.write_str(s),
+            other => f.write_str(&other.to_text()),
+        }
+    }
+}
+
+/// Fields are kept sorted so the canonical JSON of an event is deterministic.
+pub type Fields = BTreeMap<String, FieldValue>;
+
+/// One log event in canonical form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Event time, UTC, nanosecond precision; RFC 3339 on the wire.
+    #[serde(serialize_with = "ser_ts", deserialize_with = "de_ts")]
+    pub ts: DateTime<Utc>,
+    /// Sanitised service name (`[a-z0-9_-]`), see [`crate::ServiceName`].
+    pub service: String,
+    pub level: Level,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: Fields,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl LogEvent {
+    pub fn ts_nanos(&self) -> i64 {
+        self.ts.timestamp_nanos_opt().unwrap_or(i64::MAX)
+    }
+
+    pub fn ts_millis(&self) -> i64 {
+        self.ts.timestamp_millis()
+    }
+}
+
+/// RFC 3339 with nanoseconds and a `Z`, e.g. `2026-11-26T11:48:35.123456789Z`.
+pub fn format_ts(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ts(ts))
+}
+
+fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names_in_any_case() {
+        assert_eq!(Level::from_name("WARNING"), Some(Level::Warn));
+        assert_eq!(Level::from_name("Err"), Some(Level::Error));
+        assert_eq!(Level::from_name("critical"), Some(Level::Fatal));
+        assert_eq!(Level::from_name("notice"), Some(Level::Info));
+        assert_eq!(Level::from_name("17"), Some(Level::Error));
+        assert_eq!(Level::from_name("banana"), None);
+    }
+
+    #[test]
+    fn level_numbers_map_syslog_otel_and_pino() {
+        assert_eq!(Level::from_number(3), Some(Level::Error)); // syslog err
+        assert_eq!(Level::from_number(4), Some(Level::Warn)); // syslog warning
+        assert_eq!(Level::from_number(7), Some(Level::Debug)); // syslog debug
+        assert_eq!(Level::from_number(9), Some(Level::Info)); // OTel INFO
+        assert_eq!(Level::from_number(13), Some(Level::Warn)); // OTel WARN
+        assert_eq!(Level::from_number(17), Some(Level::Error)); // OTel ERROR
+        assert_eq!(Level::from_number(21), Some(Level::Fatal)); // OTel FATAL
+        assert_eq!(Level::from_number(50), Some(Level::Error)); // pino error
+        assert_eq!(Level::from_number(99), None);
+    }
+
+    #[test]
+    fn level_detection_from_message() {
+        assert_eq!(Level::detect("ERROR: disk full"), Some(Level::Error));
+        assert_eq!(
+            Level::detect("thread 'main' panicked at src/x.rs"),
+            Some(Level::Fatal)
+        );
+        assert_eq!(Level::detect("WARN slow query"), Some(Level::Warn));
+        assert_eq!(Level::detect("DEBUG cache miss"), Some(Level::Debug));
+        assert_eq!(Level::detect("stack trace written to file"), None);
+        assert_eq!(Level::detect("user logged in"), None);
+        assert_eq!(Level::detect("warning then error"), Some(Level::Error));
+    }
+
+    #[test]
+    fn canonical_json_round_trips() {
+        let ev = LogEvent {
+            ts: DateTime::parse_from_rfc3339("2026-11-26T11:48:35.123456789Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            service: "api".into(),
+            level: Level::Error,
+            message: "boom".into(),
+            fields: [("http.status".to_string(), FieldValue::Int(500))].into(),
+            trace_id: Some("abc".into()),
+            host: None,
+        };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            json,
+            r#"{"ts":"2026-11-26T11:48:35.123456789Z","service":"api","level":"error","message":"boom","fields":{"http.status":500},"trace_id":"abc"}"#
+        );
+        let back: LogEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ev);
+    }
+}

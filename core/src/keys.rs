@@ -1,0 +1,310 @@
+//! The Redis layout: every key logjet reads or writes, and the one script that writes them.
+//!
+//! All keys share the hash tag `{lj}` so the multi-key apply script runs on Redis Cluster too.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `logjet:{lj}:c:<g>:<start>` | hash `service\|level` → count | events per bucket of event time; `g` is `s1`, `s10`, `m1` or `h1` |
+//! | `logjet:{lj}:services` | zset service → last seen (ms) | services seen |
+//! | `logjet:{lj}:applied:<stream-id>:<block>` | bitmap | stream sequences already applied (idempotency) |
+//! | `logjet:{lj}:chunk:<id>` | string | NDJSON of canonical events, one service, one second of event time |
+//! | `logjet:{lj}:chunk_seq` | integer | chunk id allocator |
+//! | `logjet:{lj}:idx` / `logjet:{lj}:idx:s:<service>` | zset [`ChunkRef`] → newest event (ms) | recent chunks, all services / one service |
+
+use std::time::Duration;
+
+use crate::event::Level;
+
+pub const PREFIX: &str = "logjet:{lj}:";
+
+/// Counter granularities. Each event increments one field in one hash of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    S1,
+    S10,
+    M1,
+    H1,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 4] = [Bucket::S1, Bucket::S10, Bucket::M1, Bucket::H1];
+
+    pub fn secs(self) -> i64 {
+        match self {
+            Bucket::S1 => 1,
+            Bucket::S10 => 10,
+            Bucket::M1 => 60,
+            Bucket::H1 => 3600,
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Bucket::S1 => "s1",
+            Bucket::S10 => "s10",
+            Bucket::M1 => "m1",
+            Bucket::H1 => "h1",
+        }
+    }
+
+    pub fn from_secs(secs: i64) -> Option<Bucket> {
+        Bucket::ALL.into_iter().find(|b| b.secs() == secs)
+    }
+
+    /// Start of the bucket holding `ts_secs`.
+    pub fn start(self, ts_secs: i64) -> i64 {
+        ts_secs.div_euclid(self.secs()) * self.secs()
+    }
+
+    /// How long a bucket is kept after its end. One-second buckets only serve the last hour (the
+    /// live views); the others cover the whole retention window.
+    pub fn keep(self, retention: Duration) -> i64 {
+        let retention = retention.as_secs() as i64;
+        match self {
+            Bucket::S1 => 2 * 3600,
+            _ => retention + self.secs() + 3600,
+        }
+    }
+
+    /// Unix time at which the bucket starting at `start` expires.
+    pub fn expire_at(self, start: i64, retention: Duration) -> i64 {
+        start + self.secs() + self.keep(retention)
+    }
+}
+
+pub fn counter_key(bucket: Bucket, start: i64) -> String {
+    format!("{PREFIX}c:{}:{start}", bucket.tag())
+}
+
+/// Hash field of a counter: `service|level`. `|` cannot occur in a sanitised service name.
+pub fn counter_field(service: &str, level: Level) -> String {
+    format!("{service}|{}", level.as_str())
+}
+
+pub fn split_counter_field(field: &str) -> Option<(&str, Level)> {
+    let (service, level) = field.rsplit_once('|')?;
+    Some((service, Level::from_name(level)?))
+}
+
+pub fn services_key() -> String {
+    format!("{PREFIX}services")
+}
+
+/// Sequences per idempotency bitmap: 2^20 bits = 128 KiB per key.
+pub const APPLIED_BLOCK_BITS: u64 = 1 << 20;
+
+/// The bitmap key and bit offset recording that stream message `seq` was applied. `stream_id`
+/// names the stream *and its creation time*, so a stream deleted and re-created (sequences start
+/// again at 1) never collides with the old one's bits.
+pub fn applied_bit(stream_id: &str, seq: u64) -> (String, u64) {
+    (
+        format!("{PREFIX}applied:{stream_id}:{}", seq / APPLIED_BLOCK_BITS),
+        seq % APPLIED_BLOCK_BITS,
+    )
+}
+
+pub fn chunk_seq_key() -> String {
+    format!("{PREFIX}chunk_seq")
+}
+
+pub fn chunk_key_prefix() -> String {
+    format!("{PREFIX}chunk:")
+}
+
+pub fn chunk_key(id: u64) -> String {
+    format!("{PREFIX}chunk:{id}")
+}
+
+pub fn index_all_key() -> String {
+    format!("{PREFIX}idx")
+}
+
+pub fn index_service_key(service: &str) -> String {
+    format!("{PREFIX}idx:s:{service}")
+}
+
+/// A chunk as its index lists it. Member `id:min_ms:count:level_mask`, score = newest event's
+/// time in ms. A chunk spans less than one second of event time ([`CHUNK_SPAN_MS`]), which lets
+/// a newest-first reader know where to resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub id: u64,
+    pub min_ms: i64,
+    pub max_ms: i64,
+    pub count: u32,
+    /// Bit `Level::index()` set when the chunk holds an event of that level.
+    pub levels: u8,
+}
+
+/// Chunks group events of one second of event time, so `max_ms - min_ms < CHUNK_SPAN_MS`.
+pub const CHUNK_SPAN_MS: i64 = 1000;
+
+impl ChunkRef {
+    pub fn member(&self) -> String {
+        format!("{}:{}:{}:{}", self.id, self.min_ms, self.count, self.levels)
+    }
+
+    pub fn parse(member: &str, score: f64) -> Option<ChunkRef> {
+        let mut it = member.split(':');
+        let id = it.next()?.parse().ok()?;
+        let min_ms = it.next()?.parse().ok()?;
+        let count = it.next()?.parse().ok()?;
+        let levels = it.next()?.parse().ok()?;
+        Some(ChunkRef {
+            id,
+            min_ms,
+            max_ms: score as i64,
+            count,
+            levels,
+        })
+    }
+
+    pub fn has_level(&self, level: Level) -> bool {
+        self.levels & (1 << level.index()) != 0
+    }
+
+    pub fn has_level_at_least(&self, level: Level) -> bool {
+        let mask: u8 = !((1u8 << level.index()) - 1);
+        self.levels & mask != 0
+    }
+}
+
+/// The script that applies a batch of stream messages atomically and idempotently.
+///
+/// `ARGV[1]` is a JSON plan (see `processor::aggregate::ApplyPlan`), `ARGV[2..]` are chunk parts
+/// (raw NDJSON, passed as separate arguments to avoid escaping them inside the JSON).
+///
+/// For each message, `SETBIT` on its sequence's bit returns the old value: a message whose bit
+/// was already set was applied before (a redelivery after a crash between apply and ack) and
+/// contributes nothing. Everything else — counters, chunk writes, index entries — is applied only
+/// for new messages, in the same atomic script, so the counts can never disagree with the bits.
+/// Returns the number of messages that were new.
+pub const APPLY_SCRIPT: &str = r#"
+local plan = cjson.decode(ARGV[1])
+local new = {}
+local fresh = 0
+for i, a in ipairs(plan.applied) do
+  local old = redis.call('SETBIT', a[1], a[2], 1)
+  if old == 0 then
+    new[i] = true
+    fresh = fresh + 1
+  end
+  redis.call('EXPIREAT', a[1], plan.applied_expire_at)
+end
+if fresh == 0 then
+  return 0
+end
+-- counters: sum the contributions of new messages, then one HINCRBY per distinct key/field
+local sums = {}
+local expire = {}
+for _, c in ipairs(plan.incr) do
+  if new[c[1] + 1] then
+    local k = c[2] .. '\0' .. c[3]
+    sums[k] = (sums[k] or 0) + c[4]
+    expire[c[2]] = c[5]
+  end
+end
+for k, n in pairs(sums) do
+  local sep = string.find(k, '\0', 1, true)
+  redis.call('HINCRBY', string.sub(k, 1, sep - 1), string.sub(k, sep + 1), n)
+end
+for key, at in pairs(expire) do
+  redis.call('EXPIREAT', key, at)
+end
+for _, s in ipairs(plan.services) do
+  if new[s[1] + 1] then
+    redis.call('ZADD', plan.services_key, 'GT', s[3], s[2])
+  end
+end
+-- chunks: concatenate the parts of new messages; one chunk per group
+local touched = {}
+for _, g in ipairs(plan.chunks) do
+  local parts = {}
+  local min_ms, max_ms, count, mask = nil, nil, 0, 0
+  for _, p in ipairs(g.parts) do
+    if new[p[1] + 1] then
+      parts[#parts + 1] = ARGV[p[2] + 2]
+      if min_ms == nil or p[3] < min_ms then min_ms = p[3] end
+      if max_ms == nil or p[4] > max_ms then max_ms = p[4] end
+      count = count + p[5]
+      mask = bit.bor(mask, p[6])
+    end
+  end
+  if count > 0 then
+    local id = redis.call('INCR', plan.chunk_seq_key)
+    redis.call('SET', plan.chunk_key_prefix .. id, table.concat(parts), 'EX', plan.chunk_ttl)
+    local member = id .. ':' .. min_ms .. ':' .. count .. ':' .. mask
+    for _, idx in ipairs(g.index) do
+      redis.call('ZADD', idx, max_ms, member)
+      touched[idx] = true
+    end
+  end
+end
+for idx, _ in pairs(touched) do
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. plan.trim_before_ms)
+  redis.call('EXPIRE', idx, plan.chunk_ttl)
+end
+return fresh
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_floor_and_expire() {
+        assert_eq!(Bucket::S10.start(1_795_690_805), 1_795_690_800);
+        assert_eq!(Bucket::M1.start(-1), -60);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(Bucket::H1.expire_at(0, day), 3600 + 86_400 + 3600 + 3600);
+        assert_eq!(Bucket::S1.keep(day), 7200);
+    }
+
+    #[test]
+    fn counter_fields_round_trip() {
+        let f = counter_field("api", Level::Warn);
+        assert_eq!(f, "api|warn");
+        assert_eq!(split_counter_field(&f), Some(("api", Level::Warn)));
+        assert_eq!(split_counter_field("garbage"), None);
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        for k in [
+            counter_key(Bucket::S1, 5),
+            services_key(),
+            applied_bit("LOGS-1", 7).0,
+            chunk_key(3),
+            chunk_seq_key(),
+            index_all_key(),
+            index_service_key("api"),
+        ] {
+            assert!(k.starts_with("logjet:{lj}:"), "{k}");
+        }
+    }
+
+    #[test]
+    fn applied_bits_split_into_blocks() {
+        assert_eq!(applied_bit("S", 5), ("logjet:{lj}:applied:S:0".into(), 5));
+        assert_eq!(
+            applied_bit("S", APPLIED_BLOCK_BITS + 2),
+            ("logjet:{lj}:applied:S:1".into(), 2)
+        );
+    }
+
+    #[test]
+    fn chunk_refs_round_trip() {
+        let c = ChunkRef {
+            id: 9,
+            min_ms: 1000,
+            max_ms: 1999,
+            count: 3,
+            levels: 0b10100,
+        };
+        assert_eq!(ChunkRef::parse(&c.member(), 1999.0), Some(c));
+        assert!(c.has_level(Level::Info));
+        assert!(!c.has_level(Level::Warn));
+        assert!(c.has_level_at_least(Level::Warn));
+        assert!(!ChunkRef { levels: 0b111, ..c }.has_level_at_least(Level::Warn));
+    }
+}

@@ -1,0 +1,21 @@
+//! The shared contract of logjet.
+//!
+//! Everything two services must agree on lives here and only here: the event model
+//! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), NATS subject and stream naming
+//! ([`subject`], [`jetstream`]), the Redis key layout ([`keys`]), typed configuration
+//! ([`config`]), and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`],
+//! [`telemetry`], [`shutdown`]).
+
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod jetstream;
+pub mod keys;
+pub mod metrics;
+pub mod parse;
+pub mod shutdown;
+pub mod subject;
+pub mod telemetry;
+
+pub use event::{FieldValue, Fields, Level, LogEvent};
+pub use subject::ServiceName;
