@@ -121,6 +121,9 @@ pub struct Reject {
     /// 1-based line number; for a JSON array, the 1-based position of the element.
     pub line: usize,
     pub error: String,
+    /// A stable, low-cardinality code for metrics (`invalid_json`, `field`, …).
+    #[serde(skip)]
+    pub reason: &'static str,
 }
 
 /// Why a single line was refused.
@@ -143,6 +146,19 @@ pub enum LineError {
 }
 
 impl LineError {
+    /// Stable code for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LineError::TooLong { .. } => "too_long",
+            LineError::InvalidUtf8 { .. } => "invalid_utf8",
+            LineError::InvalidJson(_) => "invalid_json",
+            LineError::NotAnObject(_) => "not_an_object",
+            LineError::EmptyObject => "empty_object",
+            LineError::Field { .. } => "invalid_field",
+            LineError::TooManyFields { .. } => "too_many_fields",
+        }
+    }
+
     fn field(field: &str, problem: impl Into<String>) -> LineError {
         LineError::Field {
             field: field.to_string(),
@@ -163,6 +179,7 @@ impl Parsed {
         self.rejects.push(Reject {
             line,
             error: err.to_string(),
+            reason: err.code(),
         });
     }
 

@@ -1,1 +1,513 @@
+//! logjet ingest: accepts logs over HTTP and answers 202 only after JetStream acknowledged them.
+//!
+//! `serve(config, shutdown)` runs the service; [`Ingest::build`] binds first (port 0 in tests)
+//! and exposes the address. Handlers are thin: [`prepare`] turns a request into events and
+//! rejects, [`publish::Publisher`] gets them acknowledged.
 
+pub mod error;
+pub mod metrics;
+pub mod publish;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::Client;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use logjet_core::config::IngestConfig;
+use logjet_core::http::{self as lhttp, Draining};
+use logjet_core::jetstream::{self as ljs, JetStreamError};
+use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
+use logjet_core::{LogEvent, ServiceName};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_http::decompression::RequestDecompressionLayer;
+
+pub use error::IngestError;
+use metrics::IngestMetrics;
+use publish::{PublishContext, PublishError, Publisher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nats(#[from] JetStreamError),
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<IngestConfig>,
+    pub publisher: Publisher,
+    pub metrics: IngestMetrics,
+    pub registry: prometheus::Registry,
+    pub draining: Draining,
+    /// Set once the LOGS stream is known to exist with our config.
+    pub stream_ready: Arc<AtomicBool>,
+    /// Poked when a publish finds no stream, so it is re-created at once.
+    pub recheck_stream: Arc<Notify>,
+}
+
+/// A bound, not yet running ingest service.
+pub struct Ingest {
+    listener: TcpListener,
+    state: AppState,
+    client: Client,
+}
+
+impl Ingest {
+    /// Binds the listener and starts connecting to NATS (in the background: the service answers
+    /// `/healthz` at once and `/readyz` once NATS and the stream are there).
+    pub async fn build(cfg: IngestConfig) -> Result<Ingest, StartError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let client = ljs::connect(&cfg.nats_url, "logjet-ingest", true).await?;
+        let registry = logjet_core::metrics::new_registry("ingest");
+        let metrics = IngestMetrics::new(&registry);
+        let publisher = Publisher::new(client.clone(), cfg.publish_timeout, metrics.clone());
+        let state = AppState {
+            cfg: Arc::new(cfg),
+            publisher,
+            metrics,
+            registry,
+            draining: Draining::default(),
+            stream_ready: Arc::new(AtomicBool::new(false)),
+            recheck_stream: Arc::new(Notify::new()),
+        };
+        Ok(Ingest {
+            listener,
+            state,
+            client,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves until `shutdown`, then fails readiness, finishes in-flight requests and flushes.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let Ingest {
+            listener,
+            state,
+            client,
+        } = self;
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            config = ?logjet_core::config::describe(&*state.cfg),
+            "ingest starting"
+        );
+        let stream_task = tokio::spawn(keep_stream(
+            client.clone(),
+            state.clone(),
+            shutdown.child_token(),
+        ));
+        let draining = state.draining.clone();
+        let http_shutdown = CancellationToken::new();
+        let trigger = http_shutdown.clone();
+        let outer = shutdown.clone();
+        tokio::spawn(async move {
+            outer.cancelled().await;
+            draining.start();
+            trigger.cancel();
+        });
+        let result = lhttp::serve(listener, app(state), http_shutdown)
+            .await
+            .map_err(StartError::Serve);
+        stream_task.abort();
+        let _ = client.flush().await;
+        tracing::info!("ingest stopped");
+        result
+    }
+}
+
+/// Builds and runs ingest until `shutdown` is cancelled.
+pub async fn serve(cfg: IngestConfig, shutdown: CancellationToken) -> Result<(), StartError> {
+    Ingest::build(cfg).await?.run(shutdown).await
+}
+
+/// Makes sure the LOGS and dead-letter streams exist: at start, whenever a publish finds no
+/// stream (NATS restarted on an empty store), and every 30 s.
+async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToken) {
+    let js = ljs::context(client.clone(), Duration::from_secs(5));
+    loop {
+        let ok = if client.connection_state() == async_nats::connection::State::Connected {
+            let logs = ljs::ensure_stream(&js, ljs::logs_stream_config(&state.cfg.stream)).await;
+            let dlq = ljs::ensure_stream(&js, ljs::dlq_stream_config(&state.cfg.stream)).await;
+            match (logs, dlq) {
+                (Ok(_), Ok(_)) => true,
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "stream not ready");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let was = state.stream_ready.swap(ok, Ordering::SeqCst);
+        if ok && !was {
+            tracing::info!(stream = %state.cfg.stream.stream, "stream ready");
+        }
+        let wait = if ok {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_millis(500)
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.recheck_stream.notified() => {}
+        }
+    }
+}
+
+/// The router: pure function of the state, so tests can drive it with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
+    let limit = state.cfg.max_body_bytes;
+    let api = Router::new()
+        .route("/logs", post(post_logs))
+        // Decompression sits outside the body limit, so the limit counts decompressed bytes and
+        // a gzip bomb stops at the limit.
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestDecompressionLayer::new());
+    let router = Router::new()
+        .merge(api)
+        .route("/healthz", get(lhttp::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(lhttp::not_found)
+        .with_state(state);
+    lhttp::instrument(router, http_metrics)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let nats = if st.publisher.is_connected() {
+        Ok(())
+    } else {
+        Err("not connected to NATS".to_string())
+    };
+    let stream = if st.stream_ready.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(format!("stream {} not ready", st.cfg.stream.stream))
+    };
+    let draining = if st.draining.is_draining() {
+        Err("shutting down".to_string())
+    } else {
+        Ok(())
+    };
+    lhttp::readiness(&[("nats", nats), ("stream", stream), ("shutdown", draining)])
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    st.metrics
+        .nats_connected
+        .set(st.publisher.is_connected() as i64);
+    lhttp::metrics_handler(State(st.registry.clone())).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogsParams {
+    /// Service for events that do not name one.
+    pub service: Option<String>,
+}
+
+/// The 202 body.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub rejected: Vec<RejectOut>,
+    /// Events JetStream already had from an earlier try of the same idempotent request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicates: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct RejectOut {
+    pub line: usize,
+    pub error: String,
+}
+
+impl From<Reject> for RejectOut {
+    fn from(r: Reject) -> Self {
+        RejectOut {
+            line: r.line,
+            error: r.error,
+        }
+    }
+}
+
+async fn post_logs(
+    State(st): State<AppState>,
+    params: Result<Query<LogsParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngestError> {
+    let received_at = Utc::now();
+    let params = params
+        .map(|Query(p)| p)
+        .map_err(|e| IngestError::BadService(e.body_text()))?;
+    let body = read_body(body, st.cfg.max_body_bytes)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let prepared = prepare(
+        &body,
+        content_type,
+        params.service.as_deref(),
+        received_at,
+        &st.cfg,
+    );
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if let IngestError::NothingValid(rejects) = &e {
+                count_rejects(&st.metrics, rejects);
+            }
+            return Err(e);
+        }
+    };
+    count_rejects(&st.metrics, &prepared.rejects);
+    let ctx = PublishContext {
+        idempotency_key: idempotency_key(&headers)?,
+        received_at_nanos: received_at.timestamp_nanos_opt().unwrap_or_default(),
+        traceparent: traceparent(&headers),
+    };
+    let outcome = st
+        .publisher
+        .publish(&prepared.events, &ctx)
+        .await
+        .map_err(|e| {
+            if matches!(e, PublishError::NoStream) {
+                st.stream_ready.store(false, Ordering::SeqCst);
+                st.recheck_stream.notify_one();
+            }
+            tracing::warn!(error = %e, events = prepared.events.len(), "publish failed");
+            IngestError::Unavailable {
+                reason: e.to_string(),
+                retry_after: st.cfg.retry_after_secs,
+            }
+        })?;
+    st.metrics
+        .events
+        .with_label_values(&["accepted"])
+        .inc_by(outcome.accepted as u64);
+    st.metrics
+        .events
+        .with_label_values(&["duplicate"])
+        .inc_by(outcome.duplicates as u64);
+    let resp = IngestResponse {
+        accepted: outcome.accepted + outcome.duplicates,
+        rejected: prepared.rejects.into_iter().map(RejectOut::from).collect(),
+        duplicates: outcome.duplicates,
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())
+}
+
+fn count_rejects(metrics: &IngestMetrics, rejects: &[Reject]) {
+    if rejects.is_empty() {
+        return;
+    }
+    metrics
+        .events
+        .with_label_values(&["rejected"])
+        .inc_by(rejects.len() as u64);
+    for r in rejects {
+        metrics.rejected.with_label_values(&[r.reason]).inc();
+    }
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, IngestError> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(IngestError::TooLarge { limit })
+        }
+        Err(rejection) => Err(IngestError::BadBody(rejection.body_text())),
+    }
+}
+
+/// Events and rejects of one request.
+#[derive(Debug)]
+pub struct Prepared {
+    pub events: Vec<LogEvent>,
+    pub rejects: Vec<Reject>,
+}
+
+/// Everything ingest decides about a request before publishing, as a plain function.
+pub fn prepare(
+    body: &[u8],
+    content_type: Option<&str>,
+    service: Option<&str>,
+    received_at: DateTime<Utc>,
+    cfg: &IngestConfig,
+) -> Result<Prepared, IngestError> {
+    let format = BodyFormat::from_content_type(content_type)?;
+    if body.trim_ascii().is_empty() {
+        return Err(IngestError::EmptyBody);
+    }
+    let default_service = match service {
+        None => None,
+        Some(raw) => Some(ServiceName::sanitize(raw).ok_or_else(|| {
+            IngestError::BadService(format!(
+                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
+            ))
+        })?),
+    };
+    let mut opts = ParseOptions::new(received_at)
+        .with_default_service(default_service)
+        .with_max_age(Some(cfg.stream.stream_max_age));
+    opts.max_line_bytes = cfg.max_line_bytes;
+    let parsed = parse::parse_body(body, format, &opts);
+    if parsed.events.is_empty() {
+        return Err(IngestError::NothingValid(parsed.rejects));
+    }
+    Ok(Prepared {
+        events: parsed.events,
+        rejects: parsed.rejects,
+    })
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| IngestError::BadIdempotencyKey("must be visible ASCII".into()))?
+        .trim();
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(IngestError::BadIdempotencyKey(
+            "must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), passed on only when well-formed.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?.trim();
+    let parts: Vec<&str> = v.split('-').collect();
+    let well_formed = parts.len() == 4
+        && [2usize, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    well_formed.then(|| v.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> IngestConfig {
+        IngestConfig::default()
+    }
+
+    #[test]
+    fn prepare_keeps_valid_lines_and_reports_bad_ones() {
+        let body = b"{\"message\":\"a\"}\nnot json at all\n{\"message\":\"c\"}";
+        let p = prepare(
+            body,
+            Some("application/x-ndjson"),
+            Some("web"),
+            Utc::now(),
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(p.events.len(), 2);
+        assert_eq!(p.events[0].service, "web");
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].line, 2);
+    }
+
+    #[test]
+    fn prepare_errors() {
+        let now = Utc::now();
+        assert!(matches!(
+            prepare(
+                b"x",
+                Some("application/x-www-form-urlencoded"),
+                None,
+                now,
+                &cfg()
+            ),
+            Err(IngestError::UnsupportedContentType(_))
+        ));
+        assert!(matches!(
+            prepare(b"  \n", Some("text/plain"), None, now, &cfg()),
+            Err(IngestError::EmptyBody)
+        ));
+        assert!(matches!(
+            prepare(b"{bad", Some("application/json"), None, now, &cfg()),
+            Err(IngestError::NothingValid(r)) if r.len() == 1
+        ));
+        assert!(matches!(
+            prepare(b"x", Some("text/plain"), Some("***"), now, &cfg()),
+            Err(IngestError::BadService(_))
+        ));
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(IngestError::EmptyBody.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            IngestError::TooLarge { limit: 1 }.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            IngestError::Unavailable {
+                reason: String::new(),
+                retry_after: 1
+            }
+            .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_and_traceparents_are_validated() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h).unwrap(), None);
+        h.insert("idempotency-key", "abc-123".parse().unwrap());
+        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
+        h.insert("idempotency-key", "has space".parse().unwrap());
+        assert!(idempotency_key(&h).is_err());
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert!(traceparent(&h).is_some());
+        h.insert("traceparent", "garbage".parse().unwrap());
+        assert!(traceparent(&h).is_none());
+    }
+}

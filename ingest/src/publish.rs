@@ -1,0 +1,293 @@
+//! From events to acknowledged JetStream messages.
+//!
+//! Events are grouped per service into NDJSON batches, each under the server's max payload, and
+//! published concurrently; the caller hears "ok" only when JetStream acknowledged every batch.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use async_nats::connection::State;
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::{Client, HeaderMap};
+use bytes::Bytes;
+use futures::future::join_all;
+use logjet_core::LogEvent;
+use logjet_core::subject::{ServiceName, headers};
+use sha2::{Digest, Sha256};
+
+use crate::metrics::IngestMetrics;
+
+/// Room left for headers under the server's max payload.
+const HEADER_ALLOWANCE: usize = 2048;
+/// Used when the server has not told us its max payload yet.
+const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// One JetStream message: NDJSON of canonical events of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub service: String,
+    pub payload: Bytes,
+    pub events: usize,
+}
+
+/// Groups events per service (keeping their order within a service) into NDJSON payloads of at
+/// most `max_payload` bytes. An event larger than `max_payload` travels alone.
+pub fn encode_batches(events: &[LogEvent], max_payload: usize) -> Vec<Batch> {
+    let mut open: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    let mut done: Vec<Batch> = Vec::new();
+    let mut line = Vec::with_capacity(512);
+    for ev in events {
+        line.clear();
+        serde_json::to_writer(&mut line, ev).expect("a LogEvent always serialises");
+        line.push(b'\n');
+        let slot = match open.iter().position(|(s, _, _)| *s == ev.service) {
+            Some(i) => i,
+            None => {
+                open.push((ev.service.clone(), Vec::with_capacity(16 * 1024), 0));
+                open.len() - 1
+            }
+        };
+        let (service, buf, n) = &mut open[slot];
+        if *n > 0 && buf.len() + line.len() > max_payload {
+            done.push(Batch {
+                service: service.clone(),
+                payload: Bytes::from(std::mem::take(buf)),
+                events: *n,
+            });
+            *n = 0;
+        }
+        buf.extend_from_slice(&line);
+        *n += 1;
+    }
+    done.extend(
+        open.into_iter()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(service, buf, n)| Batch {
+                service,
+                payload: Bytes::from(buf),
+                events: n,
+            }),
+    );
+    done
+}
+
+/// The deterministic `Nats-Msg-Id` of batch `index` of a request with this idempotency key: a
+/// retried request produces the same batches and so the same ids, and JetStream drops the copies.
+pub fn message_id(idempotency_key: &str, service: &str, index: usize) -> String {
+    let digest = Sha256::digest(idempotency_key.as_bytes());
+    format!("{}-{service}-{index}", hex::encode(&digest[..16]))
+}
+
+/// What the request brings besides its events.
+#[derive(Debug, Default, Clone)]
+pub struct PublishContext {
+    pub idempotency_key: Option<String>,
+    pub received_at_nanos: i64,
+    pub traceparent: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOutcome {
+    pub accepted: usize,
+    /// Events in batches JetStream recognised as duplicates (a retried idempotent request).
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not connected to NATS")]
+    NotConnected,
+    #[error("no acknowledgement from JetStream within {0:?}")]
+    TimedOut(Duration),
+    #[error("stream not found for the subject")]
+    NoStream,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PublishError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::NotConnected => "not_connected",
+            PublishError::TimedOut(_) => "timeout",
+            PublishError::NoStream => "no_stream",
+            PublishError::Other(_) => "error",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    client: Client,
+    js: jetstream::Context,
+    timeout: Duration,
+    metrics: IngestMetrics,
+}
+
+impl Publisher {
+    pub fn new(client: Client, timeout: Duration, metrics: IngestMetrics) -> Publisher {
+        let js = logjet_core::jetstream::context(client.clone(), timeout);
+        Publisher {
+            client,
+            js,
+            timeout,
+            metrics,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    pub fn max_payload(&self) -> usize {
+        match self.client.server_info().max_payload {
+            0 => DEFAULT_MAX_PAYLOAD,
+            n => n,
+        }
+        .saturating_sub(HEADER_ALLOWANCE)
+        .max(1024)
+    }
+
+    /// Publishes every event and waits for all acknowledgements.
+    pub async fn publish(
+        &self,
+        events: &[LogEvent],
+        ctx: &PublishContext,
+    ) -> Result<PublishOutcome, PublishError> {
+        if !self.is_connected() {
+            return Err(PublishError::NotConnected);
+        }
+        let batches = encode_batches(events, self.max_payload());
+        let start = Instant::now();
+        let mut pending = Vec::with_capacity(batches.len());
+        for (index, batch) in batches.iter().enumerate() {
+            let mut hdrs = HeaderMap::new();
+            hdrs.insert(headers::FORMAT, headers::FORMAT_CANONICAL);
+            hdrs.insert(
+                headers::RECEIVED_AT,
+                ctx.received_at_nanos.to_string().as_str(),
+            );
+            if let Some(tp) = &ctx.traceparent {
+                hdrs.insert(headers::TRACEPARENT, tp.as_str());
+            }
+            let mut msg = PublishMessage::build()
+                .payload(batch.payload.clone())
+                .headers(hdrs);
+            if let Some(key) = &ctx.idempotency_key {
+                msg = msg.message_id(message_id(key, &batch.service, index));
+            }
+            let subject = ServiceName::parse_strict(&batch.service)
+                .map(|s| s.subject())
+                .map_err(PublishError::Other)?;
+            let ack = self
+                .js
+                .send_publish(subject, msg)
+                .await
+                .map_err(|e| self.classify(e.kind(), e.to_string()))?;
+            pending.push((batch.events, ack.into_future()));
+        }
+        let (sizes, futures): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+        let results = join_all(futures).await;
+        self.metrics
+            .publish_duration
+            .observe(start.elapsed().as_secs_f64());
+        let mut outcome = PublishOutcome::default();
+        for (events, result) in sizes.into_iter().zip(results) {
+            let ack = result.map_err(|e| self.classify(e.kind(), e.to_string()))?;
+            self.metrics.batch_events.observe(events as f64);
+            if ack.duplicate {
+                outcome.duplicates += events;
+            } else {
+                outcome.accepted += events;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn classify(&self, kind: PublishErrorKind, message: String) -> PublishError {
+        let err = match kind {
+            PublishErrorKind::TimedOut => PublishError::TimedOut(self.timeout),
+            PublishErrorKind::StreamNotFound => PublishError::NoStream,
+            _ if !self.is_connected() => PublishError::NotConnected,
+            _ => PublishError::Other(message),
+        };
+        self.metrics
+            .publish_failures
+            .with_label_values(&[err.code()])
+            .inc();
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use logjet_core::Level;
+
+    fn ev(service: &str, msg: &str) -> LogEvent {
+        LogEvent {
+            ts: Utc::now(),
+            service: service.into(),
+            level: Level::Info,
+            message: msg.into(),
+            fields: Default::default(),
+            trace_id: None,
+            host: None,
+        }
+    }
+
+    #[test]
+    fn batches_group_by_service_and_respect_the_size_limit() {
+        let events: Vec<LogEvent> = (0..100)
+            .map(|i| ev(if i % 2 == 0 { "a" } else { "b" }, &"x".repeat(100)))
+            .collect();
+        let batches = encode_batches(&events, 1000);
+        assert!(batches.iter().all(|b| b.payload.len() <= 1000));
+        let a: usize = batches
+            .iter()
+            .filter(|b| b.service == "a")
+            .map(|b| b.events)
+            .sum();
+        let b: usize = batches
+            .iter()
+            .filter(|b| b.service == "b")
+            .map(|b| b.events)
+            .sum();
+        assert_eq!((a, b), (50, 50));
+        for batch in &batches {
+            let lines: Vec<&[u8]> = batch
+                .payload
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(lines.len(), batch.events);
+            for l in lines {
+                let back: LogEvent = serde_json::from_slice(l).unwrap();
+                assert_eq!(back.service, batch.service);
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_event_travels_alone() {
+        let events = vec![
+            ev("a", "small"),
+            ev("a", &"y".repeat(5000)),
+            ev("a", "small"),
+        ];
+        let batches = encode_batches(&events, 1000);
+        assert_eq!(
+            batches.iter().map(|b| b.events).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn message_ids_are_deterministic_per_key_service_and_index() {
+        assert_eq!(message_id("k1", "api", 0), message_id("k1", "api", 0));
+        assert_ne!(message_id("k1", "api", 0), message_id("k1", "api", 1));
+        assert_ne!(message_id("k1", "api", 0), message_id("k2", "api", 0));
+        assert_ne!(message_id("k1", "api", 0), message_id("k1", "web", 0));
+    }
+}
