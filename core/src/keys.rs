@@ -178,10 +178,11 @@ impl ChunkRef {
 /// was already set was applied before (a redelivery after a crash between apply and ack) and
 /// contributes nothing. Everything else — counters, chunk writes, index entries — is applied only
 /// for new messages, in the same atomic script, so the counts can never disagree with the bits.
-/// Returns the number of messages that were new.
+/// Returns one flag per message: 1 if it was new, 0 if its effects were already there.
 pub const APPLY_SCRIPT: &str = r#"
 local plan = cjson.decode(ARGV[1])
 local new = {}
+local flags = {}
 local fresh = 0
 for i, a in ipairs(plan.applied) do
   local old = redis.call('SETBIT', a[1], a[2], 1)
@@ -189,10 +190,11 @@ for i, a in ipairs(plan.applied) do
     new[i] = true
     fresh = fresh + 1
   end
+  flags[i] = 1 - old
   redis.call('EXPIREAT', a[1], plan.applied_expire_at)
 end
 if fresh == 0 then
-  return 0
+  return flags
 end
 -- counters: sum the contributions of new messages, then one HINCRBY per distinct key/field
 local sums = {}
@@ -244,7 +246,7 @@ for idx, _ in pairs(touched) do
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. plan.trim_before_ms)
   redis.call('EXPIRE', idx, plan.chunk_ttl)
 end
-return fresh
+return flags
 "#;
 
 #[cfg(test)]

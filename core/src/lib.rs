@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics;
 pub mod parse;
 pub mod shutdown;
+pub mod store;
 pub mod subject;
 pub mod telemetry;
 

@@ -362,6 +362,36 @@ fn parse_json_array(body: &[u8], opts: &ParseOptions, out: &mut Parsed) {
     }
 }
 
+/// The original text of rejected lines (or array elements), one per line: what a dead letter
+/// carries, so that replaying it after a fix re-sends exactly what was refused and nothing that
+/// was already counted.
+pub fn extract_rejected(payload: &[u8], rejects: &[Reject]) -> Vec<u8> {
+    let mut wanted: Vec<usize> = rejects.iter().map(|r| r.line).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let trimmed = payload.trim_ascii();
+    let mut out = Vec::new();
+    if trimmed.first() == Some(&b'[')
+        && let Ok(elements) = serde_json::from_slice::<Vec<&RawValue>>(trimmed)
+    {
+        for n in wanted {
+            if let Some(e) = elements.get(n.wrapping_sub(1)) {
+                out.extend_from_slice(e.get().as_bytes());
+                out.push(b'\n');
+            }
+        }
+        return out;
+    }
+    let lines: Vec<&[u8]> = payload.split(|&b| b == b'\n').collect();
+    for n in wanted {
+        if let Some(l) = lines.get(n.wrapping_sub(1)) {
+            out.extend_from_slice(l.strip_suffix(b"\r").unwrap_or(l));
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 /// A plain-text line: the line is the message; the level is detected from it.
 pub fn text_event(line: &str, opts: &ParseOptions) -> LogEvent {
     LogEvent {
@@ -988,6 +1018,19 @@ mod tests {
             reject(body.as_bytes(), BodyFormat::Json)
                 .error
                 .starts_with("too many fields")
+        );
+    }
+
+    #[test]
+    fn extract_rejected_lines_and_elements() {
+        let body = b"{\"message\":\"ok\"}\n{bad\nfine\n{worse\n";
+        let p = parse_body(body, BodyFormat::Auto, &opts());
+        assert_eq!(extract_rejected(body, &p.rejects), b"{bad\n{worse\n");
+        let arr = br#"[{"message":"ok"}, 5, {"message":"x","level":"nope"}]"#;
+        let p = parse_body(arr, BodyFormat::Auto, &opts());
+        assert_eq!(
+            extract_rejected(arr, &p.rejects),
+            b"5\n{\"message\":\"x\",\"level\":\"nope\"}\n"
         );
     }
 

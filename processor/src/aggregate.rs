@@ -1,0 +1,310 @@
+//! Aggregation into Redis: a pure planner and the [`Aggregator`] that runs the plan.
+//!
+//! [`plan_batch`] turns a batch of decoded messages into one call of the apply script
+//! ([`logjet_core::keys::APPLY_SCRIPT`]): per-message counter increments for every bucket
+//! granularity, last-seen times of services, and recent-event chunks grouped per service and
+//! second of event time. The script applies a message's effects only if its sequence bit was not
+//! set yet, which is what makes redelivery harmless.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use logjet_core::Level;
+use logjet_core::keys::{self, Bucket};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::decode::EventRecord;
+
+/// What the planner needs to know beyond the events.
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    /// The stream incarnation (name and creation time) the sequences belong to.
+    pub stream_id: String,
+    /// Retention of aggregates (the stream's max age).
+    pub retention: Duration,
+    /// How long recent events stay searchable.
+    pub recent_retention: Duration,
+}
+
+/// One message's events and its stream sequence.
+pub struct MessageEvents<'a> {
+    pub seq: u64,
+    pub events: &'a [EventRecord],
+}
+
+#[derive(Debug, Serialize)]
+struct ApplyPlan {
+    /// Per message: idempotency bitmap key and bit.
+    applied: Vec<(String, u64)>,
+    applied_expire_at: i64,
+    /// (message index, key, field, increment, expire at)
+    incr: Vec<(usize, String, String, u64, i64)>,
+    services_key: String,
+    /// (message index, service, newest event ms)
+    services: Vec<(usize, String, i64)>,
+    chunk_seq_key: String,
+    chunk_key_prefix: String,
+    chunk_ttl: u64,
+    chunks: Vec<ChunkGroup>,
+    trim_before_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct ChunkGroup {
+    /// Index zsets the chunk is listed in.
+    index: Vec<String>,
+    /// (message index, part index, min ms, max ms, events, level mask)
+    parts: Vec<(usize, usize, i64, i64, u32, u8)>,
+}
+
+/// A ready-to-run script call.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan_json: String,
+    pub parts: Vec<Bytes>,
+    /// Events of each message, in plan order.
+    pub events_per_message: Vec<usize>,
+}
+
+/// What applying a plan changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Messages whose effects were written now.
+    pub fresh_messages: u64,
+    /// Messages whose effects were already there (redeliveries).
+    pub already_applied: u64,
+    /// Events of the fresh messages.
+    pub fresh_events: u64,
+}
+
+/// Plans the application of a batch. Pure: same input, same output.
+pub fn plan_batch(
+    msgs: &[MessageEvents<'_>],
+    settings: &PlanSettings,
+    now: DateTime<Utc>,
+) -> Planned {
+    let now_secs = now.timestamp();
+    let mut plan = ApplyPlan {
+        applied: Vec::with_capacity(msgs.len()),
+        applied_expire_at: now_secs + settings.retention.as_secs() as i64 + 3600,
+        incr: Vec::new(),
+        services_key: keys::services_key(),
+        services: Vec::new(),
+        chunk_seq_key: keys::chunk_seq_key(),
+        chunk_key_prefix: keys::chunk_key_prefix(),
+        chunk_ttl: settings.recent_retention.as_secs().max(1),
+        chunks: Vec::new(),
+        trim_before_ms: now.timestamp_millis() - settings.recent_retention.as_millis() as i64,
+    };
+    let mut parts: Vec<Bytes> = Vec::new();
+    // (service, second) → position in plan.chunks
+    let mut groups: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut events_per_message = Vec::with_capacity(msgs.len());
+
+    for (mi, msg) in msgs.iter().enumerate() {
+        plan.applied
+            .push(keys::applied_bit(&settings.stream_id, msg.seq));
+        events_per_message.push(msg.events.len());
+
+        let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::new();
+        let mut last_seen: HashMap<&str, i64> = HashMap::new();
+        // (service, second) → (bytes, min, max, count, mask), in first-seen order
+        let mut msg_parts: Vec<((&str, i64), BytesMut, i64, i64, u32, u8)> = Vec::new();
+        for ev in msg.events {
+            let secs = ev.ts_secs();
+            let ms = ev.ts_millis();
+            for b in Bucket::ALL {
+                *counts
+                    .entry((b, b.start(secs), ev.service.as_str(), ev.level))
+                    .or_default() += 1;
+            }
+            let seen = last_seen.entry(ev.service.as_str()).or_insert(ms);
+            *seen = (*seen).max(ms);
+            let key = (ev.service.as_str(), secs);
+            let slot = match msg_parts.iter().position(|p| p.0 == key) {
+                Some(i) => i,
+                None => {
+                    msg_parts.push((key, BytesMut::new(), ms, ms, 0, 0));
+                    msg_parts.len() - 1
+                }
+            };
+            let p = &mut msg_parts[slot];
+            p.1.extend_from_slice(&ev.line);
+            p.1.extend_from_slice(b"\n");
+            p.2 = p.2.min(ms);
+            p.3 = p.3.max(ms);
+            p.4 += 1;
+            p.5 |= 1 << ev.level.index();
+        }
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort_by(|a, b| {
+            (a.0.0.secs(), a.0.1, a.0.2, a.0.3).cmp(&(b.0.0.secs(), b.0.1, b.0.2, b.0.3))
+        });
+        for ((bucket, start, service, level), n) in counts {
+            plan.incr.push((
+                mi,
+                keys::counter_key(bucket, start),
+                keys::counter_field(service, level),
+                n,
+                bucket.expire_at(start, settings.retention),
+            ));
+        }
+        let mut seen: Vec<_> = last_seen.into_iter().collect();
+        seen.sort();
+        for (service, ms) in seen {
+            plan.services.push((mi, service.to_string(), ms));
+        }
+        for (key, bytes, min, max, count, mask) in msg_parts {
+            let gi = *groups.entry(key).or_insert_with(|| {
+                plan.chunks.push(ChunkGroup {
+                    index: vec![keys::index_all_key(), keys::index_service_key(key.0)],
+                    parts: Vec::new(),
+                });
+                plan.chunks.len() - 1
+            });
+            plan.chunks[gi]
+                .parts
+                .push((mi, parts.len(), min, max, count, mask));
+            parts.push(bytes.freeze());
+        }
+    }
+    Planned {
+        plan_json: serde_json::to_string(&plan).expect("plan serialises"),
+        parts,
+        events_per_message,
+    }
+}
+
+/// Runs plans against Redis.
+#[derive(Clone)]
+pub struct Aggregator {
+    conn: ConnectionManager,
+    script: redis::Script,
+}
+
+impl Aggregator {
+    pub fn new(conn: ConnectionManager) -> Aggregator {
+        Aggregator {
+            conn,
+            script: redis::Script::new(keys::APPLY_SCRIPT),
+        }
+    }
+
+    /// Applies a plan atomically, in one round trip.
+    pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
+        let mut inv = self.script.prepare_invoke();
+        // Declaring one key gives cluster clients the slot; every key shares its hash tag.
+        inv.key(keys::services_key());
+        inv.arg(&planned.plan_json);
+        for p in &planned.parts {
+            inv.arg(p.as_ref());
+        }
+        let mut conn = self.conn.clone();
+        let flags: Vec<u8> = inv.invoke_async(&mut conn).await?;
+        let mut applied = Applied::default();
+        for (flag, events) in flags.iter().zip(&planned.events_per_message) {
+            if *flag == 1 {
+                applied.fresh_messages += 1;
+                applied.fresh_events += *events as u64;
+            } else {
+                applied.already_applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts_ms: i64, service: &str, level: Level) -> EventRecord {
+        EventRecord {
+            ts_nanos: ts_ms * 1_000_000,
+            service: service.into(),
+            level,
+            line: Bytes::from(format!("{{\"ts_ms\":{ts_ms}}}")),
+        }
+    }
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            stream_id: "LOGS-1".into(),
+            retention: Duration::from_secs(86_400),
+            recent_retention: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn plan_counts_every_bucket_and_groups_chunks_by_service_and_second() {
+        let a = vec![
+            rec(1_000_000_000_100, "api", Level::Info),
+            rec(1_000_000_000_200, "api", Level::Error),
+            rec(1_000_000_001_100, "api", Level::Info),
+        ];
+        let b = vec![
+            rec(1_000_000_000_300, "api", Level::Info),
+            rec(1_000_000_000_300, "web", Level::Warn),
+        ];
+        let msgs = [
+            MessageEvents { seq: 1, events: &a },
+            MessageEvents { seq: 2, events: &b },
+        ];
+        let now = DateTime::from_timestamp(1_000_000_010, 0).unwrap();
+        let p = plan_batch(&msgs, &settings(), now);
+        let v: serde_json::Value = serde_json::from_str(&p.plan_json).unwrap();
+        assert_eq!(
+            v["applied"][0],
+            serde_json::json!(["logjet:{lj}:applied:LOGS-1:0", 1])
+        );
+        assert_eq!(p.events_per_message, vec![3, 2]);
+        // api/second 1_000_000_000 has parts from both messages in one group
+        let chunks = v["chunks"].as_array().unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0]["parts"].as_array().unwrap().len(), 2);
+        assert_eq!(chunks[0]["parts"][0][4], 2); // two events from message 0
+        assert_eq!(
+            chunks[0]["parts"][0][5],
+            (1 << Level::Info.index()) | (1 << Level::Error.index())
+        );
+        assert_eq!(p.parts.len(), 4);
+        // every event counted once per granularity
+        let total: u64 = v["incr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[3].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 5 * 4);
+        let s1_api_info: u64 = v["incr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c[1] == "logjet:{lj}:c:s1:1000000000" && c[2] == "api|info")
+            .map(|c| c[3].as_u64().unwrap())
+            .sum();
+        assert_eq!(s1_api_info, 2);
+    }
+
+    #[test]
+    fn plans_are_deterministic() {
+        let a = vec![rec(5_000, "x", Level::Info), rec(6_000, "y", Level::Debug)];
+        let msgs = [MessageEvents { seq: 9, events: &a }];
+        let now = DateTime::from_timestamp(10, 0).unwrap();
+        assert_eq!(
+            plan_batch(&msgs, &settings(), now).plan_json,
+            plan_batch(&msgs, &settings(), now).plan_json
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The consume loop: pull a batch, decode, dead-letter what cannot be read, apply to Redis in one
+//! atomic call, then acknowledge. Acks come only after Redis has the effects; a Redis failure
+//! naks the batch with a delay and pauses pulling until Redis answers again, so an outage costs
+//! each message one delivery attempt, not all of them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use futures::{FutureExt, StreamExt};
+use logjet_core::subject::headers;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{Aggregator, MessageEvents, PlanSettings, plan_batch};
+use crate::decode::{self, Decoded, MessageMeta};
+use crate::dlq::DeadLetters;
+use crate::metrics::ProcessorMetrics;
+
+/// Everything the loop needs.
+pub struct Worker {
+    pub consumer: PullConsumer,
+    pub aggregator: Aggregator,
+    pub dead_letters: DeadLetters,
+    pub metrics: ProcessorMetrics,
+    pub settings: PlanSettings,
+    pub fetch_batch: usize,
+    pub fetch_expires: Duration,
+    pub nak_delay: Duration,
+    pub max_deliver: i64,
+    pub max_age: Duration,
+}
+
+/// A failure that the next delivery may not meet (Redis or NATS down).
+#[derive(Debug, thiserror::Error)]
+pub enum Transient {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("dead-letter publish: {0}")]
+    DeadLetter(String),
+}
+
+impl Worker {
+    /// Runs until `shutdown`; then nacks what was fetched but not processed, so another replica
+    /// takes it at once instead of after `ack_wait`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let messages = match self
+                .consumer
+                .stream()
+                .max_messages_per_batch(self.fetch_batch)
+                .expires(self.fetch_expires.max(Duration::from_secs(1)))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot pull from the consumer; retrying");
+                    sleep_or_shutdown(&shutdown, Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut batches = messages.ready_chunks(self.fetch_batch);
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    next = batches.next() => next,
+                };
+                let Some(batch) = next else { break };
+                let mut msgs = Vec::with_capacity(batch.len());
+                for m in batch {
+                    match m {
+                        Ok(m) => msgs.push(m),
+                        Err(e) => tracing::debug!(error = %e, "pull stream notice"),
+                    }
+                }
+                if msgs.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.process(msgs).await {
+                    tracing::warn!(error = %e, "batch nak'ed; pausing until Redis answers");
+                    self.wait_for_redis(&shutdown).await;
+                    // Drop the pull stream: fetching while Redis is down would only burn
+                    // delivery attempts.
+                    break;
+                }
+            }
+            if shutdown.is_cancelled() {
+                // Hand back what is buffered but unprocessed.
+                let mut handed_back = 0;
+                while let Some(Some(batch)) = batches.next().now_or_never() {
+                    for m in batch.into_iter().flatten() {
+                        let _ = m.ack_with(AckKind::Nak(None)).await;
+                        handed_back += 1;
+                    }
+                }
+                if handed_back > 0 {
+                    tracing::info!(messages = handed_back, "handed back unprocessed messages");
+                }
+            }
+        }
+    }
+
+    async fn wait_for_redis(&self, shutdown: &CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if self.aggregator.ping().await.is_ok() {
+                self.metrics.redis_up.set(1);
+                return;
+            }
+            self.metrics.redis_up.set(0);
+            if !sleep_or_shutdown(shutdown, delay).await {
+                return;
+            }
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Handles one batch. On `Err`, every message of the batch has been nak'ed with a delay.
+    pub async fn process(&self, msgs: Vec<jetstream::Message>) -> Result<(), Transient> {
+        let now = Utc::now();
+        let mut decoded: Vec<(u64, Decoded)> = Vec::with_capacity(msgs.len());
+        let mut traceparents = Vec::new();
+        for m in &msgs {
+            let (seq, published, delivered) = match m.info() {
+                Ok(i) => (
+                    i.stream_sequence,
+                    DateTime::<Utc>::from_timestamp_nanos(i.published.unix_timestamp_nanos() as i64),
+                    i.delivered,
+                ),
+                Err(_) => (0, now, 1),
+            };
+            if delivered > 1 {
+                self.metrics.redelivered.inc();
+                if delivered >= self.max_deliver {
+                    tracing::error!(seq, delivered, "last delivery attempt of this message");
+                }
+            }
+            if let Some(tp) = m.headers.as_ref().and_then(|h| h.get(headers::TRACEPARENT)) {
+                traceparents.push(tp.as_str().to_string());
+            }
+            let meta = MessageMeta {
+                subject: m.subject.as_str(),
+                headers: m.headers.as_ref(),
+                published,
+                max_age: self.max_age,
+            };
+            decoded.push((seq, decode::decode(&m.payload, &meta)));
+        }
+
+        // Dead letters first: once they are safely in LOGS_DLQ, the message can be applied
+        // (its good lines) or terminated (nothing good in it).
+        for (m, (seq, d)) in msgs.iter().zip(&decoded) {
+            if !d.rejects.is_empty()
+                && let Err(e) = self.dead_letters.send(m, *seq, &d.rejects).await
+            {
+                self.nak_all(&msgs).await;
+                return Err(Transient::DeadLetter(e.to_string()));
+            }
+        }
+
+        let inputs: Vec<MessageEvents<'_>> = decoded
+            .iter()
+            .filter(|(_, d)| !d.events.is_empty())
+            .map(|(seq, d)| MessageEvents {
+                seq: *seq,
+                events: &d.events,
+            })
+            .collect();
+        if !inputs.is_empty() {
+            let planned = plan_batch(&inputs, &self.settings, now);
+            let start = Instant::now();
+            match self.aggregator.apply_batch(&planned).await {
+                Ok(applied) => {
+                    self.metrics.redis_up.set(1);
+                    self.metrics
+                        .apply_duration
+                        .observe(start.elapsed().as_secs_f64());
+                    self.metrics
+                        .batch_messages
+                        .observe(planned.events_per_message.len() as f64);
+                    self.metrics
+                        .messages
+                        .with_label_values(&["applied"])
+                        .inc_by(applied.fresh_messages);
+                    self.metrics
+                        .messages
+                        .with_label_values(&["already_applied"])
+                        .inc_by(applied.already_applied);
+                    self.metrics.events_applied.inc_by(applied.fresh_events);
+                }
+                Err(e) => {
+                    self.metrics.redis_up.set(0);
+                    self.metrics.redis_errors.inc();
+                    self.nak_all(&msgs).await;
+                    return Err(Transient::Redis(e));
+                }
+            }
+        }
+
+        // Everything is in Redis (or in the DLQ): acknowledge.
+        let visible = Utc::now();
+        let mut acks = Vec::with_capacity(msgs.len());
+        for (m, (_, d)) in msgs.iter().zip(&decoded) {
+            if let Some(received) = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(headers::RECEIVED_AT))
+                .and_then(|v| v.as_str().parse::<i64>().ok())
+            {
+                let latency = (visible - DateTime::<Utc>::from_timestamp_nanos(received))
+                    .num_microseconds()
+                    .unwrap_or(0)
+                    .max(0) as f64
+                    / 1e6;
+                self.metrics.e2e_latency.observe(latency);
+            }
+            let kind = if d.events.is_empty() && !d.rejects.is_empty() {
+                self.metrics
+                    .messages
+                    .with_label_values(&["dead_lettered"])
+                    .inc();
+                AckKind::Term
+            } else {
+                if d.events.is_empty() {
+                    self.metrics.messages.with_label_values(&["empty"]).inc();
+                }
+                AckKind::Ack
+            };
+            acks.push(m.ack_with(kind));
+        }
+        for r in join_all(acks).await {
+            if let Err(e) = r {
+                // The effects are in Redis; a lost ack means a harmless redelivery.
+                tracing::debug!(error = %e, "ack failed");
+            }
+        }
+        if traceparents.is_empty() {
+            tracing::debug!(messages = msgs.len(), "batch applied");
+        } else {
+            tracing::info!(
+                messages = msgs.len(),
+                traceparent = ?traceparents,
+                "batch applied"
+            );
+        }
+        Ok(())
+    }
+
+    async fn nak_all(&self, msgs: &[jetstream::Message]) {
+        self.metrics
+            .messages
+            .with_label_values(&["nak"])
+            .inc_by(msgs.len() as u64);
+        let naks = msgs
+            .iter()
+            .map(|m| m.ack_with(AckKind::Nak(Some(self.nak_delay))));
+        for r in join_all(naks).await {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "nak failed; the message comes back after ack_wait");
+            }
+        }
+    }
+}
+
+/// Sleeps; `false` when interrupted by shutdown.
+pub async fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}

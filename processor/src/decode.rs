@@ -1,0 +1,226 @@
+//! From a JetStream message to event records.
+//!
+//! Two kinds of payload arrive on `logs.<service>`:
+//! - ingest's batches (header `Logjet-Format: canonical-ndjson`): canonical events, one per line.
+//!   Only the head of each line (time, service, level) is decoded; the line itself is kept as is
+//!   for the recent-events store, which saves a full parse and a re-serialisation per event.
+//! - anything else, typically `nats pub logs.api 'disk full'`: read by the forgiving parser of
+//!   `logjet-core`, with the subject's token as the default service and the time JetStream stored
+//!   the message as the time of receipt (so a redelivery yields the very same events).
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
+use logjet_core::subject::headers;
+use logjet_core::{Level, ServiceName};
+use serde::Deserialize;
+
+/// One event as the aggregator needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub ts_nanos: i64,
+    pub service: String,
+    pub level: Level,
+    /// Canonical JSON of the event, without the trailing newline.
+    pub line: Bytes,
+}
+
+impl EventRecord {
+    pub fn ts_millis(&self) -> i64 {
+        self.ts_nanos.div_euclid(1_000_000)
+    }
+    pub fn ts_secs(&self) -> i64 {
+        self.ts_nanos.div_euclid(1_000_000_000)
+    }
+}
+
+/// The events of one message, and the lines that could not be read.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<EventRecord>,
+    pub rejects: Vec<Reject>,
+}
+
+/// The part of a canonical line the aggregator needs.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    level: Level,
+}
+
+/// What the decoder needs to know about a message besides its payload.
+pub struct MessageMeta<'a> {
+    pub subject: &'a str,
+    pub headers: Option<&'a async_nats::HeaderMap>,
+    /// When JetStream stored the message.
+    pub published: DateTime<Utc>,
+    /// Events older than this before `published` are refused (their buckets have expired).
+    pub max_age: Duration,
+}
+
+pub fn is_canonical(h: Option<&async_nats::HeaderMap>) -> bool {
+    h.and_then(|h| h.get(headers::FORMAT))
+        .is_some_and(|v| v.as_str() == headers::FORMAT_CANONICAL)
+}
+
+/// Decodes a payload. Never fails as a whole: unreadable lines become rejects.
+pub fn decode(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
+    if is_canonical(meta.headers) {
+        decode_canonical(payload, meta)
+    } else {
+        decode_raw(payload, meta)
+    }
+}
+
+fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
+    let mut out = Decoded::default();
+    let mut start = 0usize;
+    let mut line_no = 0usize;
+    while start < payload.len() {
+        let end = memchr_nl(&payload[start..]).map_or(payload.len(), |i| start + i);
+        line_no += 1;
+        let raw = &payload[start..end];
+        if !raw.trim_ascii().is_empty() {
+            match read_head(raw) {
+                Some((ts_nanos, service, level)) => out.events.push(EventRecord {
+                    ts_nanos,
+                    service,
+                    level,
+                    line: payload.slice(start..end),
+                }),
+                // A line that claims to be canonical but is not: give it to the forgiving parser.
+                None => {
+                    let sub = decode_raw(&payload.slice(start..end), meta);
+                    out.events.extend(sub.events);
+                    out.rejects.extend(sub.rejects.into_iter().map(|mut r| {
+                        r.line = line_no;
+                        r
+                    }));
+                }
+            }
+        }
+        start = end + 1;
+    }
+    out
+}
+
+fn read_head(raw: &[u8]) -> Option<(i64, String, Level)> {
+    let head: Head<'_> = serde_json::from_slice(raw).ok()?;
+    let ts = DateTime::parse_from_rfc3339(&head.ts).ok()?;
+    let ts_nanos = ts.timestamp_nanos_opt()?;
+    // The service becomes part of Redis keys: it must already be canonical.
+    let service = ServiceName::parse_strict(&head.service).ok()?;
+    Some((ts_nanos, service.into(), head.level))
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
+    let opts = ParseOptions::new(meta.published)
+        .with_default_service(ServiceName::from_subject(meta.subject))
+        .with_max_age(Some(meta.max_age));
+    let parsed = parse::parse_body(payload, BodyFormat::Auto, &opts);
+    let events = parsed
+        .events
+        .into_iter()
+        .map(|ev| EventRecord {
+            ts_nanos: ev.ts_nanos(),
+            level: ev.level,
+            line: Bytes::from(serde_json::to_vec(&ev).expect("a LogEvent always serialises")),
+            service: ev.service,
+        })
+        .collect();
+    Decoded {
+        events,
+        rejects: parsed.rejects,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logjet_core::LogEvent;
+
+    fn meta<'a>(subject: &'a str, h: Option<&'a async_nats::HeaderMap>) -> MessageMeta<'a> {
+        MessageMeta {
+            subject,
+            headers: h,
+            published: DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            max_age: Duration::from_secs(86_400),
+        }
+    }
+
+    fn canonical_headers() -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(headers::FORMAT, headers::FORMAT_CANONICAL);
+        h
+    }
+
+    #[test]
+    fn canonical_lines_keep_their_bytes() {
+        let line = r#"{"ts":"2026-11-26T11:59:59.5Z","service":"api","level":"warn","message":"m","fields":{"a":1}}"#;
+        let payload = Bytes::from(format!("{line}\n{line}\n"));
+        let h = canonical_headers();
+        let d = decode(&payload, &meta("logs.api", Some(&h)));
+        assert_eq!(d.events.len(), 2);
+        assert!(d.rejects.is_empty());
+        assert_eq!(d.events[0].line, line.as_bytes());
+        assert_eq!(d.events[0].level, Level::Warn);
+        assert_eq!(d.events[0].service, "api");
+        assert_eq!(d.events[0].ts_millis(), 1_795_694_399_500);
+    }
+
+    #[test]
+    fn a_bad_canonical_line_falls_back_to_the_forgiving_parser() {
+        let payload =
+            Bytes::from_static(b"{\"message\":\"no head\",\"service\":\"Web App\"}\n{oops\n");
+        let h = canonical_headers();
+        let d = decode(&payload, &meta("logs.api", Some(&h)));
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.events[0].service, "web-app");
+        assert_eq!(d.rejects.len(), 1);
+        assert_eq!(d.rejects[0].line, 2);
+    }
+
+    #[test]
+    fn raw_nats_pub_payloads_text_and_json() {
+        let d = decode(&Bytes::from_static(b"disk full"), &meta("logs.api", None));
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.events[0].service, "api");
+        let ev: LogEvent = serde_json::from_slice(&d.events[0].line).unwrap();
+        assert_eq!(ev.message, "disk full");
+        assert_eq!(ev.ts.to_rfc3339(), "2026-11-26T12:00:00+00:00");
+
+        let d = decode(
+            &Bytes::from_static(br#"{"level":"error","message":"boom"}"#),
+            &meta("logs.billing", None),
+        );
+        assert_eq!(d.events[0].level, Level::Error);
+        assert_eq!(d.events[0].service, "billing");
+    }
+
+    #[test]
+    fn raw_decoding_is_deterministic_for_redeliveries() {
+        let p = Bytes::from_static(b"line one\nline two");
+        let a = decode(&p, &meta("logs.x", None));
+        let b = decode(&p, &meta("logs.x", None));
+        assert_eq!(a.events, b.events);
+    }
+
+    #[test]
+    fn unparseable_raw_payload_gives_only_rejects() {
+        let d = decode(&Bytes::from_static(b"{\"message\":"), &meta("logs.x", None));
+        assert!(d.events.is_empty());
+        assert_eq!(d.rejects.len(), 1);
+    }
+}
