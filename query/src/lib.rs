@@ -1,1 +1,353 @@
+//! logjet query: search, statistics and (later) live tail over what the processors wrote.
+//!
+//! Handlers are thin: [`search`] and [`stats`] hold the logic as plain functions.
 
+pub mod error;
+pub mod search;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use logjet_core::ServiceName;
+use logjet_core::config::QueryConfig;
+use logjet_core::http::{self as lhttp, Draining};
+use logjet_core::keys::Bucket;
+use redis::aio::ConnectionManager;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, OpenApi};
+
+pub use error::QueryError;
+use search::{Budget, EventQuery, QueryRequest, QueryResponse};
+use stats::{Summary, Timeseries};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("redis at {url}: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<QueryConfig>,
+    pub redis: ConnectionManager,
+    pub registry: prometheus::Registry,
+    pub draining: Draining,
+}
+
+pub struct QueryService {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl QueryService {
+    pub async fn build(cfg: QueryConfig) -> Result<QueryService, StartError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let redis = logjet_core::store::connect_lazy(&cfg.redis_url, cfg.query_timeout).map_err(
+            |source| StartError::Redis {
+                url: cfg.redis_url.clone(),
+                source,
+            },
+        )?;
+        let registry = logjet_core::metrics::new_registry("query");
+        Ok(QueryService {
+            listener,
+            state: AppState {
+                cfg: Arc::new(cfg),
+                redis,
+                registry,
+                draining: Draining::default(),
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let QueryService { listener, state } = self;
+        tracing::info!(config = ?logjet_core::config::describe(&*state.cfg), "query starting");
+        let draining = state.draining.clone();
+        let http_stop = CancellationToken::new();
+        let trigger = http_stop.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            draining.start();
+            trigger.cancel();
+        });
+        let result = lhttp::serve(listener, app(state), http_stop)
+            .await
+            .map_err(StartError::Serve);
+        tracing::info!("query stopped");
+        result
+    }
+}
+
+pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), StartError> {
+    QueryService::build(cfg).await?.run(shutdown).await
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "logjet query API",
+        description = "Search, statistics and live tail over logjet's recent events."
+    ),
+    paths(query_logs, summary, timeseries),
+    components(schemas(QueryRequest, QueryResponse, Summary, Timeseries, stats::Point))
+)]
+pub struct ApiDoc;
+
+pub fn app(state: AppState) -> Router {
+    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
+    let router = Router::new()
+        .route("/logs/query", post(query_logs))
+        .route("/stats/summary", get(summary))
+        .route("/stats/timeseries", get(timeseries))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(lhttp::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(lhttp::not_found)
+        .with_state(state);
+    lhttp::instrument(router, http_metrics)
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let redis = logjet_core::store::ping(&st.redis)
+        .await
+        .map_err(|e| format!("redis: {e}"));
+    let draining = if st.draining.is_draining() {
+        Err("shutting down".into())
+    } else {
+        Ok(())
+    };
+    lhttp::readiness(&[("redis", redis), ("shutdown", draining)])
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    lhttp::metrics_handler(State(st.registry.clone())).await
+}
+
+/// Search recent events, newest first.
+#[utoipa::path(
+    post,
+    path = "/logs/query",
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "A page of events", body = QueryResponse),
+        (status = 400, description = "Invalid request; the error names the field"),
+        (status = 503, description = "Redis unavailable")
+    )
+)]
+async fn query_logs(
+    State(st): State<AppState>,
+    body: Result<axum::Json<QueryRequest>, JsonRejection>,
+) -> Result<axum::Json<QueryResponse>, QueryError> {
+    let axum::Json(req) = body.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let q = EventQuery::from_request(&req, Utc::now())?;
+    let budget = Budget {
+        max_events: st.cfg.max_scan_events as u64,
+        max_time: st.cfg.query_timeout / 2,
+    };
+    let resp = search::search(&st.redis, &q, budget).await?;
+    Ok(axum::Json(resp))
+}
+
+/// Totals over the retained window, and the current rate.
+#[utoipa::path(
+    get,
+    path = "/stats/summary",
+    responses((status = 200, body = Summary), (status = 503, description = "Redis unavailable"))
+)]
+async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, QueryError> {
+    let s = stats::summary(
+        &st.redis,
+        Utc::now(),
+        st.cfg.retention,
+        logjet_core::parse::DEFAULT_MAX_FUTURE,
+    )
+    .await?;
+    Ok(axum::Json(s))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TimeseriesParams {
+    /// Only this service.
+    pub service: Option<String>,
+    /// Bucket width: `1s`, `10s`, `1m` or `1h` (default: chosen from the range).
+    pub step: Option<String>,
+    /// Start: RFC 3339, epoch, or a duration ago (`1h`). Default: one hour before `to`.
+    pub from: Option<String>,
+    /// End, same forms. Default: now.
+    pub to: Option<String>,
+}
+
+/// Event counts per time bucket and level.
+#[utoipa::path(
+    get,
+    path = "/stats/timeseries",
+    params(TimeseriesParams),
+    responses((status = 200, body = Timeseries), (status = 400, description = "Invalid parameter"))
+)]
+async fn timeseries(
+    State(st): State<AppState>,
+    params: Result<Query<TimeseriesParams>, QueryRejection>,
+) -> Result<axum::Json<Timeseries>, QueryError> {
+    let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let plan = plan_timeseries(&p, Utc::now(), st.cfg.retention)?;
+    let ts = stats::timeseries(
+        &st.redis,
+        plan.step,
+        plan.from,
+        plan.to,
+        plan.service.as_ref().map(|s| s.as_str()),
+    )
+    .await?;
+    Ok(axum::Json(ts))
+}
+
+/// A validated time-series request.
+#[derive(Debug, PartialEq)]
+pub struct TimeseriesPlan {
+    pub step: Bucket,
+    pub from: i64,
+    pub to: i64,
+    pub service: Option<ServiceName>,
+}
+
+pub fn plan_timeseries(
+    p: &TimeseriesParams,
+    now: chrono::DateTime<Utc>,
+    retention: Duration,
+) -> Result<TimeseriesPlan, QueryError> {
+    let to = match &p.to {
+        Some(t) => search::parse_time("to", t, now)?,
+        None => now,
+    };
+    let from = match &p.from {
+        Some(f) => search::parse_time("from", f, now)?,
+        None => to - chrono::Duration::hours(1),
+    };
+    if from > to {
+        return Err(QueryError::invalid("from", "is after `to`"));
+    }
+    let oldest = now - chrono::Duration::from_std(retention).unwrap_or_default();
+    let from = from.max(oldest);
+    let range = (to - from).num_seconds().max(0);
+    let step = match p.step.as_deref() {
+        Some("1s") => Bucket::S1,
+        Some("10s") => Bucket::S10,
+        Some("1m") => Bucket::M1,
+        Some("1h") => Bucket::H1,
+        Some(other) => {
+            return Err(QueryError::invalid(
+                "step",
+                format!("{other:?} is not one of 1s, 10s, 1m, 1h"),
+            ));
+        }
+        None if range <= 300 => Bucket::S1,
+        None if range <= 7200 => Bucket::S10,
+        None if range <= 2 * 86_400 => Bucket::M1,
+        None => Bucket::H1,
+    };
+    if range / step.secs() + 1 > stats::MAX_POINTS {
+        return Err(QueryError::invalid(
+            "step",
+            format!(
+                "{}s buckets over {range}s would be more than {} points; use a wider step",
+                step.secs(),
+                stats::MAX_POINTS
+            ),
+        ));
+    }
+    let service = match p.service.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(ServiceName::sanitize(s).ok_or_else(|| {
+            QueryError::invalid("service", format!("{s:?} is not a service name"))
+        })?),
+    };
+    Ok(TimeseriesPlan {
+        step,
+        from: from.timestamp(),
+        to: to.timestamp(),
+        service,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(step: Option<&str>, from: Option<&str>, to: Option<&str>) -> TimeseriesParams {
+        TimeseriesParams {
+            service: None,
+            step: step.map(str::to_string),
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn timeseries_defaults_and_validation() {
+        let now = Utc::now();
+        let day = Duration::from_secs(86_400);
+        let p = plan_timeseries(&params(None, None, None), now, day).unwrap();
+        assert_eq!(p.step, Bucket::S10);
+        assert_eq!(p.to - p.from, 3600);
+        let p = plan_timeseries(&params(None, Some("24h"), None), now, day).unwrap();
+        assert_eq!(p.step, Bucket::M1);
+        assert!(
+            plan_timeseries(&params(Some("5s"), None, None), now, day)
+                .unwrap_err()
+                .to_string()
+                .contains("`step`")
+        );
+        assert!(
+            plan_timeseries(&params(Some("1s"), Some("24h"), None), now, day)
+                .unwrap_err()
+                .to_string()
+                .contains("points")
+        );
+        assert!(plan_timeseries(&params(None, Some("1m"), Some("2h")), now, day).is_err());
+    }
+
+    #[test]
+    fn openapi_document_lists_the_routes() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in ["/logs/query", "/stats/summary", "/stats/timeseries"] {
+            assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
+    }
+}

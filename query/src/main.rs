@@ -1,0 +1,23 @@
+use std::path::PathBuf;
+
+use clap::Parser;
+use logjet_core::config::{self, QueryConfig};
+
+/// logjet query: search, statistics and live tail over HTTP.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config file (also LOGJET_CONFIG); LOGJET_* variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg: QueryConfig = config::load(args.config.as_deref())?;
+    logjet_core::telemetry::init(cfg.log_format);
+    let shutdown = logjet_core::shutdown::on_signals();
+    logjet_query::serve(cfg, shutdown).await?;
+    Ok(())
+}

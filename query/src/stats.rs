@@ -1,0 +1,283 @@
+//! Statistics from the counter hashes: summary and time series.
+//!
+//! The planners ([`summary_keys`], [`timeseries_keys`]) and reducers ([`Summary::add`],
+//! [`Timeseries`]) are plain functions; [`read_hashes`] is the only Redis call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use logjet_core::Level;
+use logjet_core::keys::{self, Bucket};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Reads many counter hashes in one round trip.
+pub async fn read_hashes(
+    conn: &ConnectionManager,
+    keys: &[String],
+) -> redis::RedisResult<Vec<HashMap<String, u64>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("HGETALL").arg(k);
+    }
+    let mut conn = conn.clone();
+    pipe.query_async(&mut conn).await
+}
+
+/// Counts by level with every level present (zeros included), so clients need no special cases.
+pub fn empty_levels() -> BTreeMap<String, u64> {
+    Level::ALL
+        .iter()
+        .map(|l| (l.as_str().to_string(), 0))
+        .collect()
+}
+
+/// `GET /stats/summary`
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct Summary {
+    /// Events in the retained window.
+    pub total: u64,
+    pub by_level: BTreeMap<String, u64>,
+    pub by_service: BTreeMap<String, u64>,
+    /// Per service, per level.
+    pub by_service_level: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Events per second over the last full minute.
+    pub events_per_sec: f64,
+    /// Start of the window covered (RFC 3339).
+    pub since: String,
+    pub until: String,
+}
+
+impl Summary {
+    fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> Summary {
+        Summary {
+            total: 0,
+            by_level: empty_levels(),
+            by_service: BTreeMap::new(),
+            by_service_level: BTreeMap::new(),
+            events_per_sec: 0.0,
+            since: logjet_core::event::format_ts(&since),
+            until: logjet_core::event::format_ts(&until),
+        }
+    }
+
+    fn add(&mut self, hash: &HashMap<String, u64>) {
+        for (field, n) in hash {
+            let Some((service, level)) = keys::split_counter_field(field) else {
+                continue;
+            };
+            self.total += n;
+            *self.by_level.entry(level.as_str().to_string()).or_default() += n;
+            *self.by_service.entry(service.to_string()).or_default() += n;
+            *self
+                .by_service_level
+                .entry(service.to_string())
+                .or_insert_with(empty_levels)
+                .entry(level.as_str().to_string())
+                .or_default() += n;
+        }
+    }
+}
+
+/// Keys covering `[now - retention, now + future]` exactly at minute resolution: minute buckets
+/// for the ragged oldest hour, hour buckets for the rest; and the one-second keys of the last full
+/// minute for the rate.
+pub fn summary_keys(
+    now: DateTime<Utc>,
+    retention: Duration,
+    future: Duration,
+) -> (Vec<String>, Vec<String>) {
+    let now_s = now.timestamp();
+    let from = now_s - retention.as_secs() as i64;
+    let to = now_s + future.as_secs() as i64;
+    let first_minute = Bucket::M1.start(from + 59);
+    let first_full_hour = Bucket::H1.start(from + 3599);
+    let mut window = Vec::new();
+    let mut m = first_minute;
+    while m < first_full_hour.min(to) {
+        window.push(keys::counter_key(Bucket::M1, m));
+        m += 60;
+    }
+    let mut h = first_full_hour;
+    while h <= to {
+        window.push(keys::counter_key(Bucket::H1, h));
+        h += 3600;
+    }
+    let last_second = now_s - 1;
+    let rate = (0..60)
+        .map(|i| keys::counter_key(Bucket::S1, last_second - i))
+        .collect();
+    (window, rate)
+}
+
+pub async fn summary(
+    conn: &ConnectionManager,
+    now: DateTime<Utc>,
+    retention: Duration,
+    future: Duration,
+) -> redis::RedisResult<Summary> {
+    let (window, rate) = summary_keys(now, retention, future);
+    let mut all = window.clone();
+    all.extend(rate.iter().cloned());
+    let hashes = read_hashes(conn, &all).await?;
+    let mut summary = Summary::new(now - retention, now);
+    for h in &hashes[..window.len()] {
+        summary.add(h);
+    }
+    let last_minute: u64 = hashes[window.len()..].iter().flat_map(|h| h.values()).sum();
+    summary.events_per_sec = last_minute as f64 / 60.0;
+    Ok(summary)
+}
+
+/// One point of a time series.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct Point {
+    /// Bucket start, RFC 3339.
+    pub ts: String,
+    pub total: u64,
+    pub by_level: BTreeMap<String, u64>,
+}
+
+/// `GET /stats/timeseries`
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct Timeseries {
+    pub step_secs: i64,
+    pub from: String,
+    pub to: String,
+    pub service: Option<String>,
+    pub points: Vec<Point>,
+}
+
+/// Most points one request may ask for.
+pub const MAX_POINTS: i64 = 4000;
+
+/// Bucket starts from `from` to `to` (inclusive of the bucket holding `to`).
+pub fn timeseries_starts(step: Bucket, from: i64, to: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut t = step.start(from);
+    while t <= to && (out.len() as i64) < MAX_POINTS {
+        out.push(t);
+        t += step.secs();
+    }
+    out
+}
+
+pub fn reduce_timeseries(
+    step: Bucket,
+    starts: &[i64],
+    hashes: &[HashMap<String, u64>],
+    service: Option<&str>,
+) -> Vec<Point> {
+    starts
+        .iter()
+        .zip(hashes)
+        .map(|(start, hash)| {
+            let mut by_level = empty_levels();
+            let mut total = 0;
+            for (field, n) in hash {
+                let Some((svc, level)) = keys::split_counter_field(field) else {
+                    continue;
+                };
+                if service.is_some_and(|s| s != svc) {
+                    continue;
+                }
+                total += n;
+                *by_level.entry(level.as_str().to_string()).or_default() += n;
+            }
+            let _ = step;
+            Point {
+                ts: logjet_core::event::format_ts(
+                    &DateTime::from_timestamp(*start, 0).unwrap_or_default(),
+                ),
+                total,
+                by_level,
+            }
+        })
+        .collect()
+}
+
+pub async fn timeseries(
+    conn: &ConnectionManager,
+    step: Bucket,
+    from: i64,
+    to: i64,
+    service: Option<&str>,
+) -> redis::RedisResult<Timeseries> {
+    let starts = timeseries_starts(step, from, to);
+    let keys: Vec<String> = starts.iter().map(|s| keys::counter_key(step, *s)).collect();
+    let hashes = read_hashes(conn, &keys).await?;
+    Ok(Timeseries {
+        step_secs: step.secs(),
+        from: logjet_core::event::format_ts(&DateTime::from_timestamp(from, 0).unwrap_or_default()),
+        to: logjet_core::event::format_ts(&DateTime::from_timestamp(to, 0).unwrap_or_default()),
+        service: service.map(str::to_string),
+        points: reduce_timeseries(step, &starts, &hashes, service),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keys_cover_the_window_without_overlap() {
+        let now = DateTime::from_timestamp(1_795_694_430, 0).unwrap(); // 12:00:30
+        let (window, rate) =
+            summary_keys(now, Duration::from_secs(86_400), Duration::from_secs(600));
+        // oldest ragged hour: minutes from 12:01 (yesterday) to 13:00 (yesterday)
+        assert_eq!(window[0], keys::counter_key(Bucket::M1, 1_795_608_060));
+        let minutes = window.iter().filter(|k| k.contains(":m1:")).count();
+        assert_eq!(minutes, 59);
+        let hours: Vec<&String> = window.iter().filter(|k| k.contains(":h1:")).collect();
+        assert_eq!(
+            hours.first().unwrap().as_str(),
+            keys::counter_key(Bucket::H1, 1_795_611_600)
+        );
+        assert_eq!(
+            hours.last().unwrap().as_str(),
+            keys::counter_key(Bucket::H1, 1_795_694_400)
+        );
+        assert_eq!(hours.len(), 24);
+        assert_eq!(rate.len(), 60);
+        assert_eq!(rate[0], keys::counter_key(Bucket::S1, 1_795_694_429));
+    }
+
+    #[test]
+    fn summary_adds_hashes() {
+        let mut s = Summary::new(Utc::now(), Utc::now());
+        let h: HashMap<String, u64> = [
+            ("api|error".to_string(), 2),
+            ("web|info".to_string(), 3),
+            ("junk".to_string(), 9),
+        ]
+        .into();
+        s.add(&h);
+        s.add(&h);
+        assert_eq!(s.total, 10);
+        assert_eq!(s.by_level["error"], 4);
+        assert_eq!(s.by_level["fatal"], 0);
+        assert_eq!(s.by_service["web"], 6);
+        assert_eq!(s.by_service_level["api"]["error"], 4);
+    }
+
+    #[test]
+    fn timeseries_filters_by_service() {
+        let starts = timeseries_starts(Bucket::S10, 105, 130);
+        assert_eq!(starts, vec![100, 110, 120, 130]);
+        let h: HashMap<String, u64> =
+            [("api|error".to_string(), 2), ("web|info".to_string(), 3)].into();
+        let hashes = vec![h.clone(), HashMap::new(), h.clone(), h];
+        let pts = reduce_timeseries(Bucket::S10, &starts, &hashes, Some("api"));
+        assert_eq!(pts.len(), 4);
+        assert_eq!(pts[0].total, 2);
+        assert_eq!(pts[1].total, 0);
+        assert_eq!(pts[0].by_level["error"], 2);
+        let all = reduce_timeseries(Bucket::S10, &starts, &hashes, None);
+        assert_eq!(all[0].total, 5);
+    }
+}
