@@ -1,1 +1,19 @@
+//! Harness for logjet's system tests: real servers ([`servers`]) and the services in-process
+//! ([`platform`]). The tests themselves live in `tests/tests/`.
 
+pub mod platform;
+pub mod servers;
+
+use std::sync::Once;
+
+/// Logs of the services under test, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_none() {
+            // SAFETY: called once, before the test starts other threads that read the env.
+            unsafe { std::env::set_var("RUST_LOG", "warn") };
+        }
+        logjet_core::telemetry::init(logjet_core::telemetry::LogFormat::Pretty);
+    });
+}

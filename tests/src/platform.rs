@@ -1,0 +1,287 @@
+//! The whole pipeline in one test process: real NATS and Redis, ingest, N processors and query
+//! running in-process on port 0, each stoppable on its own.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use logjet_core::config::{IngestConfig, ProcessorConfig, QueryConfig};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::servers::{NatsServer, RedisServer};
+
+/// A service running in this process.
+pub struct Svc {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<()>,
+}
+
+impl Svc {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful: cancel and wait.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+    }
+
+    /// Abrupt: the task is dropped wherever it is, nothing acked or flushed.
+    pub fn abort(self) {
+        self.handle.abort();
+    }
+}
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("static address")
+}
+
+pub fn ingest_config(nats: &str) -> IngestConfig {
+    IngestConfig {
+        listen: local(),
+        nats_url: nats.to_string(),
+        ..IngestConfig::default()
+    }
+}
+
+pub fn processor_config(nats: &str, redis: &str) -> ProcessorConfig {
+    ProcessorConfig {
+        listen: local(),
+        nats_url: nats.to_string(),
+        redis_url: redis.to_string(),
+        ack_wait: Duration::from_secs(3),
+        nak_delay: Duration::from_millis(300),
+        fetch_expires: Duration::from_millis(500),
+        lag_interval: Duration::from_millis(500),
+        ..ProcessorConfig::default()
+    }
+}
+
+pub fn query_config(redis: &str) -> QueryConfig {
+    QueryConfig {
+        listen: local(),
+        redis_url: redis.to_string(),
+        ..QueryConfig::default()
+    }
+}
+
+pub async fn start_ingest(cfg: IngestConfig) -> Svc {
+    let svc = logjet_ingest::Ingest::build(cfg)
+        .await
+        .expect("ingest builds");
+    let addr = svc.local_addr();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        svc.run(token).await.expect("ingest runs");
+    });
+    Svc {
+        addr,
+        shutdown,
+        handle,
+    }
+}
+
+pub async fn start_processor(cfg: ProcessorConfig) -> Svc {
+    let svc = logjet_processor::Processor::build(cfg)
+        .await
+        .expect("processor builds");
+    let addr = svc.local_addr();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        svc.run(token).await.expect("processor runs");
+    });
+    Svc {
+        addr,
+        shutdown,
+        handle,
+    }
+}
+
+pub async fn start_query(cfg: QueryConfig) -> Svc {
+    let svc = logjet_query::QueryService::build(cfg)
+        .await
+        .expect("query builds");
+    let addr = svc.local_addr();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        svc.run(token).await.expect("query runs");
+    });
+    Svc {
+        addr,
+        shutdown,
+        handle,
+    }
+}
+
+/// NATS, Redis, ingest, processors and query.
+pub struct Platform {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub ingest: Svc,
+    pub query: Svc,
+    pub processors: Vec<Svc>,
+    pub http: reqwest::Client,
+}
+
+impl Platform {
+    pub async fn start(processors: usize) -> Platform {
+        Platform::start_with(processors, false).await
+    }
+
+    /// `persistent_redis`: Redis keeps its data across a kill and restart.
+    pub async fn start_with(processors: usize, persistent_redis: bool) -> Platform {
+        crate::init_logging();
+        let nats = NatsServer::start().await;
+        let redis = if persistent_redis {
+            RedisServer::start_persistent().await
+        } else {
+            RedisServer::start().await
+        };
+        let ingest = start_ingest(ingest_config(&nats.url())).await;
+        let query = start_query(query_config(&redis.url())).await;
+        let mut p = Platform {
+            nats,
+            redis,
+            ingest,
+            query,
+            processors: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..processors {
+            p.add_processor().await;
+        }
+        p.wait_ready(&p.ingest.url()).await;
+        p
+    }
+
+    pub fn processor_config(&self) -> ProcessorConfig {
+        processor_config(&self.nats.url(), &self.redis.url())
+    }
+
+    pub async fn add_processor(&mut self) {
+        let svc = start_processor(self.processor_config()).await;
+        self.wait_ready(&svc.url()).await;
+        self.processors.push(svc);
+    }
+
+    pub async fn wait_ready(&self, base: &str) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("{base} not ready after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn ingest_url(&self) -> String {
+        self.ingest.url()
+    }
+
+    pub fn query_url(&self) -> String {
+        self.query.url()
+    }
+
+    pub async fn summary(&self) -> Value {
+        self.http
+            .get(format!("{}/stats/summary", self.query_url()))
+            .send()
+            .await
+            .expect("summary request")
+            .json()
+            .await
+            .expect("summary json")
+    }
+
+    /// Waits until the summary counts `total` events (and stays there), failing on overshoot.
+    pub async fn wait_for_total(&self, total: u64, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.summary().await;
+            let n = s["total"].as_u64().unwrap_or(0);
+            assert!(
+                n <= total,
+                "counted {n} events, more than the {total} sent: {s}"
+            );
+            if n == total {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("counted {n} of {total} events after {timeout:?}: {s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn query(&self, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/logs/query", self.query_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("query request");
+        assert!(r.status().is_success(), "query failed: {}", r.status());
+        r.json().await.expect("query json")
+    }
+
+    /// POSTs a body to ingest.
+    pub async fn post(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/logs", self.ingest_url()))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("post /logs")
+    }
+
+    /// One series' value summed over every processor's /metrics.
+    pub async fn processors_metric(&self, series: &str) -> u64 {
+        let mut sum = 0;
+        for svc in &self.processors {
+            sum += metric(&self.http, &svc.url(), series).await;
+        }
+        sum
+    }
+
+    pub async fn nats_client(&self) -> async_nats::Client {
+        async_nats::connect(self.nats.url())
+            .await
+            .expect("nats connect")
+    }
+}
+
+/// One sample (`name{labels}` exactly as exposed) from a service's /metrics; 0 when absent.
+pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .filter(|rest| rest.starts_with(' '))
+                .map(|v| v.trim().parse::<f64>().unwrap_or(0.0) as u64)
+        })
+        .unwrap_or(0)
+}

