@@ -60,6 +60,16 @@ struct ChunkGroup {
     parts: Vec<(usize, usize, i64, i64, u32, u8)>,
 }
 
+/// One message's events of one service and second, being assembled.
+struct PartBuilder<'a> {
+    key: (&'a str, i64),
+    bytes: BytesMut,
+    min_ms: i64,
+    max_ms: i64,
+    count: u32,
+    levels: u8,
+}
+
 /// A ready-to-run script call.
 #[derive(Debug)]
 pub struct Planned {
@@ -111,8 +121,8 @@ pub fn plan_batch(
 
         let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::new();
         let mut last_seen: HashMap<&str, i64> = HashMap::new();
-        // (service, second) → (bytes, min, max, count, mask), in first-seen order
-        let mut msg_parts: Vec<((&str, i64), BytesMut, i64, i64, u32, u8)> = Vec::new();
+        // One part per (service, second), in first-seen order.
+        let mut msg_parts: Vec<PartBuilder<'_>> = Vec::new();
         for ev in msg.events {
             let secs = ev.ts_secs();
             let ms = ev.ts_millis();
@@ -124,20 +134,27 @@ pub fn plan_batch(
             let seen = last_seen.entry(ev.service.as_str()).or_insert(ms);
             *seen = (*seen).max(ms);
             let key = (ev.service.as_str(), secs);
-            let slot = match msg_parts.iter().position(|p| p.0 == key) {
+            let slot = match msg_parts.iter().position(|p| p.key == key) {
                 Some(i) => i,
                 None => {
-                    msg_parts.push((key, BytesMut::new(), ms, ms, 0, 0));
+                    msg_parts.push(PartBuilder {
+                        key,
+                        bytes: BytesMut::new(),
+                        min_ms: ms,
+                        max_ms: ms,
+                        count: 0,
+                        levels: 0,
+                    });
                     msg_parts.len() - 1
                 }
             };
             let p = &mut msg_parts[slot];
-            p.1.extend_from_slice(&ev.line);
-            p.1.extend_from_slice(b"\n");
-            p.2 = p.2.min(ms);
-            p.3 = p.3.max(ms);
-            p.4 += 1;
-            p.5 |= 1 << ev.level.index();
+            p.bytes.extend_from_slice(&ev.line);
+            p.bytes.extend_from_slice(b"\n");
+            p.min_ms = p.min_ms.min(ms);
+            p.max_ms = p.max_ms.max(ms);
+            p.count += 1;
+            p.levels |= 1 << ev.level.index();
         }
         let mut counts: Vec<_> = counts.into_iter().collect();
         counts.sort_by(|a, b| {
@@ -157,18 +174,23 @@ pub fn plan_batch(
         for (service, ms) in seen {
             plan.services.push((mi, service.to_string(), ms));
         }
-        for (key, bytes, min, max, count, mask) in msg_parts {
-            let gi = *groups.entry(key).or_insert_with(|| {
+        for part in msg_parts {
+            let gi = *groups.entry(part.key).or_insert_with(|| {
                 plan.chunks.push(ChunkGroup {
-                    index: vec![keys::index_all_key(), keys::index_service_key(key.0)],
+                    index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
                     parts: Vec::new(),
                 });
                 plan.chunks.len() - 1
             });
-            plan.chunks[gi]
-                .parts
-                .push((mi, parts.len(), min, max, count, mask));
-            parts.push(bytes.freeze());
+            plan.chunks[gi].parts.push((
+                mi,
+                parts.len(),
+                part.min_ms,
+                part.max_ms,
+                part.count,
+                part.levels,
+            ));
+            parts.push(part.bytes.freeze());
         }
     }
     Planned {

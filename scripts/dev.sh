@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs the whole platform locally: NATS (JetStream) and Redis (the ones already running at the
+# configured URLs, or its own under .data/), then ingest, processor and query in release mode.
+# Ctrl-C stops everything it started.
+#   ./scripts/dev.sh
+#   LOGJET_NATS_URL=nats://host:4222 LOGJET_REDIS_URL=redis://host:6379 ./scripts/dev.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+set -euo pipefail
+cd "$ROOT"
+
+export LOGJET_NATS_URL="${LOGJET_NATS_URL:-nats://127.0.0.1:4222}"
+export LOGJET_REDIS_URL="${LOGJET_REDIS_URL:-redis://127.0.0.1:6379}"
+export LOGJET_LOG_FORMAT="${LOGJET_LOG_FORMAT:-pretty}"
+DATA="$ROOT/.data"
+mkdir -p "$DATA/logs"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  if [[ ${#PIDS[@]} -gt 0 ]]; then
+    log "stopping ${#PIDS[@]} processes"
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+}
+trap cleanup INT TERM EXIT
+
+hostport() { local u="${1#*://}"; u="${u##*@}"; echo "${u%%/*}"; }
+port_open() { local hp; hp="$(hostport "$1")"; (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; }
+
+apt_install curl
+command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
+
+# --- NATS -------------------------------------------------------------------------------------
+if port_open "$LOGJET_NATS_URL"; then
+  log "using NATS at $LOGJET_NATS_URL"
+else
+  command -v nats-server >/dev/null || apt_install nats-server
+  hp="$(hostport "$LOGJET_NATS_URL")"
+  log "starting nats-server with JetStream on ${hp##*:} (data in .data/nats)"
+  nats-server -a 127.0.0.1 -p "${hp##*:}" -m 8222 -js -sd "$DATA/nats" >"$DATA/logs/nats.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do port_open "$LOGJET_NATS_URL" && break; sleep 0.1; done
+  port_open "$LOGJET_NATS_URL" || die "nats-server did not start; see .data/logs/nats.log"
+fi
+
+# --- Redis ------------------------------------------------------------------------------------
+if port_open "$LOGJET_REDIS_URL"; then
+  log "using Redis at $LOGJET_REDIS_URL"
+else
+  command -v redis-server >/dev/null || apt_install redis-server
+  hp="$(hostport "$LOGJET_REDIS_URL")"
+  log "starting redis-server on ${hp##*:} (data in .data/redis)"
+  mkdir -p "$DATA/redis"
+  redis-server --port "${hp##*:}" --bind 127.0.0.1 --dir "$DATA/redis" --appendonly yes \
+    >"$DATA/logs/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do port_open "$LOGJET_REDIS_URL" && break; sleep 0.1; done
+  port_open "$LOGJET_REDIS_URL" || die "redis-server did not start; see .data/logs/redis.log"
+fi
+
+# --- services ---------------------------------------------------------------------------------
+log "building release binaries (first time takes a few minutes)"
+cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query
+BIN="$ROOT/target/release"
+
+start() { # name listen binary
+  log "starting $1 on $2"
+  LOGJET_LISTEN="$2" "$BIN/$3" >"$DATA/logs/$1.log" 2>&1 &
+  PIDS+=($!)
+}
+start ingest 0.0.0.0:8000 logjet-ingest
+start processor 0.0.0.0:9100 logjet-processor
+start query 0.0.0.0:8001 logjet-query
+
+for u in http://127.0.0.1:8000/readyz http://127.0.0.1:9100/readyz http://127.0.0.1:8001/readyz; do
+  wait_http "$u" 30 || die "$u not ready; see .data/logs/"
+done
+
+cat <<MSG
+
+  logjet is running (logs in .data/logs/, Ctrl-C stops it)
+
+  ingest     http://localhost:8000      POST /logs
+  query      http://localhost:8001      POST /logs/query, GET /stats/summary, /openapi.json
+  processor  http://localhost:9100      /metrics
+
+  Send a log:
+    curl -X POST http://localhost:8000/logs -H 'Content-Type: application/json' \\
+         -d '{"service":"api","level":"error","message":"boom"}'
+  Or publish straight to JetStream (nats CLI):
+    nats pub logs.api '{"level":"error","message":"boom"}'
+  Then look:
+    curl -s http://localhost:8001/stats/summary
+    curl -s -X POST http://localhost:8001/logs/query -H 'Content-Type: application/json' \\
+         -d '{"service":"api","limit":10}'
+  Load:
+    ./scripts/load-test.sh http://localhost:8000 10000
+
+MSG
+wait -n "${PIDS[@]}" || true
+warn "a process exited; stopping the rest (see .data/logs/)"

