@@ -60,6 +60,9 @@ struct ChunkGroup {
     parts: Vec<(usize, usize, i64, i64, u32, u8)>,
 }
 
+/// Events per chunk before a new one is started (a single message's part may exceed it).
+pub const CHUNK_MAX_EVENTS: u32 = 2000;
+
 /// One message's events of one service and second, being assembled.
 struct PartBuilder<'a> {
     key: (&'a str, i64),
@@ -110,8 +113,8 @@ pub fn plan_batch(
         trim_before_ms: now.timestamp_millis() - settings.recent_retention.as_millis() as i64,
     };
     let mut parts: Vec<Bytes> = Vec::new();
-    // (service, second) → position in plan.chunks
-    let mut groups: HashMap<(&str, i64), usize> = HashMap::new();
+    // (service, second) → position in plan.chunks of the group being filled, and its events
+    let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::new();
     let mut events_per_message = Vec::with_capacity(msgs.len());
 
     for (mi, msg) in msgs.iter().enumerate() {
@@ -175,13 +178,23 @@ pub fn plan_batch(
             plan.services.push((mi, service.to_string(), ms));
         }
         for part in msg_parts {
-            let gi = *groups.entry(part.key).or_insert_with(|| {
-                plan.chunks.push(ChunkGroup {
-                    index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
-                    parts: Vec::new(),
-                });
-                plan.chunks.len() - 1
-            });
+            let open = groups.get(&part.key).copied();
+            let gi = match open {
+                Some((gi, n)) if n + part.count <= CHUNK_MAX_EVENTS => {
+                    groups.insert(part.key, (gi, n + part.count));
+                    gi
+                }
+                // A full group (or none yet): start a new chunk, so one query never has to
+                // decode a huge chunk to return a few events.
+                _ => {
+                    plan.chunks.push(ChunkGroup {
+                        index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
+                        parts: Vec::new(),
+                    });
+                    groups.insert(part.key, (plan.chunks.len() - 1, part.count));
+                    plan.chunks.len() - 1
+                }
+            };
             plan.chunks[gi].parts.push((
                 mi,
                 parts.len(),
@@ -317,6 +330,35 @@ mod tests {
             .map(|c| c[3].as_u64().unwrap())
             .sum();
         assert_eq!(s1_api_info, 2);
+    }
+
+    #[test]
+    fn full_groups_start_new_chunks() {
+        let a: Vec<EventRecord> = (0..1500).map(|_| rec(7_000, "x", Level::Info)).collect();
+        let msgs = [
+            MessageEvents { seq: 1, events: &a },
+            MessageEvents { seq: 2, events: &a },
+            MessageEvents {
+                seq: 3,
+                events: &a[..400],
+            },
+        ];
+        let p = plan_batch(&msgs, &settings(), DateTime::from_timestamp(10, 0).unwrap());
+        let v: serde_json::Value = serde_json::from_str(&p.plan_json).unwrap();
+        let sizes: Vec<u64> = v["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                g["parts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p[4].as_u64().unwrap())
+                    .sum()
+            })
+            .collect();
+        assert_eq!(sizes, vec![1500, 1900]);
     }
 
     #[test]
