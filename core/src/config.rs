@@ -374,6 +374,8 @@ pub struct ProcessorConfig {
     /// Messages fetched and applied together: one Redis round trip per batch. This is one
     /// replica's in-flight window.
     pub fetch_batch: usize,
+    /// Bytes of messages buffered and applied at once; bounds memory when messages are big.
+    pub fetch_max_bytes: usize,
     /// How long a fetch waits for messages before returning what it has.
     #[serde(with = "humantime_serde")]
     pub fetch_expires: Duration,
@@ -403,6 +405,7 @@ impl Default for ProcessorConfig {
             stream: StreamSettings::default(),
             consumer: "processor".into(),
             fetch_batch: 256,
+            fetch_max_bytes: 8 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
@@ -424,6 +427,12 @@ impl ServiceConfig for ProcessorConfig {
             return Err(ConfigError::invalid(
                 "fetch_batch",
                 "must be between 1 and 10000",
+            ));
+        }
+        if self.fetch_max_bytes < 1024 * 1024 {
+            return Err(ConfigError::invalid(
+                "fetch_max_bytes",
+                "must be at least 1 MiB (one NATS message)",
             ));
         }
         positive_duration("fetch_expires", self.fetch_expires)?;

@@ -4,6 +4,7 @@
 //! and exposes the address. Handlers are thin: [`prepare`] turns a request into events and
 //! rejects, [`publish::Publisher`] gets them acknowledged.
 
+pub mod coalesce;
 pub mod error;
 pub mod metrics;
 pub mod publish;
@@ -33,6 +34,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::decompression::RequestDecompressionLayer;
 
+use coalesce::Coalescer;
 pub use error::IngestError;
 use metrics::IngestMetrics;
 use publish::{PublishContext, PublishError, Publisher};
@@ -56,6 +58,8 @@ pub enum StartError {
 pub struct AppState {
     pub cfg: Arc<IngestConfig>,
     pub publisher: Publisher,
+    /// Merges small concurrent requests into one publish.
+    pub coalescer: Coalescer,
     pub metrics: IngestMetrics,
     pub registry: prometheus::Registry,
     pub draining: Draining,
@@ -88,6 +92,7 @@ impl Ingest {
         let publisher = Publisher::new(client.clone(), cfg.publish_timeout, metrics.clone());
         let state = AppState {
             cfg: Arc::new(cfg),
+            coalescer: Coalescer::spawn(publisher.clone()),
             publisher,
             metrics,
             registry,
@@ -299,21 +304,25 @@ async fn post_logs(
         received_at_nanos: received_at.timestamp_nanos_opt().unwrap_or_default(),
         traceparent: traceparent(&headers),
     };
-    let outcome = st
-        .publisher
-        .publish(&prepared.events, &ctx)
-        .await
-        .map_err(|e| {
-            if matches!(e, PublishError::NoStream) {
-                st.stream_ready.store(false, Ordering::SeqCst);
-                st.recheck_stream.notify_one();
-            }
-            tracing::warn!(error = %e, events = prepared.events.len(), "publish failed");
-            IngestError::Unavailable {
-                reason: e.to_string(),
-                retry_after: st.cfg.retry_after_secs,
-            }
-        })?;
+    let rejects = prepared.rejects;
+    let result = if ctx.idempotency_key.is_none() && ctx.traceparent.is_none() {
+        st.coalescer
+            .publish(prepared.events, ctx.received_at_nanos)
+            .await
+    } else {
+        st.publisher.publish(&prepared.events, &ctx).await
+    };
+    let outcome = result.map_err(|e| {
+        if matches!(e, PublishError::NoStream) {
+            st.stream_ready.store(false, Ordering::SeqCst);
+            st.recheck_stream.notify_one();
+        }
+        tracing::warn!(error = %e, "publish failed");
+        IngestError::Unavailable {
+            reason: e.to_string(),
+            retry_after: st.cfg.retry_after_secs,
+        }
+    })?;
     st.metrics
         .events
         .with_label_values(&["accepted"])
@@ -324,7 +333,7 @@ async fn post_logs(
         .inc_by(outcome.duplicates as u64);
     let resp = IngestResponse {
         accepted: outcome.accepted + outcome.duplicates,
-        rejected: prepared.rejects.into_iter().map(RejectOut::from).collect(),
+        rejected: rejects.into_iter().map(RejectOut::from).collect(),
         duplicates: outcome.duplicates,
     };
     Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())

@@ -93,7 +93,7 @@ pub struct PublishOutcome {
     pub duplicates: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("not connected to NATS")]
     NotConnected,

@@ -26,6 +26,7 @@ pub struct Worker {
     pub metrics: ProcessorMetrics,
     pub settings: PlanSettings,
     pub fetch_batch: usize,
+    pub fetch_max_bytes: usize,
     pub fetch_expires: Duration,
     pub nak_delay: Duration,
     pub max_deliver: i64,
@@ -50,6 +51,7 @@ impl Worker {
                 .consumer
                 .stream()
                 .max_messages_per_batch(self.fetch_batch)
+                .max_bytes_per_batch(self.fetch_max_bytes)
                 .expires(self.fetch_expires.max(Duration::from_secs(1)))
                 .messages()
                 .await

@@ -181,6 +181,7 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
             recent_retention: cfg.recent_retention,
         },
         fetch_batch: cfg.fetch_batch,
+        fetch_max_bytes: cfg.fetch_max_bytes,
         fetch_expires: cfg.fetch_expires,
         nak_delay: cfg.nak_delay,
         max_deliver: cfg.max_deliver,

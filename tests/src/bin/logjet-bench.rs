@@ -1,0 +1,590 @@
+//! logjet-bench: measures the pipeline end to end on this machine and prints a table.
+//!
+//! It starts its own nats-server and redis-server on free ports, runs the release binaries of
+//! the services as separate processes (so each one's RSS is its own), and drives them with a
+//! load generator. `scripts/bench.sh` builds everything and runs it.
+
+use std::future::IntoFuture;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use clap::Parser;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use logjet_tests::servers::{NatsServer, RedisServer, free_port};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "End-to-end benchmark of logjet on this machine")]
+struct Args {
+    /// Directory with the release binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Events sent as NDJSON batches of 1,000.
+    #[arg(long, default_value_t = 1_000_000)]
+    ndjson_events: u64,
+    /// Events sent one per POST.
+    #[arg(long, default_value_t = 200_000)]
+    single_events: u64,
+    /// Connections for the one-event-per-POST run.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Connections for the NDJSON run.
+    #[arg(long, default_value_t = 8)]
+    batch_connections: usize,
+    /// Processor replicas.
+    #[arg(long, default_value_t = 1)]
+    processors: usize,
+    /// Rate of the latency run, events/s.
+    #[arg(long, default_value_t = 10_000)]
+    latency_rate: u64,
+    /// Duration of the latency run, seconds.
+    #[arg(long, default_value_t = 20)]
+    latency_secs: u64,
+    /// Messages published in the raw JetStream ceiling run (1,000 lines each).
+    #[arg(long, default_value_t = 1000)]
+    raw_messages: u64,
+}
+
+struct Service {
+    name: &'static str,
+    url: String,
+    child: Child,
+}
+
+impl Service {
+    fn peak_rss_mb(&self) -> f64 {
+        let Some(pid) = self.child.id() else {
+            return 0.0;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+async fn spawn_service(
+    bin_dir: &Path,
+    name: &'static str,
+    binary: &str,
+    env: &[(&str, String)],
+) -> Service {
+    let port = free_port();
+    let mut cmd = Command::new(bin_dir.join(binary));
+    cmd.env("LOGJET_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("starting {binary}: {e} (run scripts/bench.sh, it builds them)")
+    });
+    Service {
+        name,
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{url} not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn total(http: &reqwest::Client, query: &str) -> u64 {
+    let r: Value = http
+        .get(format!("{query}/stats/summary"))
+        .send()
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("summary json");
+    r["total"].as_u64().unwrap_or(0)
+}
+
+/// Waits until the summary shows `target` events; returns when it did.
+async fn wait_counted(http: &reqwest::Client, query: &str, target: u64) -> Instant {
+    let start = Instant::now();
+    loop {
+        let n = total(http, query).await;
+        assert!(n <= target, "counted {n} > {target}: duplicates");
+        if n == target {
+            return Instant::now();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "only {n} of {target} counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A line of about 200 bytes, like a real structured log line.
+fn line(i: u64, service: &str) -> String {
+    let levels = ["info", "info", "info", "warn", "error", "debug"];
+    let mut l = format!(
+        "{{\"service\":\"{service}\",\"level\":\"{}\",\"message\":\"GET /api/v1/items/{} completed\",\"status\":200,\"duration_ms\":{},\"user\":\"u-{}\"",
+        levels[(i % 6) as usize],
+        i % 1000,
+        i % 250,
+        i % 5000
+    );
+    while l.len() < 198 {
+        l.push_str(",\"x\":0");
+        if l.len() > 198 {
+            break;
+        }
+    }
+    l.push('}');
+    l
+}
+
+struct Row {
+    name: String,
+    value: String,
+    target: String,
+}
+
+fn row(name: &str, value: String, target: &str) -> Row {
+    Row {
+        name: name.into(),
+        value,
+        target: target.into(),
+    }
+}
+
+async fn raw_ceiling(nats: &NatsServer, messages: u64) -> f64 {
+    let client = async_nats::connect(nats.url()).await.expect("nats");
+    let js = jetstream::new(client);
+    let _ = js.delete_stream("BENCHRAW").await;
+    js.create_stream(stream::Config {
+        name: "BENCHRAW".into(),
+        subjects: vec!["benchraw.>".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("bench stream");
+    let payload: bytes::Bytes = (0..1000u64)
+        .map(|i| line(i, "raw") + "\n")
+        .collect::<String>()
+        .into();
+    let start = Instant::now();
+    let mut inflight: FuturesUnordered<
+        <async_nats::jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture,
+    > = FuturesUnordered::new();
+    for _ in 0..messages {
+        if inflight.len() >= 256 {
+            inflight.next().await.expect("ack").expect("ack ok");
+        }
+        let ack = js
+            .publish("benchraw.x", payload.clone())
+            .await
+            .expect("publish");
+        inflight.push(ack.into_future());
+    }
+    while let Some(a) = inflight.next().await {
+        a.expect("ack ok");
+    }
+    let rate = (messages * 1000) as f64 / start.elapsed().as_secs_f64();
+    let _ = js.delete_stream("BENCHRAW").await;
+    rate
+}
+
+async fn ndjson_run(
+    http: &reqwest::Client,
+    ingest: &str,
+    query: &str,
+    events: u64,
+    conns: usize,
+    base: u64,
+) -> (f64, f64) {
+    let batches = events / 1000;
+    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
+        (0..16u64)
+            .map(|b| {
+                (0..1000)
+                    .map(|i| line(b * 1000 + i, &format!("svc-{}", b % 4)) + "\n")
+                    .collect::<String>()
+                    .into()
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (http, url, bodies, next) = (
+            http.clone(),
+            format!("{ingest}/logs"),
+            bodies.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    return;
+                }
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(bodies[(b % 16) as usize].clone())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    let sent = start.elapsed().as_secs_f64();
+    let done = wait_counted(http, query, base + batches * 1000).await;
+    let e2e = (batches * 1000) as f64 / (done - start).as_secs_f64();
+    (e2e, (batches * 1000) as f64 / sent)
+}
+
+async fn single_run(
+    http: &reqwest::Client,
+    ingest: &str,
+    query: &str,
+    events: u64,
+    conns: usize,
+    base: u64,
+) -> (f64, Vec<f64>) {
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (http, url, next) = (http.clone(), format!("{ingest}/logs"), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return lat;
+                }
+                let t = Instant::now();
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(line(i, "single"))
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), 202);
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("sender"));
+    }
+    let done = wait_counted(http, query, base + events).await;
+    lat.sort_by(f64::total_cmp);
+    (events as f64 / (done - start).as_secs_f64(), lat)
+}
+
+/// Background load at `rate` events/s; markers every 100 ms, each polled until queryable.
+async fn latency_run(
+    http: &reqwest::Client,
+    ingest: &str,
+    query: &str,
+    rate: u64,
+    secs: u64,
+) -> (Vec<f64>, u64) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let load = {
+        let (http, url, stop, sent) = (
+            http.clone(),
+            format!("{ingest}/logs"),
+            stop.clone(),
+            sent.clone(),
+        );
+        tokio::spawn(async move {
+            // 100 batches per second of rate/100 events.
+            let per = (rate / 100).max(1);
+            let body: bytes::Bytes = (0..per)
+                .map(|i| line(i, "steady") + "\n")
+                .collect::<String>()
+                .into();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let (http, url, body, sent) =
+                    (http.clone(), url.clone(), body.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let r = http
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()
+                        .await;
+                    if matches!(r, Ok(ref r) if r.status() == 202) {
+                        sent.fetch_add(per, Ordering::Relaxed);
+                    }
+                });
+            }
+        })
+    };
+    let mut samples = Vec::new();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        n += 1;
+        let token = format!("marker-{}-{n}", std::process::id());
+        let since = chrono::Utc::now() - chrono::Duration::seconds(2);
+        let t = Instant::now();
+        let r = http
+            .post(format!("{ingest}/logs"))
+            .header("content-type", "application/json")
+            .body(json!({"service": "steady", "message": token}).to_string())
+            .send()
+            .await
+            .expect("marker");
+        assert_eq!(r.status(), 202);
+        loop {
+            let q: Value = http
+                .post(format!("{query}/logs/query"))
+                .json(&json!({"service": "steady", "contains": token, "since": since.to_rfc3339(), "limit": 1}))
+                .send()
+                .await
+                .expect("query")
+                .json()
+                .await
+                .expect("query json");
+            if q["events"].as_array().is_some_and(|e| !e.is_empty()) {
+                samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "marker never became queryable"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = load.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    samples.sort_by(f64::total_cmp);
+    (samples, sent.load(Ordering::Relaxed) + n)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("http client");
+    eprintln!("bench: starting nats-server and redis-server");
+    let nats = NatsServer::start().await;
+    let redis = RedisServer::start().await;
+    let nats_url = nats.url();
+    let redis_url = redis.url();
+
+    eprintln!(
+        "bench: raw JetStream publish ceiling ({} messages × 1,000 lines of 200 B, window 256)",
+        args.raw_messages
+    );
+    let ceiling = raw_ceiling(&nats, args.raw_messages).await;
+
+    let mut services = vec![
+        spawn_service(
+            &args.bin_dir,
+            "ingest",
+            "logjet-ingest",
+            &[("LOGJET_NATS_URL", nats_url.clone())],
+        )
+        .await,
+        spawn_service(
+            &args.bin_dir,
+            "query",
+            "logjet-query",
+            &[
+                ("LOGJET_REDIS_URL", redis_url.clone()),
+                ("LOGJET_NATS_URL", nats_url.clone()),
+            ],
+        )
+        .await,
+    ];
+    for _ in 0..args.processors {
+        services.push(
+            spawn_service(
+                &args.bin_dir,
+                "processor",
+                "logjet-processor",
+                &[
+                    ("LOGJET_NATS_URL", nats_url.clone()),
+                    ("LOGJET_REDIS_URL", redis_url.clone()),
+                ],
+            )
+            .await,
+        );
+    }
+    for s in &services {
+        wait_ready(&http, &s.url).await;
+    }
+    let ingest = services[0].url.clone();
+    let query = services[1].url.clone();
+
+    eprintln!(
+        "bench: NDJSON batches of 1,000 ({} events, {} connections)",
+        args.ndjson_events, args.batch_connections
+    );
+    let (nd_e2e, nd_ingest) = ndjson_run(
+        &http,
+        &ingest,
+        &query,
+        args.ndjson_events,
+        args.batch_connections,
+        0,
+    )
+    .await;
+    let base = args.ndjson_events / 1000 * 1000;
+
+    eprintln!(
+        "bench: one event per POST ({} events, {} connections)",
+        args.single_events, args.connections
+    );
+    let (single_e2e, lat) = single_run(
+        &http,
+        &ingest,
+        &query,
+        args.single_events,
+        args.connections,
+        base,
+    )
+    .await;
+    let base = base + args.single_events;
+
+    eprintln!(
+        "bench: sent→queryable at {} events/s for {} s",
+        args.latency_rate, args.latency_secs
+    );
+    let (q_lat, sent) =
+        latency_run(&http, &ingest, &query, args.latency_rate, args.latency_secs).await;
+    let _ = wait_counted(&http, &query, base + sent).await;
+
+    let mut rows = vec![
+        row(
+            "JetStream raw publish ceiling (events/s)",
+            format!("{ceiling:.0}"),
+            "reference",
+        ),
+        row(
+            "e2e NDJSON batches of 1,000 (events/s)",
+            format!("{nd_e2e:.0}"),
+            ">= 250000",
+        ),
+        row(
+            "  ingest acceptance rate, same run (events/s)",
+            format!("{nd_ingest:.0}"),
+            "",
+        ),
+        row(
+            "  pipeline / raw ceiling",
+            format!("{:.0} %", 100.0 * nd_e2e / ceiling),
+            "",
+        ),
+        row(
+            &format!(
+                "e2e one event per POST, {} conns (events/s)",
+                args.connections
+            ),
+            format!("{single_e2e:.0}"),
+            ">= 20000",
+        ),
+        row(
+            "ingest latency p50 (ms)",
+            format!("{:.2}", pct(&lat, 0.5)),
+            "",
+        ),
+        row(
+            "ingest latency p99 (ms)",
+            format!("{:.2}", pct(&lat, 0.99)),
+            "",
+        ),
+        row(
+            &format!("sent→queryable p50 at {} ev/s (ms)", args.latency_rate),
+            format!("{:.1}", pct(&q_lat, 0.5)),
+            "",
+        ),
+        row(
+            &format!("sent→queryable p99 at {} ev/s (ms)", args.latency_rate),
+            format!("{:.1}", pct(&q_lat, 0.99)),
+            "<= 250",
+        ),
+    ];
+    for s in &services {
+        rows.push(row(
+            &format!("peak RSS {} (MB)", s.name),
+            format!("{:.1}", s.peak_rss_mb()),
+            "< 60",
+        ));
+    }
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    println!();
+    println!(
+        "logjet bench — {} — {} × {cpu}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "processors: {}, all services, NATS, Redis and the load generator on this machine",
+        args.processors
+    );
+    println!();
+    println!("| {:<52} | {:>12} | {:>10} |", "measure", "value", "target");
+    println!("|{:-<54}|{:->14}|{:->12}|", "", "", "");
+    for r in rows {
+        println!("| {:<52} | {:>12} | {:>10} |", r.name, r.value, r.target);
+    }
+    drop(services);
+    drop(redis);
+    drop(nats);
+}
