@@ -176,6 +176,34 @@ async fn twelve_thousand_events_in_every_format_are_counted_exactly() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     exp.check(&p.summary().await);
 
+    // The time series adds up to the same total, per level too.
+    let ts: Value = p
+        .http
+        .get(format!(
+            "{}/stats/timeseries?step=10s&from=10m",
+            p.query_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points = ts["points"].as_array().unwrap();
+    assert_eq!(ts["step_secs"], 10);
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["total"].as_u64().unwrap())
+            .sum::<u64>(),
+        12_000
+    );
+    let errors: u64 = points
+        .iter()
+        .map(|p| p["by_level"]["error"].as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, exp.by_level["error"]);
+
     // Sampled events come back with their fields and timestamps.
     let r = p.query(json!({"contains": "order-1234"})).await;
     let events = r["events"].as_array().unwrap();
@@ -639,4 +667,75 @@ async fn bad_input_gets_clear_4xx_and_the_valid_part_is_kept() {
         200
     );
     p.wait_for_total(2, Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unparseable_nats_payloads_go_to_the_dead_letter_stream_with_the_reason() {
+    let p = Platform::start(1).await;
+    let nc = p.nats_client().await;
+    // Entirely bad: one broken JSON line.
+    nc.publish("logs.api", "{\"message\": \"unterminated".into())
+        .await
+        .unwrap();
+    // Partly bad: the good lines count, the bad one is dead-lettered.
+    nc.publish(
+        "logs.web",
+        "good line one\n{\"level\":\"nonsense\",\"message\":\"x\"}\ngood line two".into(),
+    )
+    .await
+    .unwrap();
+    nc.flush().await.unwrap();
+    p.wait_for_total(2, Duration::from_secs(20)).await;
+
+    let js = async_nats::jetstream::new(nc);
+    let mut dlq = js.get_stream("LOGS_DLQ").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dlq.info().await.unwrap().state.messages < 2 {
+        assert!(std::time::Instant::now() < deadline, "dead letters missing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = dlq.get_raw_message(1).await.unwrap();
+    let second = dlq.get_raw_message(2).await.unwrap();
+    let mut by_subject = std::collections::HashMap::new();
+    for m in [first, second] {
+        by_subject.insert(m.subject.to_string(), m);
+    }
+    let api = &by_subject["deadletter.logs.api"];
+    assert_eq!(&api.payload[..], b"{\"message\": \"unterminated\n");
+    let reason = api
+        .headers
+        .get("Logjet-Dlq-Reason")
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(reason.starts_with("line 1: invalid JSON"), "{reason}");
+    let web = &by_subject["deadletter.logs.web"];
+    assert_eq!(
+        &web.payload[..],
+        b"{\"level\":\"nonsense\",\"message\":\"x\"}\n"
+    );
+    let reason = web
+        .headers
+        .get("Logjet-Dlq-Reason")
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(reason.starts_with("line 2: field `level`"), "{reason}");
+    assert_eq!(
+        web.headers.get("Logjet-Dlq-Subject").unwrap().as_str(),
+        "logs.web"
+    );
+    // Nothing is left for redelivery: the bad message was terminated, the mixed one acked.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(p.summary().await["total"], 2);
+    assert_eq!(
+        p.processors_metric("logjet_processor_messages_total{outcome=\"dead_lettered\"}")
+            .await,
+        1
+    );
+    assert_eq!(
+        p.processors_metric("logjet_processor_dead_letters_total{reason=\"invalid_json\"}")
+            .await,
+        1
+    );
 }
