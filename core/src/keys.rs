@@ -8,6 +8,7 @@
 //! | `logjet:{lj}:services` | zset service → last seen (ms) | services seen |
 //! | `logjet:{lj}:applied:<stream-id>:<block>` | bitmap | stream sequences already applied (idempotency) |
 //! | `logjet:{lj}:chunk:<id>` | string | NDJSON of canonical events, one service, one second of event time |
+//! | `logjet:{lj}:bloom:<id>` | string | Bloom filter of the chunk's identifier-like tokens |
 //! | `logjet:{lj}:chunk_seq` | integer | chunk id allocator |
 //! | `logjet:{lj}:idx` / `logjet:{lj}:idx:s:<service>` | zset [`ChunkRef`] → newest event (ms) | recent chunks, all services / one service |
 
@@ -113,6 +114,15 @@ pub fn chunk_key_prefix() -> String {
 
 pub fn chunk_key(id: u64) -> String {
     format!("{PREFIX}chunk:{id}")
+}
+
+/// Bloom filter of a chunk's identifier-like tokens ([`crate::tokens::Bloom`]).
+pub fn bloom_key_prefix() -> String {
+    format!("{PREFIX}bloom:")
+}
+
+pub fn bloom_key(id: u64) -> String {
+    format!("{PREFIX}bloom:{id}")
 }
 
 pub fn index_all_key() -> String {
@@ -235,6 +245,7 @@ for _, g in ipairs(plan.chunks) do
   if count > 0 then
     local id = redis.call('INCR', plan.chunk_seq_key)
     redis.call('SET', plan.chunk_key_prefix .. id, table.concat(parts), 'EX', plan.chunk_ttl)
+    redis.call('SET', plan.bloom_key_prefix .. id, ARGV[g.bloom + 2], 'EX', plan.chunk_ttl)
     local member = id .. ':' .. min_ms .. ':' .. count .. ':' .. mask
     for _, idx in ipairs(g.index) do
       redis.call('ZADD', idx, max_ms, member)
@@ -277,6 +288,7 @@ mod tests {
             services_key(),
             applied_bit("LOGS-1", 7).0,
             chunk_key(3),
+            bloom_key(3),
             chunk_seq_key(),
             index_all_key(),
             index_service_key("api"),

@@ -17,6 +17,7 @@ pub mod shutdown;
 pub mod store;
 pub mod subject;
 pub mod telemetry;
+pub mod tokens;
 
 pub use event::{FieldValue, Fields, Level, LogEvent};
 pub use subject::ServiceName;

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
+use logjet_core::tokens::{self, Bloom};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
@@ -47,6 +48,7 @@ struct ApplyPlan {
     services: Vec<(usize, String, i64)>,
     chunk_seq_key: String,
     chunk_key_prefix: String,
+    bloom_key_prefix: String,
     chunk_ttl: u64,
     chunks: Vec<ChunkGroup>,
     trim_before_ms: i64,
@@ -58,6 +60,9 @@ struct ChunkGroup {
     index: Vec<String>,
     /// (message index, part index, min ms, max ms, events, level mask)
     parts: Vec<(usize, usize, i64, i64, u32, u8)>,
+    /// Part index of the Bloom filter of every part's tokens (a superset when some parts turn out
+    /// to be redeliveries: more false positives, never a missed event).
+    bloom: usize,
 }
 
 /// Events per chunk before a new one is started (a single message's part may exceed it).
@@ -67,6 +72,7 @@ pub const CHUNK_MAX_EVENTS: u32 = 2000;
 struct PartBuilder<'a> {
     key: (&'a str, i64),
     bytes: BytesMut,
+    tokens: Vec<(u64, u64)>,
     min_ms: i64,
     max_ms: i64,
     count: u32,
@@ -108,11 +114,14 @@ pub fn plan_batch(
         services: Vec::new(),
         chunk_seq_key: keys::chunk_seq_key(),
         chunk_key_prefix: keys::chunk_key_prefix(),
+        bloom_key_prefix: keys::bloom_key_prefix(),
         chunk_ttl: settings.recent_retention.as_secs().max(1),
         chunks: Vec::new(),
         trim_before_ms: now.timestamp_millis() - settings.recent_retention.as_millis() as i64,
     };
     let mut parts: Vec<Bytes> = Vec::new();
+    // Token hashes per chunk group, for its Bloom filter.
+    let mut group_tokens: Vec<Vec<(u64, u64)>> = Vec::new();
     // (service, second) → position in plan.chunks of the group being filled, and its events
     let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::new();
     let mut events_per_message = Vec::with_capacity(msgs.len());
@@ -143,6 +152,7 @@ pub fn plan_batch(
                     msg_parts.push(PartBuilder {
                         key,
                         bytes: BytesMut::new(),
+                        tokens: Vec::new(),
                         min_ms: ms,
                         max_ms: ms,
                         count: 0,
@@ -153,6 +163,7 @@ pub fn plan_batch(
             };
             let p = &mut msg_parts[slot];
             p.bytes.extend_from_slice(&ev.line);
+            tokens::json_line_tokens(&ev.line, |t| p.tokens.push(tokens::token_hashes(t)));
             p.bytes.extend_from_slice(b"\n");
             p.min_ms = p.min_ms.min(ms);
             p.max_ms = p.max_ms.max(ms);
@@ -190,7 +201,9 @@ pub fn plan_batch(
                     plan.chunks.push(ChunkGroup {
                         index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
                         parts: Vec::new(),
+                        bloom: 0,
                     });
+                    group_tokens.push(Vec::new());
                     groups.insert(part.key, (plan.chunks.len() - 1, part.count));
                     plan.chunks.len() - 1
                 }
@@ -203,8 +216,17 @@ pub fn plan_batch(
                 part.count,
                 part.levels,
             ));
+            group_tokens[gi].extend_from_slice(&part.tokens);
             parts.push(part.bytes.freeze());
         }
+    }
+    for (group, hashes) in plan.chunks.iter_mut().zip(group_tokens) {
+        let mut bloom = Bloom::with_capacity(hashes.len());
+        for h in hashes {
+            bloom.insert_hashes(h);
+        }
+        group.bloom = parts.len();
+        parts.push(Bytes::copy_from_slice(bloom.as_bytes()));
     }
     Planned {
         plan_json: serde_json::to_string(&plan).expect("plan serialises"),
@@ -313,7 +335,7 @@ mod tests {
             chunks[0]["parts"][0][5],
             (1 << Level::Info.index()) | (1 << Level::Error.index())
         );
-        assert_eq!(p.parts.len(), 4);
+        assert_eq!(p.parts.len(), 4 + 3); // four parts, three blooms
         // every event counted once per granularity
         let total: u64 = v["incr"]
             .as_array()

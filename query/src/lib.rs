@@ -3,6 +3,7 @@
 //! Handlers are thin: [`search`] and [`stats`] hold the logic as plain functions.
 
 pub mod error;
+pub mod filter;
 pub mod search;
 pub mod stats;
 

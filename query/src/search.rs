@@ -14,12 +14,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use logjet_core::keys::{self, CHUNK_SPAN_MS, ChunkRef};
 use logjet_core::parse::parse_timestamp_str;
+use logjet_core::tokens::{self, Bloom};
 use logjet_core::{Level, LogEvent, ServiceName};
 use redis::aio::ConnectionManager;
+use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::QueryError;
+use crate::filter::{self, Clause, Filter, Literal, Op, Target};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
@@ -40,8 +43,19 @@ pub struct QueryRequest {
     pub since: Option<String>,
     /// Newest event time, same forms as `since`.
     pub until: Option<String>,
-    /// Case-insensitive text to find in the message or a field value.
+    /// Case-insensitive text to find in the message or a field value. A single identifier (a
+    /// digit, 4 to 128 of `[A-Za-z0-9_.:-]`, e.g. a request id or an IP) matches whole tokens and
+    /// is answered from the token index.
     pub contains: Option<String>,
+    /// A regular expression the message must match (linear-time engine, at most 1 KiB).
+    pub regex: Option<String>,
+    /// Field filters, e.g. `fields.order_id = "A-17" and http.status >= 500`.
+    pub filter: Option<String>,
+    /// Only events with this trace id.
+    pub trace_id: Option<String>,
+    /// Shorthand for equality filters: `{"order_id": "A-17"}`.
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Events per page, 1 to 1000 (default 100).
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -89,17 +103,20 @@ impl Position {
     }
 }
 
-/// Case-insensitive substring matching.
+/// Case-insensitive matching: substrings, or whole tokens when the needle is an identifier.
 #[derive(Debug, Clone)]
 pub struct TextMatcher {
     needle_lower: String,
     ascii: Option<AhoCorasick>,
     /// Whether the needle looks the same inside a JSON string, so raw lines can be pre-filtered.
     json_safe: bool,
+    /// Set when the needle is a single identifier: match whole tokens only.
+    token: Option<String>,
 }
 
 impl TextMatcher {
     pub fn new(needle: &str) -> TextMatcher {
+        let token = tokens::as_single_identifier(needle);
         let ascii = needle.is_ascii().then(|| {
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -112,10 +129,19 @@ impl TextMatcher {
                 .chars()
                 .any(|c| c == '"' || c == '\\' || c.is_control() || c == '/'),
             ascii,
+            token,
         }
     }
 
+    /// The identifier to look up in the token index, if the needle is one.
+    pub fn index_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn is_match(&self, hay: &str) -> bool {
+        if let Some(t) = &self.token {
+            return tokens::identifier_tokens(hay).any(|h| h.eq_ignore_ascii_case(t));
+        }
         match &self.ascii {
             Some(ac) => ac.is_match(hay),
             None => hay.to_lowercase().contains(&self.needle_lower),
@@ -150,8 +176,61 @@ pub struct EventQuery {
     pub since_nanos: Option<i64>,
     pub until_nanos: Option<i64>,
     pub contains: Option<TextMatcher>,
+    pub regex: Option<Regex>,
+    pub filter: Option<Filter>,
+    pub trace_id: Option<String>,
     pub limit: usize,
     pub cursor: Option<Position>,
+    /// Lower-cased identifiers every matching event contains: chunks whose Bloom filter lacks
+    /// one are skipped unread.
+    pub index_tokens: Vec<String>,
+}
+
+/// Longest accepted regular expression.
+pub const MAX_REGEX_BYTES: usize = 1024;
+
+fn build_regex(pattern: &str) -> Result<Regex, QueryError> {
+    if pattern.len() > MAX_REGEX_BYTES {
+        return Err(QueryError::invalid(
+            "regex",
+            format!("longer than {MAX_REGEX_BYTES} bytes"),
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(2 << 20)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| QueryError::invalid("regex", e.to_string().replace('\n', " ")))
+}
+
+/// `{"order_id": "A-17", "status": 500}` → the filter `order_id = "A-17" and status = 500`.
+fn fields_filter(
+    fields: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<Clause>, QueryError> {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => Literal::Str(s.clone()),
+                serde_json::Value::Number(n) => {
+                    Literal::Num(n.as_f64().unwrap_or(f64::NAN), n.to_string())
+                }
+                serde_json::Value::Bool(b) => Literal::Str(b.to_string()),
+                _ => {
+                    return Err(QueryError::invalid(
+                        &format!("fields.{k}"),
+                        "must be a string, number or boolean",
+                    ));
+                }
+            };
+            Ok(Clause {
+                target: Target::Field(k.strip_prefix("fields.").unwrap_or(k).to_string()),
+                op: Op::Eq,
+                value,
+            })
+        })
+        .collect()
 }
 
 /// A point in time as users write it: RFC 3339, epoch, or a duration ago (`15m`).
@@ -219,6 +298,50 @@ impl EventQuery {
             }
             Some(s) => Some(TextMatcher::new(s)),
         };
+        let regex = req
+            .regex
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(build_regex)
+            .transpose()?;
+        let mut filter = match req
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            None => None,
+            Some(f) => {
+                Some(filter::parse(f).map_err(|e| QueryError::invalid("filter", e.to_string()))?)
+            }
+        };
+        if let Some(fields) = &req.fields {
+            let clauses = fields_filter(fields)?;
+            if !clauses.is_empty() {
+                filter
+                    .get_or_insert_with(Filter::default)
+                    .clauses
+                    .extend(clauses);
+            }
+        }
+        let trace_id = req
+            .trace_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let mut index_tokens: Vec<String> = Vec::new();
+        if let Some(t) = contains.as_ref().and_then(|c| c.index_token()) {
+            index_tokens.push(t.to_string());
+        }
+        if let Some(f) = &filter {
+            index_tokens.extend(f.index_tokens());
+        }
+        if let Some(t) = trace_id.as_deref().and_then(tokens::as_single_identifier) {
+            index_tokens.push(t);
+        }
+        index_tokens.sort();
+        index_tokens.dedup();
         let cursor = match req.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(Position::decode(c).ok_or_else(|| {
@@ -232,9 +355,24 @@ impl EventQuery {
             since_nanos: since.and_then(|t| t.timestamp_nanos_opt()),
             until_nanos: until.and_then(|t| t.timestamp_nanos_opt()),
             contains,
+            regex,
+            filter,
+            trace_id,
             limit,
             cursor,
+            index_tokens,
         })
+    }
+
+    /// Whether a decoded event passes the content filters (time and level are checked earlier).
+    fn content_matches(&self, ev: &LogEvent) -> bool {
+        self.contains.as_ref().is_none_or(|m| m.matches_event(ev))
+            && self.regex.as_ref().is_none_or(|r| r.is_match(&ev.message))
+            && self
+                .trace_id
+                .as_ref()
+                .is_none_or(|t| ev.trace_id.as_deref() == Some(t.as_str()))
+            && self.filter.as_ref().is_none_or(|f| f.matches(ev))
     }
 
     /// Whether a chunk can hold a matching event, from its index entry alone.
@@ -365,12 +503,9 @@ fn scan_chunk(q: &EventQuery, chunk: u64, data: &[u8], out: &mut BinaryHeap<Cand
         let Ok(event) = serde_json::from_slice::<LogEvent>(line) else {
             continue;
         };
-        if let Some(m) = &q.contains
-            && !m.matches_event(&event)
-        {
-            continue;
+        if q.content_matches(&event) {
+            out.push(Candidate { pos, event });
         }
-        out.push(Candidate { pos, event });
     }
     scanned
 }
@@ -460,6 +595,25 @@ pub async fn search(
             .iter()
             .filter(|r| seen.insert(r.id) && q.chunk_may_match(r))
             .collect();
+        let wanted = if q.index_tokens.is_empty() || wanted.is_empty() {
+            wanted
+        } else {
+            let bloom_keys: Vec<String> = wanted.iter().map(|r| keys::bloom_key(r.id)).collect();
+            let blooms: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&bloom_keys)
+                .query_async(&mut conn)
+                .await?;
+            wanted
+                .into_iter()
+                .zip(blooms)
+                .filter(|(_, b)| match b.clone().and_then(Bloom::from_bytes) {
+                    Some(bloom) => q.index_tokens.iter().all(|t| bloom.may_contain(t)),
+                    // No filter (an older chunk): it has to be read.
+                    None => true,
+                })
+                .map(|(r, _)| r)
+                .collect()
+        };
         if wanted.is_empty() {
             continue;
         }
@@ -666,6 +820,69 @@ mod tests {
         let mut heap = BinaryHeap::new();
         scan_chunk(&q, 1, lines.as_bytes(), &mut heap);
         assert_eq!(heap.len(), 2);
+    }
+
+    #[test]
+    fn identifier_needles_match_whole_tokens() {
+        let m = TextMatcher::new("req-42");
+        assert_eq!(m.index_token(), Some("req-42"));
+        assert!(m.is_match("failed REQ-42 twice"));
+        assert!(!m.is_match("failed req-420"));
+        assert!(TextMatcher::new("time").is_match("timeout"));
+    }
+
+    #[test]
+    fn regex_filter_and_fields_build_index_tokens() {
+        let q = EventQuery::from_request(
+            &QueryRequest {
+                contains: Some("Order-991".into()),
+                filter: Some("http.status >= 500".into()),
+                fields: Some([("customer".to_string(), serde_json::json!("C-77x"))].into()),
+                trace_id: Some("4bf92f3577b34da6".into()),
+                regex: Some("^GET /items/\\d+$".into()),
+                ..Default::default()
+            },
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            q.index_tokens,
+            vec!["4bf92f3577b34da6", "c-77x", "order-991"]
+        );
+        assert!(q.regex.unwrap().is_match("GET /items/12"));
+        let bad = |req: QueryRequest| {
+            EventQuery::from_request(&req, now())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad(QueryRequest {
+                regex: Some("(".into()),
+                ..Default::default()
+            })
+            .contains("`regex`")
+        );
+        assert!(
+            bad(QueryRequest {
+                regex: Some("a".repeat(2000)),
+                ..Default::default()
+            })
+            .contains("`regex`")
+        );
+        assert!(
+            bad(QueryRequest {
+                filter: Some("x >".into()),
+                ..Default::default()
+            })
+            .contains("`filter`")
+        );
+        assert!(
+            bad(QueryRequest {
+                fields: Some([("a".to_string(), serde_json::json!([1]))].into()),
+                ..Default::default()
+            })
+            .contains("`fields.a`")
+        );
     }
 
     #[test]

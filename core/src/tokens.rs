@@ -1,0 +1,211 @@
+//! Identifier-like tokens and the per-chunk Bloom filter that indexes them.
+//!
+//! Finding one request id among a million events must not mean decoding a million events. The
+//! processor writes, beside every chunk, a Bloom filter of the chunk's identifier-like tokens
+//! (request ids, trace ids, IPs, order numbers: anything with a digit, 4 to 128 characters). A
+//! search for such a token reads the filters (a few KiB per 2,000 events) and decodes only the
+//! chunks whose filter says "maybe". The byte layout is part of the Redis contract, so it is
+//! defined here, with a fixed hash (xxh3), and not left to a crate's internal format.
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Characters that make up a token; anything else separates tokens.
+fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-')
+}
+
+/// Separator-like characters trimmed from a token's ends (`order-17.` → `order-17`).
+fn trim_token(t: &[u8]) -> &[u8] {
+    let is_trim = |c: &u8| matches!(c, b'.' | b':' | b'-' | b'_');
+    let start = t.iter().position(|c| !is_trim(c)).unwrap_or(t.len());
+    let end = t.iter().rposition(|c| !is_trim(c)).map_or(start, |e| e + 1);
+    &t[start..end]
+}
+
+pub const MIN_TOKEN: usize = 4;
+pub const MAX_TOKEN: usize = 128;
+
+/// Whether a token is worth indexing: long enough and containing a digit.
+pub fn is_identifier(t: &[u8]) -> bool {
+    (MIN_TOKEN..=MAX_TOKEN).contains(&t.len()) && t.iter().any(u8::is_ascii_digit)
+}
+
+/// The identifier-like tokens of a text, as they appear (not lower-cased).
+pub fn identifier_tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.as_bytes()
+        .split(|c| !is_token_char(*c))
+        .map(trim_token)
+        .filter(|t| is_identifier(t))
+        // Tokens are ASCII by construction.
+        .map(|t| std::str::from_utf8(t).unwrap_or_default())
+}
+
+/// Whether `text`, as a search needle, is a single identifier: then a match means "this token
+/// occurs", and the Bloom filters can answer it.
+pub fn as_single_identifier(text: &str) -> Option<String> {
+    let t = text.trim();
+    let b = t.as_bytes();
+    (b.iter().all(|c| is_token_char(*c)) && trim_token(b) == b && is_identifier(b))
+        .then(|| t.to_ascii_lowercase())
+}
+
+/// Calls `f` with the identifier-like tokens of a canonical JSON line, as bytes in their
+/// original case. Works on the raw line (no JSON parse): a JSON escape (`\n`, `\"`, `\u00e9`) is
+/// a separator, so a message `"a\nreq-42"` yields `req-42`, as the decoded text would. Keys and
+/// the timestamp yield tokens too; the index may hold more than a search looks for, never less.
+pub fn json_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut i = 0;
+    let mut start = 0;
+    while i < line.len() {
+        let c = line[i];
+        if is_token_char(c) {
+            i += 1;
+            continue;
+        }
+        emit_token(&line[start..i], &mut f);
+        i += match (c, line.get(i + 1)) {
+            (b'\\', Some(b'u')) => 6,
+            (b'\\', Some(_)) => 2,
+            _ => 1,
+        };
+        start = i;
+    }
+    if start < line.len() {
+        emit_token(&line[start..], &mut f);
+    }
+}
+
+fn emit_token(raw: &[u8], f: &mut impl FnMut(&[u8])) {
+    let t = trim_token(raw);
+    if is_identifier(t) {
+        f(t);
+    }
+}
+
+/// The two base hashes of a token, lower-cased.
+pub fn token_hashes(token: &[u8]) -> (u64, u64) {
+    let mut buf = [0u8; MAX_TOKEN];
+    let n = token.len().min(MAX_TOKEN);
+    for (d, s) in buf.iter_mut().zip(&token[..n]) {
+        *d = s.to_ascii_lowercase();
+    }
+    let t = &buf[..n];
+    (xxh3_64_with_seed(t, 0), xxh3_64_with_seed(t, 1) | 1)
+}
+
+/// Hash functions per token.
+const K: u32 = 7;
+/// Bits per expected token, for about 1 % false positives at K = 7.
+const BITS_PER_TOKEN: usize = 10;
+
+/// A Bloom filter over lower-cased tokens. Layout: `[K][bits...]`, bits little-endian within
+/// each byte; positions by double hashing of xxh3 with seeds 0 and 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bloom {
+    bytes: Vec<u8>,
+}
+
+impl Bloom {
+    /// A filter sized for `expected` tokens.
+    pub fn with_capacity(expected: usize) -> Bloom {
+        let bits = (expected.max(8) * BITS_PER_TOKEN).next_power_of_two();
+        let mut bytes = vec![0u8; 1 + bits / 8];
+        bytes[0] = K as u8;
+        Bloom { bytes }
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Bloom> {
+        let bits = (bytes.len().checked_sub(1)?) * 8;
+        (bytes.first().is_some_and(|k| (1..=16).contains(k)) && bits.is_power_of_two())
+            .then_some(Bloom { bytes })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn positions(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = usize> + use<> {
+        let mask = (self.bytes.len() - 1) * 8 - 1;
+        let k = u64::from(self.bytes[0]);
+        (0..k).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) as usize) & mask)
+    }
+
+    /// Adds a token by its [`token_hashes`].
+    pub fn insert_hashes(&mut self, hashes: (u64, u64)) {
+        for p in self.positions(hashes) {
+            self.bytes[1 + p / 8] |= 1 << (p % 8);
+        }
+    }
+
+    pub fn insert(&mut self, token: &str) {
+        self.insert_hashes(token_hashes(token.as_bytes()));
+    }
+
+    /// `false` means certainly absent (case-insensitive).
+    pub fn may_contain(&self, token: &str) -> bool {
+        self.positions(token_hashes(token.as_bytes()))
+            .all(|p| self.bytes[1 + p / 8] & (1 << (p % 8)) != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifier_tokens_are_ids_not_words() {
+        let toks: Vec<&str> = identifier_tokens(
+            "GET /api/items/42 from 10.0.0.17 req=4bf92f35-77b3 user alice order A-17. took 350ms",
+        )
+        .collect();
+        assert_eq!(toks, vec!["10.0.0.17", "4bf92f35-77b3", "A-17", "350ms"]);
+    }
+
+    #[test]
+    fn single_identifier_needles() {
+        assert_eq!(as_single_identifier(" Req-8F3A "), Some("req-8f3a".into()));
+        assert_eq!(as_single_identifier("timeout"), None);
+        assert_eq!(as_single_identifier("A-17 failed"), None);
+        assert_eq!(as_single_identifier("-A17"), None);
+        assert_eq!(as_single_identifier("abc"), None);
+    }
+
+    #[test]
+    fn json_lines_tokenise_like_their_decoded_text() {
+        let line = br#"{"ts":"2026-11-26T11:48:35Z","message":"a\nreq-42 \"ID-9001\" caf\u00e9A1B2","fields":{"ip":"10.1.2.3","n":12345}}"#;
+        let mut toks = Vec::new();
+        json_line_tokens(line, |t| toks.push(String::from_utf8(t.to_vec()).unwrap()));
+        for want in ["req-42", "ID-9001", "A1B2", "10.1.2.3", "12345"] {
+            assert!(
+                toks.iter().any(|t| t == want),
+                "{want} missing from {toks:?}"
+            );
+        }
+        assert!(!toks.iter().any(|t| t.starts_with("nreq")), "{toks:?}");
+    }
+
+    #[test]
+    fn bloom_is_case_insensitive() {
+        let mut b = Bloom::with_capacity(10);
+        b.insert_hashes(token_hashes(b"Req-ABC1"));
+        assert!(b.may_contain("req-abc1"));
+    }
+
+    #[test]
+    fn bloom_has_no_false_negatives_and_few_false_positives() {
+        let mut b = Bloom::with_capacity(2000);
+        for i in 0..2000 {
+            b.insert(&format!("req-{i}"));
+        }
+        for i in 0..2000 {
+            assert!(b.may_contain(&format!("req-{i}")));
+        }
+        let fp = (0..10_000)
+            .filter(|i| b.may_contain(&format!("other-{i}")))
+            .count();
+        assert!(fp < 300, "{fp} false positives in 10,000");
+        let round = Bloom::from_bytes(b.as_bytes().to_vec()).unwrap();
+        assert!(round.may_contain("req-7"));
+        assert!(Bloom::from_bytes(vec![0, 1, 2]).is_none());
+    }
+}
