@@ -394,15 +394,7 @@ mod tests {
                 .contains("unknown level")
         );
         assert!(parse("").is_err());
-        assert!(
-            parse(
-                &"a = 1 and "
-                    .repeat(40)
-                    .trim_end_matches(" and ")
-                    .to_string()
-            )
-            .is_err()
-        );
+        assert!(parse("a = 1 and ".repeat(40).trim_end_matches(" and ")).is_err());
         assert!(parse(r#"a = "\q""#).is_err());
     }
 
