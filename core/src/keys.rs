@@ -125,6 +125,29 @@ pub fn bloom_key(id: u64) -> String {
     format!("{PREFIX}bloom:{id}")
 }
 
+/// Template counts of one minute: hash `service|level|template-id` → count.
+pub fn pattern_counts_key(minute_start: i64) -> String {
+    format!("{PREFIX}pat:{minute_start}")
+}
+
+/// Template definitions first seen on a day: hash `template-id` → `{"t": template, "s": sample}`.
+pub fn pattern_defs_key(day_start: i64) -> String {
+    format!("{PREFIX}patdef:{day_start}")
+}
+
+/// Field of a template count.
+pub fn pattern_field(service: &str, level: Level, template_id: u64) -> String {
+    format!("{service}|{}|{template_id:016x}", level.as_str())
+}
+
+pub fn split_pattern_field(field: &str) -> Option<(&str, Level, &str)> {
+    let mut it = field.split('|');
+    let service = it.next()?;
+    let level = Level::from_name(it.next()?)?;
+    let id = it.next()?;
+    it.next().is_none().then_some((service, level, id))
+}
+
 pub fn index_all_key() -> String {
     format!("{PREFIX}idx")
 }
@@ -223,6 +246,11 @@ end
 for key, at in pairs(expire) do
   redis.call('EXPIREAT', key, at)
 end
+for _, d in ipairs(plan.defs) do
+  if redis.call('HSETNX', d[1], d[2], d[3]) == 1 then
+    redis.call('EXPIREAT', d[1], d[4])
+  end
+end
 for _, s in ipairs(plan.services) do
   if new[s[1] + 1] then
     redis.call('ZADD', plan.services_key, 'GT', s[3], s[2])
@@ -284,6 +312,8 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         for k in [
+            pattern_counts_key(60),
+            pattern_defs_key(0),
             counter_key(Bucket::S1, 5),
             services_key(),
             applied_bit("LOGS-1", 7).0,
@@ -295,6 +325,17 @@ mod tests {
         ] {
             assert!(k.starts_with("logjet:{lj}:"), "{k}");
         }
+    }
+
+    #[test]
+    fn pattern_fields_round_trip() {
+        let f = pattern_field("api", Level::Error, 0xabc);
+        assert_eq!(f, "api|error|0000000000000abc");
+        assert_eq!(
+            split_pattern_field(&f),
+            Some(("api", Level::Error, "0000000000000abc"))
+        );
+        assert_eq!(split_pattern_field("a|b"), None);
     }
 
     #[test]

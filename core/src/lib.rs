@@ -13,6 +13,7 @@ pub mod jetstream;
 pub mod keys;
 pub mod metrics;
 pub mod parse;
+pub mod pattern;
 pub mod shutdown;
 pub mod store;
 pub mod subject;

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
+use logjet_core::pattern;
 use logjet_core::tokens::{self, Bloom};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -43,6 +44,8 @@ struct ApplyPlan {
     applied_expire_at: i64,
     /// (message index, key, field, increment, expire at)
     incr: Vec<(usize, String, String, u64, i64)>,
+    /// Template definitions: (key, template id, JSON, expire at); set if absent.
+    defs: Vec<(String, String, String, i64)>,
     services_key: String,
     /// (message index, service, newest event ms)
     services: Vec<(usize, String, i64)>,
@@ -110,6 +113,7 @@ pub fn plan_batch(
         applied: Vec::with_capacity(msgs.len()),
         applied_expire_at: now_secs + settings.retention.as_secs() as i64 + 3600,
         incr: Vec::new(),
+        defs: Vec::new(),
         services_key: keys::services_key(),
         services: Vec::new(),
         chunk_seq_key: keys::chunk_seq_key(),
@@ -125,6 +129,8 @@ pub fn plan_batch(
     // (service, second) → position in plan.chunks of the group being filled, and its events
     let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::new();
     let mut events_per_message = Vec::with_capacity(msgs.len());
+    // Template ids already defined by this plan.
+    let mut defined: HashMap<u64, ()> = HashMap::new();
 
     for (mi, msg) in msgs.iter().enumerate() {
         plan.applied
@@ -132,6 +138,7 @@ pub fn plan_batch(
         events_per_message.push(msg.events.len());
 
         let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::new();
+        let mut templates: HashMap<(i64, &str, Level, u64), u64> = HashMap::new();
         let mut last_seen: HashMap<&str, i64> = HashMap::new();
         // One part per (service, second), in first-seen order.
         let mut msg_parts: Vec<PartBuilder<'_>> = Vec::new();
@@ -142,6 +149,19 @@ pub fn plan_batch(
                 *counts
                     .entry((b, b.start(secs), ev.service.as_str(), ev.level))
                     .or_default() += 1;
+            }
+            let tid = pattern::template_id(&ev.template);
+            *templates
+                .entry((Bucket::M1.start(secs), ev.service.as_str(), ev.level, tid))
+                .or_default() += 1;
+            if defined.insert(tid, ()).is_none() {
+                let day = secs.div_euclid(86_400) * 86_400;
+                plan.defs.push((
+                    keys::pattern_defs_key(day),
+                    format!("{tid:016x}"),
+                    serde_json::json!({"t": ev.template, "s": ev.message}).to_string(),
+                    day + 86_400 + settings.retention.as_secs() as i64,
+                ));
             }
             let seen = last_seen.entry(ev.service.as_str()).or_insert(ms);
             *seen = (*seen).max(ms);
@@ -181,6 +201,17 @@ pub fn plan_batch(
                 keys::counter_field(service, level),
                 n,
                 bucket.expire_at(start, settings.retention),
+            ));
+        }
+        let mut templates: Vec<_> = templates.into_iter().collect();
+        templates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((minute, service, level, tid), n) in templates {
+            plan.incr.push((
+                mi,
+                keys::pattern_counts_key(minute),
+                keys::pattern_field(service, level, tid),
+                n,
+                Bucket::M1.expire_at(minute, settings.retention),
             ));
         }
         let mut seen: Vec<_> = last_seen.into_iter().collect();
@@ -292,6 +323,8 @@ mod tests {
             service: service.into(),
             level,
             line: Bytes::from(format!("{{\"ts_ms\":{ts_ms}}}")),
+            template: "took <num> ms".into(),
+            message: "took 5 ms".into(),
         }
     }
 
@@ -337,13 +370,19 @@ mod tests {
         );
         assert_eq!(p.parts.len(), 4 + 3); // four parts, three blooms
         // every event counted once per granularity
-        let total: u64 = v["incr"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c[3].as_u64().unwrap())
-            .sum();
-        assert_eq!(total, 5 * 4);
+        let sum_of = |kind: &str| -> u64 {
+            v["incr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c[1].as_str().unwrap().contains(kind))
+                .map(|c| c[3].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum_of(":c:"), 5 * 4);
+        // and once per template
+        assert_eq!(sum_of(":pat:"), 5);
+        assert_eq!(v["defs"].as_array().unwrap().len(), 1);
         let s1_api_info: u64 = v["incr"]
             .as_array()
             .unwrap()

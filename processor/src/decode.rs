@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
+use logjet_core::pattern;
 use logjet_core::subject::headers;
 use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
@@ -26,6 +27,10 @@ pub struct EventRecord {
     pub level: Level,
     /// Canonical JSON of the event, without the trailing newline.
     pub line: Bytes,
+    /// The message with variable parts masked ([`logjet_core::pattern::mask`]).
+    pub template: String,
+    /// The message itself (a template's sample line).
+    pub message: String,
 }
 
 impl EventRecord {
@@ -52,6 +57,8 @@ struct Head<'a> {
     #[serde(borrow)]
     service: Cow<'a, str>,
     level: Level,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
 }
 
 /// What the decoder needs to know about a message besides its payload.
@@ -88,11 +95,13 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
         let raw = &payload[start..end];
         if !raw.trim_ascii().is_empty() {
             match read_head(raw) {
-                Some((ts_nanos, service, level)) => out.events.push(EventRecord {
+                Some((ts_nanos, service, level, message)) => out.events.push(EventRecord {
                     ts_nanos,
                     service,
                     level,
                     line: payload.slice(start..end),
+                    template: pattern::mask(&message),
+                    message,
                 }),
                 // A line that claims to be canonical but is not: give it to the forgiving parser.
                 None => {
@@ -110,13 +119,18 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     out
 }
 
-fn read_head(raw: &[u8]) -> Option<(i64, String, Level)> {
+fn read_head(raw: &[u8]) -> Option<(i64, String, Level, String)> {
     let head: Head<'_> = serde_json::from_slice(raw).ok()?;
     let ts = DateTime::parse_from_rfc3339(&head.ts).ok()?;
     let ts_nanos = ts.timestamp_nanos_opt()?;
     // The service becomes part of Redis keys: it must already be canonical.
     let service = ServiceName::parse_strict(&head.service).ok()?;
-    Some((ts_nanos, service.into(), head.level))
+    Some((
+        ts_nanos,
+        service.into(),
+        head.level,
+        head.message.into_owned(),
+    ))
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
@@ -135,6 +149,8 @@ fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
             ts_nanos: ev.ts_nanos(),
             level: ev.level,
             line: Bytes::from(serde_json::to_vec(&ev).expect("a LogEvent always serialises")),
+            template: pattern::mask(&ev.message),
+            message: ev.message,
             service: ev.service,
         })
         .collect();

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod patterns;
 pub mod search;
 pub mod stats;
 
@@ -121,8 +122,16 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
         title = "logjet query API",
         description = "Search, statistics and live tail over logjet's recent events."
     ),
-    paths(query_logs, summary, timeseries),
-    components(schemas(QueryRequest, QueryResponse, Summary, Timeseries, stats::Point))
+    paths(query_logs, summary, timeseries, get_patterns),
+    components(schemas(
+        QueryRequest,
+        QueryResponse,
+        Summary,
+        Timeseries,
+        stats::Point,
+        patterns::PatternsResponse,
+        patterns::Pattern
+    ))
 )]
 pub struct ApiDoc;
 
@@ -132,6 +141,7 @@ pub fn app(state: AppState) -> Router {
         .route("/logs/query", post(query_logs))
         .route("/stats/summary", get(summary))
         .route("/stats/timeseries", get(timeseries))
+        .route("/patterns", get(get_patterns))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(lhttp::healthz))
         .route("/readyz", get(readyz))
@@ -201,6 +211,22 @@ async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, Quer
     )
     .await?;
     Ok(axum::Json(s))
+}
+
+/// Message patterns: templates with counts, a sample, first/last seen and a per-minute series.
+#[utoipa::path(
+    get,
+    path = "/patterns",
+    params(patterns::PatternParams),
+    responses((status = 200, body = patterns::PatternsResponse), (status = 400, description = "Invalid parameter"))
+)]
+async fn get_patterns(
+    State(st): State<AppState>,
+    params: Result<Query<patterns::PatternParams>, QueryRejection>,
+) -> Result<axum::Json<patterns::PatternsResponse>, QueryError> {
+    let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let q = patterns::PatternQuery::from_params(&p, Utc::now())?;
+    Ok(axum::Json(patterns::patterns(&st.redis, &q).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -347,7 +373,12 @@ mod tests {
     #[test]
     fn openapi_document_lists_the_routes() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        for path in ["/logs/query", "/stats/summary", "/stats/timeseries"] {
+        for path in [
+            "/logs/query",
+            "/stats/summary",
+            "/stats/timeseries",
+            "/patterns",
+        ] {
             assert!(doc["paths"].get(path).is_some(), "{path} missing");
         }
     }
