@@ -478,6 +478,10 @@ pub struct QueryConfig {
     #[serde(with = "humantime_serde")]
     pub query_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Live tails open at once.
+    pub max_tails: usize,
+    /// Events buffered per tail before a client that does not read is dropped.
+    pub tail_buffer: usize,
 }
 
 impl Default for QueryConfig {
@@ -492,6 +496,8 @@ impl Default for QueryConfig {
             max_scan_events: 500_000,
             query_timeout: Duration::from_secs(10),
             max_concurrent_requests: 256,
+            max_tails: 256,
+            tail_buffer: 1024,
         }
     }
 }

@@ -149,6 +149,20 @@ pub async fn ensure_processor_consumer(
     }
 }
 
+/// Whether a message is one of ingest's canonical NDJSON batches.
+pub fn is_canonical(headers: Option<&async_nats::HeaderMap>) -> bool {
+    headers
+        .and_then(|h| h.get(crate::subject::headers::FORMAT))
+        .is_some_and(|v| v.as_str() == crate::subject::headers::FORMAT_CANONICAL)
+}
+
+/// JetStream's storage time of a message, as the time of receipt of its events.
+pub fn published_at(
+    info: &async_nats::jetstream::message::Info<'_>,
+) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_nanos(info.published.unix_timestamp_nanos() as i64)
+}
+
 /// A stable id for a stream incarnation: its name and creation time. Idempotency bits are keyed
 /// by it, so a re-created stream (sequences restart at 1) never matches old bits.
 pub fn stream_incarnation(info: &stream::Info) -> String {

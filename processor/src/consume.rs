@@ -128,7 +128,7 @@ impl Worker {
             let (seq, published, delivered) = match m.info() {
                 Ok(i) => (
                     i.stream_sequence,
-                    DateTime::<Utc>::from_timestamp_nanos(i.published.unix_timestamp_nanos() as i64),
+                    logjet_core::jetstream::published_at(&i),
                     i.delivered,
                 ),
                 Err(_) => (0, now, 1),
@@ -173,7 +173,16 @@ impl Worker {
         if !inputs.is_empty() {
             let planned = plan_batch(&inputs, &self.settings, now);
             let start = Instant::now();
-            match self.aggregator.apply_batch(&planned).await {
+            // A dropped connection is re-established by the connection manager: one immediate
+            // retry (harmless, the apply is idempotent) saves a redelivery round.
+            let mut result = self.aggregator.apply_batch(&planned).await;
+            if let Err(e) = &result
+                && (e.is_io_error() || e.is_connection_dropped())
+            {
+                tracing::debug!(error = %e, "apply failed on a dropped connection; retrying once");
+                result = self.aggregator.apply_batch(&planned).await;
+            }
+            match result {
                 Ok(applied) => {
                     self.metrics.redis_up.set(1);
                     self.metrics

@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
+use logjet_core::parse::{self, BodyFormat, Reject};
 use logjet_core::pattern;
-use logjet_core::subject::headers;
 use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
 
@@ -71,14 +70,9 @@ pub struct MessageMeta<'a> {
     pub max_age: Duration,
 }
 
-pub fn is_canonical(h: Option<&async_nats::HeaderMap>) -> bool {
-    h.and_then(|h| h.get(headers::FORMAT))
-        .is_some_and(|v| v.as_str() == headers::FORMAT_CANONICAL)
-}
-
 /// Decodes a payload. Never fails as a whole: unreadable lines become rejects.
 pub fn decode(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
-    if is_canonical(meta.headers) {
+    if logjet_core::jetstream::is_canonical(meta.headers) {
         decode_canonical(payload, meta)
     } else {
         decode_raw(payload, meta)
@@ -138,9 +132,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 }
 
 fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
-    let opts = ParseOptions::new(meta.published)
-        .with_default_service(ServiceName::from_subject(meta.subject))
-        .with_max_age(Some(meta.max_age));
+    let opts = parse::message_options(meta.subject, meta.published, meta.max_age);
     let parsed = parse::parse_body(payload, BodyFormat::Auto, &opts);
     let events = parsed
         .events
@@ -178,7 +170,10 @@ mod tests {
 
     fn canonical_headers() -> async_nats::HeaderMap {
         let mut h = async_nats::HeaderMap::new();
-        h.insert(headers::FORMAT, headers::FORMAT_CANONICAL);
+        h.insert(
+            logjet_core::subject::headers::FORMAT,
+            logjet_core::subject::headers::FORMAT_CANONICAL,
+        );
         h
     }
 

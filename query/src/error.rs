@@ -16,6 +16,10 @@ pub enum QueryError {
     Timeout(std::time::Duration),
     #[error("too many requests in progress, retry later")]
     Overloaded,
+    #[error("too many live tails are open, retry later")]
+    TooManyTails,
+    #[error("unavailable, retry later: {0}")]
+    Unavailable(String),
 }
 
 impl QueryError {
@@ -29,7 +33,10 @@ impl QueryError {
     pub fn status(&self) -> StatusCode {
         match self {
             QueryError::Invalid { .. } | QueryError::BadBody(_) => StatusCode::BAD_REQUEST,
-            QueryError::Redis(_) | QueryError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Redis(_)
+            | QueryError::Overloaded
+            | QueryError::TooManyTails
+            | QueryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod patterns;
 pub mod search;
 pub mod stats;
+pub mod tail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub enum StartError {
         #[source]
         source: redis::RedisError,
     },
+    #[error(transparent)]
+    Nats(logjet_core::jetstream::JetStreamError),
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -54,6 +57,7 @@ pub enum StartError {
 pub struct AppState {
     pub cfg: Arc<QueryConfig>,
     pub redis: ConnectionManager,
+    pub tails: tail::Tails,
     pub registry: prometheus::Registry,
     pub draining: Draining,
 }
@@ -78,11 +82,23 @@ impl QueryService {
             },
         )?;
         let registry = logjet_core::metrics::new_registry("query");
+        let nats = logjet_core::jetstream::connect(&cfg.nats_url, "logjet-query", true)
+            .await
+            .map_err(StartError::Nats)?;
+        let tails = tail::Tails {
+            client: nats,
+            stream: cfg.stream.clone(),
+            permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_tails)),
+            buffer: cfg.tail_buffer,
+            max_age: cfg.retention,
+            metrics: tail::TailMetrics::new(&registry),
+        };
         Ok(QueryService {
             listener,
             state: AppState {
                 cfg: Arc::new(cfg),
                 redis,
+                tails,
                 registry,
                 draining: Draining::default(),
             },
@@ -122,7 +138,7 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
         title = "logjet query API",
         description = "Search, statistics and live tail over logjet's recent events."
     ),
-    paths(query_logs, summary, timeseries, get_patterns),
+    paths(query_logs, summary, timeseries, get_patterns, tail_logs),
     components(schemas(
         QueryRequest,
         QueryResponse,
@@ -142,6 +158,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats/summary", get(summary))
         .route("/stats/timeseries", get(timeseries))
         .route("/patterns", get(get_patterns))
+        .route("/logs/tail", get(tail_logs))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(lhttp::healthz))
         .route("/readyz", get(readyz))
@@ -211,6 +228,26 @@ async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, Quer
     )
     .await?;
     Ok(axum::Json(s))
+}
+
+/// Live tail as Server-Sent Events: `event: log` with a canonical event per message, and a final
+/// `event: dropped` if the client does not keep up.
+#[utoipa::path(
+    get,
+    path = "/logs/tail",
+    params(tail::TailParams),
+    responses(
+        (status = 200, description = "An SSE stream of events", content_type = "text/event-stream"),
+        (status = 400, description = "Invalid parameter"),
+        (status = 503, description = "Too many tails, or NATS unavailable")
+    )
+)]
+async fn tail_logs(
+    State(st): State<AppState>,
+    params: Result<Query<tail::TailParams>, QueryRejection>,
+) -> Result<Response, QueryError> {
+    let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    Ok(st.tails.open(p, Utc::now()).await?.into_response())
 }
 
 /// Message patterns: templates with counts, a sample, first/last seen and a per-minute series.

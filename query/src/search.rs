@@ -364,6 +364,15 @@ impl EventQuery {
         })
     }
 
+    /// Whether an event passes every filter (service, level, time, content).
+    pub fn matches(&self, ev: &LogEvent) -> bool {
+        self.service
+            .as_ref()
+            .is_none_or(|s| s.as_str() == ev.service)
+            && self.head_matches(ev.ts_nanos(), ev.level)
+            && self.content_matches(ev)
+    }
+
     /// Whether a decoded event passes the content filters (time and level are checked earlier).
     fn content_matches(&self, ev: &LogEvent) -> bool {
         self.contains.as_ref().is_none_or(|m| m.matches_event(ev))

@@ -60,9 +60,10 @@ pub fn processor_config(nats: &str, redis: &str) -> ProcessorConfig {
     }
 }
 
-pub fn query_config(redis: &str) -> QueryConfig {
+pub fn query_config(nats: &str, redis: &str) -> QueryConfig {
     QueryConfig {
         listen: local(),
+        nats_url: nats.to_string(),
         redis_url: redis.to_string(),
         ..QueryConfig::default()
     }
@@ -144,7 +145,7 @@ impl Platform {
             RedisServer::start().await
         };
         let ingest = start_ingest(ingest_config(&nats.url())).await;
-        let query = start_query(query_config(&redis.url())).await;
+        let query = start_query(query_config(&nats.url(), &redis.url())).await;
         let mut p = Platform {
             nats,
             redis,
