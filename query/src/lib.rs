@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod history;
 pub mod patterns;
 pub mod search;
 pub mod stats;
@@ -58,6 +59,7 @@ pub struct AppState {
     pub cfg: Arc<QueryConfig>,
     pub redis: ConnectionManager,
     pub tails: tail::Tails,
+    pub history: history::History,
     pub registry: prometheus::Registry,
     pub draining: Draining,
 }
@@ -85,6 +87,11 @@ impl QueryService {
         let nats = logjet_core::jetstream::connect(&cfg.nats_url, "logjet-query", true)
             .await
             .map_err(StartError::Nats)?;
+        let history = history::History {
+            client: nats.clone(),
+            stream: cfg.stream.clone(),
+            max_age: cfg.retention,
+        };
         let tails = tail::Tails {
             client: nats,
             stream: cfg.stream.clone(),
@@ -99,6 +106,7 @@ impl QueryService {
                 cfg: Arc::new(cfg),
                 redis,
                 tails,
+                history,
                 registry,
                 draining: Draining::default(),
             },
@@ -204,12 +212,13 @@ async fn query_logs(
     body: Result<axum::Json<QueryRequest>, JsonRejection>,
 ) -> Result<axum::Json<QueryResponse>, QueryError> {
     let axum::Json(req) = body.map_err(|e| QueryError::BadBody(e.body_text()))?;
-    let q = EventQuery::from_request(&req, Utc::now())?;
+    let now = Utc::now();
+    let q = EventQuery::from_request(&req, now)?;
     let budget = Budget {
         max_events: st.cfg.max_scan_events as u64,
         max_time: st.cfg.query_timeout / 2,
     };
-    let resp = search::search(&st.redis, &q, budget).await?;
+    let resp = search::search_all(&st.redis, &st.history, &q, budget, now).await?;
     Ok(axum::Json(resp))
 }
 

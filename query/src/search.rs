@@ -73,7 +73,8 @@ pub struct QueryResponse {
     pub scanned: u64,
     /// True when the scan budget ran out before the page was full; continue with the cursor.
     pub truncated: bool,
-    /// Where the events came from.
+    /// Where the events came from: `redis` (recent events), `stream` (older than Redis holds,
+    /// read from JetStream) or `redis+stream`.
     pub source: String,
 }
 
@@ -666,6 +667,98 @@ pub async fn search(
         truncated,
         source: "redis".into(),
     })
+}
+
+/// The oldest event time (ms) the recent-event index still covers, if it holds anything.
+pub async fn recent_horizon_ms(
+    conn: &ConnectionManager,
+    q: &EventQuery,
+) -> redis::RedisResult<Option<i64>> {
+    let index = match &q.service {
+        Some(s) => keys::index_service_key(s.as_str()),
+        None => keys::index_all_key(),
+    };
+    let mut conn = conn.clone();
+    let oldest: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&index)
+        .arg(0)
+        .arg(0)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await?;
+    Ok(oldest
+        .first()
+        .and_then(|(m, s)| ChunkRef::parse(m, *s))
+        .map(|c| c.min_ms))
+}
+
+/// A query over Redis and, when `since` reaches further back than Redis holds, the stream.
+pub async fn search_all(
+    conn: &ConnectionManager,
+    history: &crate::history::History,
+    q: &EventQuery,
+    budget: Budget,
+    now: DateTime<Utc>,
+) -> Result<QueryResponse, QueryError> {
+    let started = Instant::now();
+    let horizon_ms = recent_horizon_ms(conn, q).await?;
+    let mut resp = search(conn, q, budget).await?;
+    let Some(since) = q.since_nanos else {
+        return Ok(resp);
+    };
+    let horizon_ns = horizon_ms.map_or_else(
+        || now.timestamp_nanos_opt().unwrap_or(i64::MAX),
+        |ms| ms.saturating_mul(1_000_000),
+    );
+    if resp.events.len() >= q.limit || resp.truncated || since >= horizon_ns {
+        return Ok(resp);
+    }
+    let mut end = horizon_ns;
+    if let Some(u) = q.until_nanos {
+        end = end.min(u.saturating_add(1));
+    }
+    if let Some(c) = q.cursor {
+        end = end.min(c.ts_nanos.saturating_add(1));
+    }
+    let left = Budget {
+        max_events: budget.max_events.saturating_sub(resp.scanned),
+        max_time: budget.max_time.saturating_sub(started.elapsed()),
+    };
+    let page = history
+        .scan(
+            q,
+            since,
+            end,
+            q.limit - resp.events.len(),
+            left,
+            Instant::now(),
+        )
+        .await
+        .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+    resp.source = if resp.events.is_empty() {
+        "stream"
+    } else {
+        "redis+stream"
+    }
+    .into();
+    resp.scanned += page.scanned;
+    resp.truncated = page.truncated;
+    let last = page.events.last().map(|(p, _)| *p);
+    resp.events.extend(page.events.into_iter().map(|(_, e)| e));
+    resp.next_cursor = if page.truncated || (resp.events.len() >= q.limit && !page.exhausted) {
+        // Continue below the last event returned, or, if none came from the stream, below `end`.
+        Some(
+            last.unwrap_or(Position {
+                ts_nanos: end,
+                chunk: 0,
+                idx: 0,
+            })
+            .encode(),
+        )
+    } else {
+        None
+    };
+    Ok(resp)
 }
 
 fn score_arg(v: f64) -> String {

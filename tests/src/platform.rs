@@ -166,7 +166,11 @@ impl Platform {
     }
 
     pub async fn add_processor(&mut self) {
-        let svc = start_processor(self.processor_config()).await;
+        self.add_processor_with(self.processor_config()).await;
+    }
+
+    pub async fn add_processor_with(&mut self, cfg: ProcessorConfig) {
+        let svc = start_processor(cfg).await;
         self.wait_ready(&svc.url()).await;
         self.processors.push(svc);
     }
