@@ -87,7 +87,7 @@ impl History {
                     started,
                 )
                 .await?;
-            found.sort_by(|a: &(Position, LogEvent), b| b.0.cmp(&a.0));
+            found.sort_by_key(|item: &(Position, LogEvent)| std::cmp::Reverse(item.0));
             for item in found {
                 if page.events.len() >= want {
                     break;
