@@ -201,7 +201,8 @@ build_image() { # service
     export SOURCE_DATE_EPOCH
     docker build --progress=plain --build-arg "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" "${args[@]}" "$context"
   else
-    podman build --layers --timestamp "$SOURCE_DATE_EPOCH" "${args[@]}" "$context"
+    # Docker image format: buildah ignores SHELL (bash -o pipefail) in OCI format.
+    podman build --layers --format docker --timestamp "$SOURCE_DATE_EPOCH" "${args[@]}" "$context"
   fi
   BUILD_SECONDS[$svc]=$((SECONDS - t0))
 }

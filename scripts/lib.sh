@@ -48,6 +48,25 @@ venv_install() {
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
 }
 
+# tool_venv NAME SPEC... — a separate venv under .tools/NAME for a tool whose dependencies would
+# clash with the others (schemathesis and checkov disagree on `packaging`). Prints the venv path.
+tool_venv() {
+  local name="$1"; shift
+  local dir="$ROOT/.tools/$name"
+  if [[ ! -x "$dir/bin/python" ]]; then
+    python3 -m venv "$dir" >&2 || { apt_install python3-venv; python3 -m venv "$dir" >&2; }
+  fi
+  local missing=()
+  for spec in "$@"; do
+    "$dir/bin/python" -m pip show -q "${spec%%[=<>]*}" >/dev/null 2>&1 || missing+=("$spec")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing into .tools/$name: ${missing[*]}"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" >&2 || die "pip install ${missing[*]} failed"
+  fi
+  echo "$dir"
+}
+
 rustup_target() {
   rustup target list --installed 2>/dev/null | grep -qx "$1" && return 0
   log "adding rustup target $1"

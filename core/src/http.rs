@@ -18,10 +18,13 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::HttpMetrics;
 
 /// The body of every error response: `{"error": "...", "details": [...]}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong, naming the field, line or header at fault.
     pub error: String,
+    /// Per-line or per-check details, when there are several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub details: Vec<serde_json::Value>,
 }
 

@@ -202,6 +202,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(lhttp::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(lhttp::not_found)
         .with_state(state);
     lhttp::instrument(router, http_metrics)
@@ -233,14 +234,15 @@ async fn metrics(State(st): State<AppState>) -> Response {
     lhttp::metrics_handler(State(st.registry.clone())).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsParams {
     /// Service for events that do not name one.
     pub service: Option<String>,
 }
 
 /// The 202 body.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub accepted: usize,
     pub rejected: Vec<RejectOut>,
@@ -253,7 +255,8 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+/// A refused line: its 1-based number (array position for a JSON array) and why.
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RejectOut {
     pub line: usize,
     pub error: String,
@@ -268,6 +271,61 @@ impl From<Reject> for RejectOut {
     }
 }
 
+/// One event as JSON. Every key is optional; aliases are accepted (`ts|timestamp|time|@timestamp|date`,
+/// `level|severity|lvl|log.level`, `message|msg|log|body|text`, `service|app|service.name|application`),
+/// nested objects are flattened into `fields`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IncomingEvent {
+    /// RFC 3339 or epoch s/ms/µs/ns.
+    ts: Option<String>,
+    service: Option<String>,
+    /// A level name (any case) or a syslog/OpenTelemetry number.
+    level: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "logjet ingest API",
+        description = "Accepts logs over HTTP; answers 202 once JetStream has them."
+    ),
+    paths(post_logs),
+    components(schemas(IngestResponse, RejectOut, IncomingEvent, logjet_core::http::ErrorBody))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
+/// Send logs: a JSON object, a JSON array, NDJSON, or plain-text lines (gzip allowed).
+#[utoipa::path(
+    post,
+    path = "/logs",
+    params(
+        LogsParams,
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key is counted once (within 2 minutes)."),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried to the processor's logs."),
+    ),
+    request_body(
+        description = "One event (object), many (array or NDJSON), or text lines.",
+        content(
+            (IncomingEvent = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/plain")
+        )
+    ),
+    responses(
+        (status = 202, description = "Accepted: JetStream acknowledged every accepted event", body = IngestResponse),
+        (status = 400, description = "Nothing valid, or a bad parameter or header", body = logjet_core::http::ErrorBody),
+        (status = 413, description = "Body over the limit (after decompression)", body = logjet_core::http::ErrorBody),
+        (status = 415, description = "Unsupported content type or encoding", body = logjet_core::http::ErrorBody),
+        (status = 503, description = "JetStream unavailable; retry after the given seconds", body = logjet_core::http::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
+    )
+)]
 async fn post_logs(
     State(st): State<AppState>,
     params: Result<Query<LogsParams>, QueryRejection>,
@@ -498,6 +556,20 @@ mod tests {
             }
             .status(),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn openapi_documents_post_logs() {
+        let doc = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let op = &doc["paths"]["/logs"]["post"];
+        for status in ["202", "400", "413", "415", "503"] {
+            assert!(op["responses"].get(status).is_some(), "{status}");
+        }
+        assert!(
+            op["requestBody"]["content"]
+                .get("application/x-ndjson")
+                .is_some()
         );
     }
 

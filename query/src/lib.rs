@@ -203,8 +203,8 @@ async fn metrics(State(st): State<AppState>) -> Response {
     request_body = QueryRequest,
     responses(
         (status = 200, description = "A page of events", body = QueryResponse),
-        (status = 400, description = "Invalid request; the error names the field"),
-        (status = 503, description = "Redis unavailable")
+        (status = 400, description = "Invalid request; the error names the field", body = logjet_core::http::ErrorBody),
+        (status = 503, description = "Redis or NATS unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
     )
 )]
 async fn query_logs(
@@ -226,7 +226,10 @@ async fn query_logs(
 #[utoipa::path(
     get,
     path = "/stats/summary",
-    responses((status = 200, body = Summary), (status = 503, description = "Redis unavailable"))
+    responses(
+        (status = 200, body = Summary),
+        (status = 503, description = "Redis unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
+    )
 )]
 async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, QueryError> {
     let s = stats::summary(
@@ -247,8 +250,8 @@ async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, Quer
     params(tail::TailParams),
     responses(
         (status = 200, description = "An SSE stream of events", content_type = "text/event-stream"),
-        (status = 400, description = "Invalid parameter"),
-        (status = 503, description = "Too many tails, or NATS unavailable")
+        (status = 400, description = "Invalid parameter", body = logjet_core::http::ErrorBody),
+        (status = 503, description = "Too many tails, or NATS unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
     )
 )]
 async fn tail_logs(
@@ -264,7 +267,11 @@ async fn tail_logs(
     get,
     path = "/patterns",
     params(patterns::PatternParams),
-    responses((status = 200, body = patterns::PatternsResponse), (status = 400, description = "Invalid parameter"))
+    responses(
+        (status = 200, body = patterns::PatternsResponse),
+        (status = 400, description = "Invalid parameter", body = logjet_core::http::ErrorBody),
+        (status = 503, description = "Redis unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
+    )
 )]
 async fn get_patterns(
     State(st): State<AppState>,
@@ -292,7 +299,11 @@ pub struct TimeseriesParams {
     get,
     path = "/stats/timeseries",
     params(TimeseriesParams),
-    responses((status = 200, body = Timeseries), (status = 400, description = "Invalid parameter"))
+    responses(
+        (status = 200, body = Timeseries),
+        (status = 400, description = "Invalid parameter", body = logjet_core::http::ErrorBody),
+        (status = 503, description = "Redis unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
+    )
 )]
 async fn timeseries(
     State(st): State<AppState>,
