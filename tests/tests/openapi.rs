@@ -20,7 +20,10 @@ fn schemathesis() -> PathBuf {
 }
 
 fn fuzz(base: &str, extra: &[&str]) {
+    // Its example database and crash cache go to a throwaway directory, so every run is fresh.
+    let scratch = tempfile::tempdir().expect("temp dir");
     let out = Command::new(schemathesis())
+        .current_dir(scratch.path())
         .arg("run")
         .arg(format!("{base}/openapi.json"))
         .args(["--url", base])
