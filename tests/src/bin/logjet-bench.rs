@@ -49,6 +49,35 @@ struct Args {
     /// Messages published in the raw JetStream ceiling run (1,000 lines each).
     #[arg(long, default_value_t = 1000)]
     raw_messages: u64,
+    /// Requests per query latency measurement.
+    #[arg(long, default_value_t = 200)]
+    query_samples: usize,
+}
+
+/// Latencies (ms, sorted) of `n` sequential requests.
+async fn latencies(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&str>,
+    n: usize,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = http.request(method.clone(), url);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let t = Instant::now();
+        let r = req.send().await.expect("query");
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        let _ = r.bytes().await;
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.sort_by(f64::total_cmp);
+    out
 }
 
 struct Service {
@@ -502,6 +531,66 @@ async fn main() {
         latency_run(&http, &ingest, &query, args.latency_rate, args.latency_secs).await;
     let _ = wait_counted(&http, &query, base + sent).await;
 
+    eprintln!("bench: query latency with {} events loaded", base + sent);
+    let needle = format!("needle-{:x}", std::process::id() as u64 * 7919 + 17);
+    let r = http
+        .post(format!("{ingest}/logs"))
+        .header("content-type", "application/json")
+        .body(json!({"service": "svc-1", "level": "error", "message": format!("payment failed for {needle}")}).to_string())
+        .send()
+        .await
+        .expect("needle");
+    assert_eq!(r.status(), 202);
+    let _ = wait_counted(&http, &query, base + sent + 1).await;
+    let summary_lat = latencies(
+        &http,
+        reqwest::Method::GET,
+        &format!("{query}/stats/summary"),
+        None,
+        args.query_samples,
+    )
+    .await;
+    let ts_lat = latencies(
+        &http,
+        reqwest::Method::GET,
+        &format!("{query}/stats/timeseries?from=1h&step=10s"),
+        None,
+        args.query_samples,
+    )
+    .await;
+    let pat_lat = latencies(
+        &http,
+        reqwest::Method::GET,
+        &format!("{query}/patterns?since=1h"),
+        None,
+        args.query_samples,
+    )
+    .await;
+    let needle_body = json!({"contains": needle}).to_string();
+    let needle_lat = latencies(
+        &http,
+        reqwest::Method::POST,
+        &format!("{query}/logs/query"),
+        Some(&needle_body),
+        args.query_samples,
+    )
+    .await;
+    let found: Value = http
+        .post(format!("{query}/logs/query"))
+        .header("content-type", "application/json")
+        .body(needle_body.clone())
+        .send()
+        .await
+        .expect("needle query")
+        .json()
+        .await
+        .expect("needle json");
+    assert_eq!(
+        found["events"].as_array().map(Vec::len),
+        Some(1),
+        "needle not found: {found}"
+    );
+
     let mut rows = vec![
         row(
             "JetStream raw publish ceiling (events/s)",
@@ -552,6 +641,33 @@ async fn main() {
             "<= 250",
         ),
     ];
+    for (name, lat, target) in [
+        ("/stats/summary", &summary_lat, "<= 20"),
+        ("/stats/timeseries 1 h at 10 s", &ts_lat, "<= 20"),
+        ("/patterns 1 h", &pat_lat, "<= 50"),
+        ("needle search (one id)", &needle_lat, "<= 50"),
+    ] {
+        rows.push(row(
+            &format!("{name} p50 (ms)"),
+            format!("{:.2}", pct(lat, 0.5)),
+            "",
+        ));
+        rows.push(row(
+            &format!("{name} p99 (ms)"),
+            format!("{:.2}", pct(lat, 0.99)),
+            target,
+        ));
+    }
+    rows.push(row(
+        "events loaded for the query latencies",
+        format!("{}", base + sent + 1),
+        ">= 1000000",
+    ));
+    rows.push(row(
+        "needle search: events decoded",
+        format!("{}", found["scanned"].as_u64().unwrap_or(0)),
+        "",
+    ));
     for s in &services {
         rows.push(row(
             &format!("peak RSS {} (MB)", s.name),
