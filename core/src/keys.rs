@@ -156,7 +156,7 @@ pub fn index_service_key(service: &str) -> String {
     format!("{PREFIX}idx:s:{service}")
 }
 
-/// A chunk as its index lists it. Member `id:min_ms:count:level_mask`, score = newest event's
+/// A chunk as its index lists it. Member `id:min_ms:count:level_mask:bloom_log2`, score = newest event's
 /// time in ms. A chunk spans less than one second of event time ([`CHUNK_SPAN_MS`]), which lets
 /// a newest-first reader know where to resume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +167,8 @@ pub struct ChunkRef {
     pub count: u32,
     /// Bit `Level::index()` set when the chunk holds an event of that level.
     pub levels: u8,
+    /// log2 of the size in bits of the chunk's token filter (`bloom:<id>`).
+    pub bloom_log2: u8,
 }
 
 /// Chunks group events of one second of event time, so `max_ms - min_ms < CHUNK_SPAN_MS`.
@@ -174,7 +176,10 @@ pub const CHUNK_SPAN_MS: i64 = 1000;
 
 impl ChunkRef {
     pub fn member(&self) -> String {
-        format!("{}:{}:{}:{}", self.id, self.min_ms, self.count, self.levels)
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.id, self.min_ms, self.count, self.levels, self.bloom_log2
+        )
     }
 
     pub fn parse(member: &str, score: f64) -> Option<ChunkRef> {
@@ -183,12 +188,14 @@ impl ChunkRef {
         let min_ms = it.next()?.parse().ok()?;
         let count = it.next()?.parse().ok()?;
         let levels = it.next()?.parse().ok()?;
+        let bloom_log2 = it.next()?.parse().ok()?;
         Some(ChunkRef {
             id,
             min_ms,
             max_ms: score as i64,
             count,
             levels,
+            bloom_log2,
         })
     }
 
@@ -274,7 +281,7 @@ for _, g in ipairs(plan.chunks) do
     local id = redis.call('INCR', plan.chunk_seq_key)
     redis.call('SET', plan.chunk_key_prefix .. id, table.concat(parts), 'EX', plan.chunk_ttl)
     redis.call('SET', plan.bloom_key_prefix .. id, ARGV[g.bloom + 2], 'EX', plan.chunk_ttl)
-    local member = id .. ':' .. min_ms .. ':' .. count .. ':' .. mask
+    local member = id .. ':' .. min_ms .. ':' .. count .. ':' .. mask .. ':' .. g.bloom_log2
     for _, idx in ipairs(g.index) do
       redis.call('ZADD', idx, max_ms, member)
       touched[idx] = true
@@ -355,6 +362,7 @@ mod tests {
             max_ms: 1999,
             count: 3,
             levels: 0b10100,
+            bloom_log2: 12,
         };
         assert_eq!(ChunkRef::parse(&c.member(), 1999.0), Some(c));
         assert!(c.has_level(Level::Info));

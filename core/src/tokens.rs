@@ -82,6 +82,18 @@ fn emit_token(raw: &[u8], f: &mut impl FnMut(&[u8])) {
     }
 }
 
+/// [`json_line_tokens`] of a canonical line, without its leading `"ts"` value: a timestamp is
+/// unique per event and nobody searches for one by token, so indexing it would only double the
+/// size of every filter.
+pub fn canonical_line_tokens(line: &[u8], f: impl FnMut(&[u8])) {
+    const TS: &[u8] = b"{\"ts\":\"";
+    let rest = line
+        .strip_prefix(TS)
+        .and_then(|r| r.iter().position(|&c| c == b'"').map(|end| &r[end + 1..]))
+        .unwrap_or(line);
+    json_line_tokens(rest, f)
+}
+
 /// The two base hashes of a token, lower-cased.
 pub fn token_hashes(token: &[u8]) -> (u64, u64) {
     let mut buf = [0u8; MAX_TOKEN];
@@ -122,6 +134,25 @@ impl Bloom {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// log2 of the number of bits (the filter's size is always a power of two).
+    pub fn bits_log2(&self) -> u8 {
+        ((self.bytes.len() - 1) * 8).trailing_zeros() as u8
+    }
+
+    /// Redis bit offsets (`GETBIT`/`BITFIELD` numbering: most significant bit first) of the bits
+    /// `token` sets in a filter of `2^bits_log2` bits stored as [`Bloom::as_bytes`]. A reader can
+    /// ask Redis for these few bits instead of fetching the whole filter.
+    pub fn redis_bit_offsets(bits_log2: u8, token: &str) -> Vec<u64> {
+        let mask = (1u64 << bits_log2) - 1;
+        let (h1, h2) = token_hashes(token.as_bytes());
+        (0..u64::from(K))
+            .map(|i| {
+                let p = h1.wrapping_add(i.wrapping_mul(h2)) & mask;
+                (1 + p / 8) * 8 + (7 - p % 8)
+            })
+            .collect()
     }
 
     fn positions(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = usize> + use<> {
@@ -182,6 +213,28 @@ mod tests {
             );
         }
         assert!(!toks.iter().any(|t| t.starts_with("nreq")), "{toks:?}");
+    }
+
+    #[test]
+    fn redis_offsets_point_at_the_set_bits() {
+        let mut b = Bloom::with_capacity(100);
+        b.insert("req-123");
+        let bytes = b.as_bytes();
+        for off in Bloom::redis_bit_offsets(b.bits_log2(), "REQ-123") {
+            let byte = bytes[(off / 8) as usize];
+            assert_eq!((byte >> (7 - off % 8)) & 1, 1, "offset {off}");
+        }
+        assert!(Bloom::redis_bit_offsets(b.bits_log2(), "other-999").len() == 7);
+    }
+
+    #[test]
+    fn canonical_lines_skip_the_timestamp() {
+        let mut toks = Vec::new();
+        canonical_line_tokens(
+            br#"{"ts":"2026-11-26T11:48:35.123Z","service":"api","message":"req-42"}"#,
+            |t| toks.push(String::from_utf8(t.to_vec()).unwrap()),
+        );
+        assert_eq!(toks, vec!["req-42"]);
     }
 
     #[test]

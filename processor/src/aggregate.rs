@@ -66,6 +66,8 @@ struct ChunkGroup {
     /// Part index of the Bloom filter of every part's tokens (a superset when some parts turn out
     /// to be redeliveries: more false positives, never a missed event).
     bloom: usize,
+    /// Its size: 2^bloom_log2 bits.
+    bloom_log2: u8,
 }
 
 /// Events per chunk before a new one is started (a single message's part may exceed it).
@@ -183,7 +185,7 @@ pub fn plan_batch(
             };
             let p = &mut msg_parts[slot];
             p.bytes.extend_from_slice(&ev.line);
-            tokens::json_line_tokens(&ev.line, |t| p.tokens.push(tokens::token_hashes(t)));
+            tokens::canonical_line_tokens(&ev.line, |t| p.tokens.push(tokens::token_hashes(t)));
             p.bytes.extend_from_slice(b"\n");
             p.min_ms = p.min_ms.min(ms);
             p.max_ms = p.max_ms.max(ms);
@@ -233,6 +235,7 @@ pub fn plan_batch(
                         index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
                         parts: Vec::new(),
                         bloom: 0,
+                        bloom_log2: 0,
                     });
                     group_tokens.push(Vec::new());
                     groups.insert(part.key, (plan.chunks.len() - 1, part.count));
@@ -257,6 +260,7 @@ pub fn plan_batch(
             bloom.insert_hashes(h);
         }
         group.bloom = parts.len();
+        group.bloom_log2 = bloom.bits_log2();
         parts.push(Bytes::copy_from_slice(bloom.as_bytes()));
     }
     Planned {

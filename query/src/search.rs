@@ -5,7 +5,7 @@
 //! reading only as many chunks as the page needs. The cursor is that triple: the next page
 //! continues strictly below it.
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
@@ -27,7 +27,9 @@ use crate::filter::{self, Clause, Filter, Literal, Op, Target};
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// Chunk refs read from the index per round trip.
-const INDEX_PAGE: isize = 64;
+const INDEX_PAGE: isize = 256;
+/// Chunks decoded per round trip.
+const LOAD_BATCH: usize = 4;
 
 /// The request body of `POST /logs/query`. Every field is optional.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -546,14 +548,20 @@ pub async fn search(
     let mut seen: HashSet<u64> = HashSet::new();
     let mut offset: isize = 0;
     let mut scanned: u64 = 0;
-    let mut exhausted = false;
     let mut truncated = false;
-    // Every unread chunk's events are at or below this time (ms).
-    let mut frontier_ms: i64 = i64::MAX;
+    // Chunks listed by the index (and not ruled out) but not decoded yet, newest first.
+    let mut pending: VecDeque<ChunkRef> = VecDeque::new();
+    let mut index_done = false;
+    // Chunks still in the index beyond what was listed have their newest event at or below this.
+    let mut index_floor_ms: i64 = i64::MAX;
+    let mut all_loaded;
+    let mut frontier_ms;
 
     loop {
-        // Emit what no unread chunk can beat.
-        let frontier_ns = if exhausted {
+        all_loaded = index_done && pending.is_empty();
+        // Every chunk not decoded yet holds events at or below this time (ms).
+        frontier_ms = pending.front().map_or(index_floor_ms, |r| r.max_ms);
+        let frontier_ns = if all_loaded {
             i64::MIN
         } else {
             frontier_ms
@@ -561,24 +569,41 @@ pub async fn search(
                 .saturating_mul(1_000_000)
                 .saturating_sub(1)
         };
+        // Emit what no undecoded chunk can beat.
         while out.len() < q.limit
             && heap
                 .peek()
-                .is_some_and(|c| exhausted || c.pos.ts_nanos > frontier_ns)
+                .is_some_and(|c| all_loaded || c.pos.ts_nanos > frontier_ns)
         {
             let c = heap.pop().expect("peeked");
             last = Some(c.pos);
             out.push(c.event);
         }
-        if out.len() >= q.limit || (exhausted && heap.is_empty()) {
+        if out.len() >= q.limit || (all_loaded && heap.is_empty()) {
             break;
         }
-        if exhausted {
+        if all_loaded {
             continue;
         }
         if scanned >= budget.max_events || started.elapsed() >= budget.max_time {
             truncated = true;
             break;
+        }
+        if !pending.is_empty() {
+            // Decode a few chunks at a time: a small page needs only the newest ones.
+            let batch: Vec<ChunkRef> = pending.drain(..pending.len().min(LOAD_BATCH)).collect();
+            let chunk_keys: Vec<String> = batch.iter().map(|r| keys::chunk_key(r.id)).collect();
+            let blobs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&chunk_keys)
+                .query_async(&mut conn)
+                .await?;
+            for (r, blob) in batch.iter().zip(blobs) {
+                // A chunk expired between the index read and now: its events are gone from Redis.
+                if let Some(data) = blob {
+                    scanned += scan_chunk(q, r.id, &data, &mut heap);
+                }
+            }
+            continue;
         }
         let page: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(&index)
@@ -592,54 +617,48 @@ pub async fn search(
             .await?;
         offset += page.len() as isize;
         if (page.len() as isize) < INDEX_PAGE {
-            exhausted = true;
+            index_done = true;
         }
-        let refs: Vec<ChunkRef> = page
+        if let Some((_, score)) = page.last() {
+            index_floor_ms = index_floor_ms.min(*score as i64);
+        }
+        let wanted: Vec<ChunkRef> = page
             .iter()
             .filter_map(|(m, s)| ChunkRef::parse(m, *s))
-            .collect();
-        if let Some(min) = refs.iter().map(|r| r.max_ms).min() {
-            frontier_ms = frontier_ms.min(min);
-        }
-        let wanted: Vec<&ChunkRef> = refs
-            .iter()
             .filter(|r| seen.insert(r.id) && q.chunk_may_match(r))
             .collect();
-        let wanted = if q.index_tokens.is_empty() || wanted.is_empty() {
-            wanted
-        } else {
-            let bloom_keys: Vec<String> = wanted.iter().map(|r| keys::bloom_key(r.id)).collect();
-            let blooms: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(&bloom_keys)
-                .query_async(&mut conn)
-                .await?;
-            wanted
-                .into_iter()
-                .zip(blooms)
-                .filter(|(_, b)| match b.clone().and_then(Bloom::from_bytes) {
-                    Some(bloom) => q.index_tokens.iter().all(|t| bloom.may_contain(t)),
-                    // No filter (an older chunk): it has to be read.
-                    None => true,
-                })
-                .map(|(r, _)| r)
-                .collect()
-        };
-        if wanted.is_empty() {
+        if q.index_tokens.is_empty() || wanted.is_empty() {
+            pending.extend(wanted);
             continue;
         }
-        let chunk_keys: Vec<String> = wanted.iter().map(|r| keys::chunk_key(r.id)).collect();
-        let blobs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&chunk_keys)
-            .query_async(&mut conn)
-            .await?;
-        for (r, blob) in wanted.iter().zip(blobs) {
-            // A chunk expired between the index read and now: its events are gone from Redis.
-            if let Some(data) = blob {
-                scanned += scan_chunk(q, r.id, &data, &mut heap);
+        // Ask Redis for just the filter bits each token needs, not whole filters.
+        let mut pipe = redis::pipe();
+        for r in &wanted {
+            let mut cmd = redis::cmd("BITFIELD_RO");
+            cmd.arg(keys::bloom_key(r.id));
+            if r.bloom_log2 > 0 {
+                for t in &q.index_tokens {
+                    for off in Bloom::redis_bit_offsets(r.bloom_log2, t) {
+                        cmd.arg("GET").arg("u1").arg(off);
+                    }
+                }
+            } else {
+                cmd.arg("GET").arg("u1").arg(0);
             }
+            pipe.add_command(cmd);
         }
+        let bits: Vec<Vec<u8>> = pipe.query_async(&mut conn).await?;
+        pending.extend(
+            wanted
+                .into_iter()
+                .zip(bits)
+                // No filter size known (an older chunk): it has to be read.
+                .filter(|(r, b)| r.bloom_log2 == 0 || b.iter().all(|bit| *bit == 1))
+                .map(|(r, _)| r),
+        );
     }
 
+    let exhausted = all_loaded;
     let next_cursor = if out.len() >= q.limit && !(exhausted && heap.is_empty()) {
         last.map(|p| p.encode())
     } else if truncated {
