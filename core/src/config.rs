@@ -379,6 +379,9 @@ pub struct ProcessorConfig {
     /// How long a fetch waits for messages before returning what it has.
     #[serde(with = "humantime_serde")]
     pub fetch_expires: Duration,
+    /// How long a small batch waits for more messages before it is applied.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
     /// Unacknowledged messages the consumer hands out across all replicas.
     pub max_ack_pending: i64,
     #[serde(with = "humantime_serde")]
@@ -405,8 +408,9 @@ impl Default for ProcessorConfig {
             stream: StreamSettings::default(),
             consumer: "processor".into(),
             fetch_batch: 256,
-            fetch_max_bytes: 8 * 1024 * 1024,
+            fetch_max_bytes: 2 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
+            batch_linger: Duration::from_millis(50),
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
@@ -436,6 +440,9 @@ impl ServiceConfig for ProcessorConfig {
             ));
         }
         positive_duration("fetch_expires", self.fetch_expires)?;
+        if self.batch_linger > Duration::from_secs(1) {
+            return Err(ConfigError::invalid("batch_linger", "must be at most 1s"));
+        }
         if self.max_ack_pending < self.fetch_batch as i64 {
             return Err(ConfigError::invalid(
                 "max_ack_pending",

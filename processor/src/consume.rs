@@ -28,6 +28,7 @@ pub struct Worker {
     pub fetch_batch: usize,
     pub fetch_max_bytes: usize,
     pub fetch_expires: Duration,
+    pub linger: Duration,
     pub nak_delay: Duration,
     pub max_deliver: i64,
     pub max_age: Duration,
@@ -70,11 +71,20 @@ impl Worker {
                     next = batches.next() => next,
                 };
                 let Some(batch) = next else { break };
-                let mut msgs = Vec::with_capacity(batch.len());
-                for m in batch {
-                    match m {
-                        Ok(m) => msgs.push(m),
-                        Err(e) => tracing::debug!(error = %e, "pull stream notice"),
+                let mut msgs = Vec::with_capacity(self.fetch_batch);
+                keep_messages(batch, &mut msgs);
+                // Linger briefly for more: fewer, larger batches mean fewer Redis calls and fewer,
+                // larger chunks (which is what keeps searches fast).
+                let bytes = |msgs: &[jetstream::Message]| {
+                    msgs.iter().map(|m| m.payload.len()).sum::<usize>()
+                };
+                if !msgs.is_empty() && msgs.len() < self.fetch_batch && !self.linger.is_zero() {
+                    let deadline = tokio::time::Instant::now() + self.linger;
+                    while msgs.len() < self.fetch_batch && bytes(&msgs) < self.fetch_max_bytes {
+                        match tokio::time::timeout_at(deadline, batches.next()).await {
+                            Ok(Some(more)) => keep_messages(more, &mut msgs),
+                            _ => break,
+                        }
                     }
                 }
                 if msgs.is_empty() {
@@ -271,6 +281,18 @@ impl Worker {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "nak failed; the message comes back after ack_wait");
             }
+        }
+    }
+}
+
+fn keep_messages(
+    batch: Vec<Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>>,
+    out: &mut Vec<jetstream::Message>,
+) {
+    for m in batch {
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::debug!(error = %e, "pull stream notice"),
         }
     }
 }

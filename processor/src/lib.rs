@@ -183,6 +183,7 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
         fetch_batch: cfg.fetch_batch,
         fetch_max_bytes: cfg.fetch_max_bytes,
         fetch_expires: cfg.fetch_expires,
+        linger: cfg.batch_linger,
         nak_delay: cfg.nak_delay,
         max_deliver: cfg.max_deliver,
         max_age: cfg.stream.stream_max_age,
