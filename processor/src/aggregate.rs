@@ -152,16 +152,18 @@ pub fn plan_batch(
                     .entry((b, b.start(secs), ev.service.as_str(), ev.level))
                     .or_default() += 1;
             }
-            let tid = pattern::template_id(&ev.template);
+            let tid = ev.template_id;
             *templates
                 .entry((Bucket::M1.start(secs), ev.service.as_str(), ev.level, tid))
                 .or_default() += 1;
-            if defined.insert(tid, ()).is_none() {
+            if defined.insert(tid, ()).is_none()
+                && let Some(sample) = crate::decode::line_message(&ev.line)
+            {
                 let day = secs.div_euclid(86_400) * 86_400;
                 plan.defs.push((
                     keys::pattern_defs_key(day),
                     format!("{tid:016x}"),
-                    serde_json::json!({"t": ev.template, "s": ev.message}).to_string(),
+                    serde_json::json!({"t": pattern::mask(&sample), "s": sample}).to_string(),
                     day + 86_400 + settings.retention.as_secs() as i64,
                 ));
             }
@@ -326,9 +328,8 @@ mod tests {
             ts_nanos: ts_ms * 1_000_000,
             service: service.into(),
             level,
-            line: Bytes::from(format!("{{\"ts_ms\":{ts_ms}}}")),
-            template: "took <num> ms".into(),
-            message: "took 5 ms".into(),
+            line: Bytes::from(format!("{{\"ts_ms\":{ts_ms},\"message\":\"took 5 ms\"}}")),
+            template_id: 42,
         }
     }
 

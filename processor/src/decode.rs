@@ -26,10 +26,26 @@ pub struct EventRecord {
     pub level: Level,
     /// Canonical JSON of the event, without the trailing newline.
     pub line: Bytes,
-    /// The message with variable parts masked ([`logjet_core::pattern::mask`]).
-    pub template: String,
-    /// The message itself (a template's sample line).
-    pub message: String,
+    /// Id of the message's template ([`logjet_core::pattern`]). The template text and a sample
+    /// are re-derived from `line` only for the first event of a template in a batch, so no
+    /// per-event string is kept.
+    pub template_id: u64,
+}
+
+/// The message of a canonical line (for a template's sample).
+pub fn line_message(line: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Msg<'a> {
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+    }
+    serde_json::from_slice::<Msg<'_>>(line)
+        .ok()
+        .map(|m| m.message.into_owned())
+}
+
+fn template_id_of(message: &str) -> u64 {
+    pattern::template_id(&pattern::mask(message))
 }
 
 impl EventRecord {
@@ -94,8 +110,7 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
                     service,
                     level,
                     line: payload.slice(start..end),
-                    template: pattern::mask(&message),
-                    message,
+                    template_id: template_id_of(&message),
                 }),
                 // A line that claims to be canonical but is not: give it to the forgiving parser.
                 None => {
@@ -113,18 +128,13 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     out
 }
 
-fn read_head(raw: &[u8]) -> Option<(i64, String, Level, String)> {
+fn read_head(raw: &[u8]) -> Option<(i64, String, Level, Cow<'_, str>)> {
     let head: Head<'_> = serde_json::from_slice(raw).ok()?;
     let ts = DateTime::parse_from_rfc3339(&head.ts).ok()?;
     let ts_nanos = ts.timestamp_nanos_opt()?;
     // The service becomes part of Redis keys: it must already be canonical.
     let service = ServiceName::parse_strict(&head.service).ok()?;
-    Some((
-        ts_nanos,
-        service.into(),
-        head.level,
-        head.message.into_owned(),
-    ))
+    Some((ts_nanos, service.into(), head.level, head.message))
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
@@ -141,8 +151,7 @@ fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
             ts_nanos: ev.ts_nanos(),
             level: ev.level,
             line: Bytes::from(serde_json::to_vec(&ev).expect("a LogEvent always serialises")),
-            template: pattern::mask(&ev.message),
-            message: ev.message,
+            template_id: template_id_of(&ev.message),
             service: ev.service,
         })
         .collect();

@@ -12,8 +12,13 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+fn main() -> anyhow::Result<()> {
+    logjet_core::telemetry::tune_allocator();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg: QueryConfig = config::load(args.config.as_deref())?;
     logjet_core::telemetry::init(cfg.log_format);

@@ -117,6 +117,13 @@ async fn spawn_service(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    if let Ok(extra) = std::env::var("BENCH_SERVICE_ENV") {
+        for kv in extra.split(',').filter(|s| !s.is_empty()) {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+    }
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!("starting {binary}: {e} (run scripts/bench.sh, it builds them)")
     });
