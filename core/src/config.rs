@@ -477,6 +477,8 @@ pub struct QueryConfig {
     pub redis_url: String,
     pub nats_url: String,
     pub stream: String,
+    /// The processors' consumer, whose lag `/stats/pipeline` reports.
+    pub consumer: String,
     /// Window covered by `/stats/summary` and the longest time series (the stream's max age).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -499,6 +501,7 @@ impl Default for QueryConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             nats_url: "nats://127.0.0.1:4222".into(),
             stream: "LOGS".into(),
+            consumer: "processor".into(),
             retention: Duration::from_secs(24 * 3600),
             max_scan_events: 500_000,
             query_timeout: Duration::from_secs(10),
@@ -514,6 +517,7 @@ impl ServiceConfig for QueryConfig {
         validate_redis_url("redis_url", &self.redis_url)?;
         validate_nats_url("nats_url", &self.nats_url)?;
         validate_stream_name("stream", &self.stream)?;
+        validate_stream_name("consumer", &self.consumer)?;
         positive_duration("retention", self.retention)?;
         positive("max_scan_events", self.max_scan_events as u64)?;
         positive_duration("query_timeout", self.query_timeout)?;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod filter;
 pub mod history;
 pub mod patterns;
+pub mod pipeline;
 pub mod search;
 pub mod stats;
 pub mod tail;
@@ -146,7 +147,15 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
         title = "logjet query API",
         description = "Search, statistics and live tail over logjet's recent events."
     ),
-    paths(query_logs, summary, timeseries, get_patterns, tail_logs),
+    paths(
+        query_logs,
+        summary,
+        timeseries,
+        get_patterns,
+        tail_logs,
+        pipeline_stats,
+        services
+    ),
     components(schemas(
         QueryRequest,
         QueryResponse,
@@ -165,6 +174,8 @@ pub fn app(state: AppState) -> Router {
         .route("/logs/query", post(query_logs))
         .route("/stats/summary", get(summary))
         .route("/stats/timeseries", get(timeseries))
+        .route("/stats/pipeline", get(pipeline_stats))
+        .route("/services", get(services))
         .route("/patterns", get(get_patterns))
         .route("/logs/tail", get(tail_logs))
         .route("/openapi.json", get(openapi))
@@ -260,6 +271,46 @@ async fn tail_logs(
 ) -> Result<Response, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     Ok(st.tails.open(p, Utc::now()).await?.into_response())
+}
+
+/// The stream and the processors' consumer: lag (as KEDA computes it), pending, redelivered.
+#[utoipa::path(
+    get,
+    path = "/stats/pipeline",
+    responses(
+        (status = 200, body = pipeline::PipelineStats),
+        (status = 503, description = "NATS unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
+    )
+)]
+async fn pipeline_stats(
+    State(st): State<AppState>,
+) -> Result<axum::Json<pipeline::PipelineStats>, QueryError> {
+    Ok(axum::Json(
+        pipeline::pipeline(&st.tails.client, &st.cfg.stream, &st.cfg.consumer).await?,
+    ))
+}
+
+/// Services seen, most recently active first, with volume, levels and error rate.
+#[utoipa::path(
+    get,
+    path = "/services",
+    responses(
+        (status = 200, body = stats::ServicesResponse),
+        (status = 503, description = "Redis unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
+    )
+)]
+async fn services(
+    State(st): State<AppState>,
+) -> Result<axum::Json<stats::ServicesResponse>, QueryError> {
+    Ok(axum::Json(
+        stats::services(
+            &st.redis,
+            Utc::now(),
+            st.cfg.retention,
+            logjet_core::parse::DEFAULT_MAX_FUTURE,
+        )
+        .await?,
+    ))
 }
 
 /// Message patterns: templates with counts, a sample, first/last seen and a per-minute series.

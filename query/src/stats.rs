@@ -281,3 +281,69 @@ mod tests {
         assert_eq!(all[0].total, 5);
     }
 }
+
+/// One service as `GET /services` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// Newest event time seen (RFC 3339).
+    pub last_seen: String,
+    /// Events in the retained window.
+    pub total: u64,
+    pub by_level: BTreeMap<String, u64>,
+    /// Share of error and fatal events in the window, 0 to 1.
+    pub error_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServicesResponse {
+    pub services: Vec<ServiceInfo>,
+}
+
+/// Most services listed.
+pub const MAX_SERVICES: isize = 1000;
+
+/// Services seen, most recently active first, with their counts over the retained window.
+pub async fn services(
+    conn: &ConnectionManager,
+    now: DateTime<Utc>,
+    retention: Duration,
+    future: Duration,
+) -> redis::RedisResult<ServicesResponse> {
+    let mut c = conn.clone();
+    let seen: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+        .arg(keys::services_key())
+        .arg(0)
+        .arg(MAX_SERVICES - 1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await?;
+    let s = summary(conn, now, retention, future).await?;
+    let services = seen
+        .into_iter()
+        .map(|(name, ms)| {
+            let by_level = s
+                .by_service_level
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(empty_levels);
+            let total = by_level.values().sum();
+            let errors = by_level.get("error").copied().unwrap_or(0)
+                + by_level.get("fatal").copied().unwrap_or(0);
+            ServiceInfo {
+                last_seen: logjet_core::event::format_ts(
+                    &DateTime::from_timestamp_millis(ms as i64).unwrap_or_default(),
+                ),
+                error_rate: if total == 0 {
+                    0.0
+                } else {
+                    errors as f64 / total as f64
+                },
+                name,
+                total,
+                by_level,
+            }
+        })
+        .collect();
+    Ok(ServicesResponse { services })
+}
