@@ -165,7 +165,10 @@ build_on_host() {
 # frontend image, and a from-host build must pull nothing). podman gets a copy with this build's
 # version, revision and source written into the LABEL lines: buildah 1.28's layer cache matches
 # ARG and LABEL steps by their text, not by the --build-arg values, and would reuse an image
-# labelled with an older revision.
+# labelled with an older revision. It also drops `sharing=locked` from the cache mounts: buildah
+# 1.28 keeps such a lock past the stage that took it, and the next stage that mounts the same
+# cache waits forever. Without it the cache is shared, which is safe for what is cached: cargo
+# locks its registry and target directories itself, and a podman build runs one stage at a time.
 effective_dockerfile() {
   local out="$OUT/Dockerfile.$ENGINE"
   mkdir -p "$OUT"
@@ -176,7 +179,7 @@ effective_dockerfile() {
   if [[ $ENGINE == docker ]]; then
     sed -e '/^# syntax=/d' "$DOCKERFILE" >"$out"
   else
-    sed -e '/^# syntax=/d' \
+    sed -e '/^# syntax=/d' -e 's/,sharing=locked//g' \
       -e "/^LABEL\|^ *org\.opencontainers/ {
             s|\${VERSION}|$VERSION|g; s|\${REVISION}|$REVISION|g; s|\${SOURCE}|$SOURCE|g
           }" "$DOCKERFILE" >"$out"
@@ -254,6 +257,8 @@ size_table() {
 }
 
 # --- main -------------------------------------------------------------------------------------
+# podman 4.3 exits 0 when it is interrupted: stop here rather than go on to the next image.
+trap 'warn "interrupted"; exit 130' INT TERM
 declare -A BUILD_SECONDS=()
 log "logjet images ${SERVICES[*]}: version $VERSION, revision $REVISION, engine $ENGINE$([[ $FROM_HOST -eq 1 ]] && echo ", from host binaries")"
 T0=$SECONDS
