@@ -14,9 +14,11 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// A registry with the process collector (CPU, RSS, open file descriptors) and a build-info
-/// gauge already in it.
+/// gauge already in it. Every series it exports carries `service="<service>"`, so alert rules
+/// and dashboards select a service the same way whatever job name the scraper gives it.
 pub fn new_registry(service: &str) -> Registry {
-    let registry = Registry::new();
+    let labels = std::collections::HashMap::from([("service".to_string(), service.to_string())]);
+    let registry = Registry::new_custom(None, Some(labels)).expect("valid const label");
     #[cfg(target_os = "linux")]
     {
         let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -24,7 +26,6 @@ pub fn new_registry(service: &str) -> Registry {
     }
     let info = IntGauge::with_opts(
         Opts::new("logjet_build_info", "Always 1; labels say what is running.")
-            .const_label("service", service)
             .const_label("version", env!("CARGO_PKG_VERSION")),
     )
     .expect("valid metric");

@@ -146,6 +146,17 @@ pub enum LineError {
 }
 
 impl LineError {
+    /// Every [`LineError::code`], for initialising metric label values.
+    pub const CODES: [&'static str; 7] = [
+        "too_long",
+        "invalid_utf8",
+        "invalid_json",
+        "not_an_object",
+        "empty_object",
+        "invalid_field",
+        "too_many_fields",
+    ];
+
     /// Stable code for metrics labels.
     pub fn code(&self) -> &'static str {
         match self {

@@ -32,6 +32,9 @@ impl IngestMetrics {
             "Events refused by ingest, by reason.",
             &["reason"],
         );
+        for reason in logjet_core::parse::LineError::CODES {
+            rejected.with_label_values(&[reason]);
+        }
         let publish_duration = metrics::register(
             registry,
             Histogram::with_opts(
@@ -49,6 +52,9 @@ impl IngestMetrics {
             "Publishes to JetStream that failed, by reason (not_connected, timeout, no_stream, error).",
             &["reason"],
         );
+        for reason in ["not_connected", "timeout", "no_stream", "error"] {
+            publish_failures.with_label_values(&[reason]);
+        }
         let batch_events = metrics::register(
             registry,
             Histogram::with_opts(

@@ -49,6 +49,9 @@ impl ProcessorMetrics {
             "Lines sent to the dead-letter stream, by reason.",
             &["reason"],
         );
+        for reason in logjet_core::parse::LineError::CODES {
+            dead_letters.with_label_values(&[reason]);
+        }
         ProcessorMetrics {
             events_applied: metrics::register(
                 registry,

@@ -61,6 +61,7 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub tails: tail::Tails,
     pub history: history::History,
+    pub gauges: ScrapeGauges,
     pub registry: prometheus::Registry,
     pub draining: Draining,
 }
@@ -108,6 +109,7 @@ impl QueryService {
                 redis,
                 tails,
                 history,
+                gauges: ScrapeGauges::new(&registry),
                 registry,
                 draining: Draining::default(),
             },
@@ -203,8 +205,61 @@ async fn readyz(State(st): State<AppState>) -> Response {
     lhttp::readiness(&[("redis", redis), ("shutdown", draining)])
 }
 
+/// Dependencies' health and the pipeline's lag are read at scrape time. The lag is exported here
+/// (not only by processors) so "pipeline stalled" is visible when no processor is left to say so.
 async fn metrics(State(st): State<AppState>) -> Response {
+    let m = &st.gauges;
+    let nats_up = st.tails.client.connection_state() == async_nats::connection::State::Connected;
+    m.nats_connected.set(nats_up as i64);
+    let redis_up = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        logjet_core::store::ping(&st.redis),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    m.redis_up.set(redis_up as i64);
+    if nats_up
+        && let Ok(Ok(p)) = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            pipeline::pipeline(&st.tails.client, &st.cfg.stream, &st.cfg.consumer),
+        )
+        .await
+        && let Some(c) = p.consumer
+    {
+        m.consumer_lag.set(c.lag as i64);
+    }
     lhttp::metrics_handler(State(st.registry.clone())).await
+}
+
+/// Gauges set at scrape time.
+#[derive(Clone)]
+pub struct ScrapeGauges {
+    pub nats_connected: prometheus::IntGauge,
+    pub redis_up: prometheus::IntGauge,
+    pub consumer_lag: prometheus::IntGauge,
+}
+
+impl ScrapeGauges {
+    fn new(registry: &prometheus::Registry) -> ScrapeGauges {
+        use logjet_core::metrics::gauge;
+        ScrapeGauges {
+            nats_connected: gauge(
+                registry,
+                "logjet_nats_connected",
+                "1 while the NATS connection is up.",
+            ),
+            redis_up: gauge(
+                registry,
+                "logjet_redis_up",
+                "1 when Redis answered PING at the last scrape.",
+            ),
+            consumer_lag: gauge(
+                registry,
+                "logjet_pipeline_consumer_lag_messages",
+                "Lag of the processors' consumer (num_pending + num_ack_pending), read from NATS at scrape time.",
+            ),
+        }
+    }
 }
 
 /// Search recent events, newest first.

@@ -272,7 +272,23 @@ impl Platform {
     }
 }
 
-/// One sample (`name{labels}` exactly as exposed) from a service's /metrics; 0 when absent.
+/// A metric sample's name and labels, parsed from `name{k="v",...}` (labels optional).
+fn parse_series(series: &str) -> (String, Vec<(String, String)>) {
+    let (name, rest) = series.split_once('{').unwrap_or((series, ""));
+    let labels = rest
+        .trim_end_matches('}')
+        .split("\",")
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim().to_string(), v.trim_matches('"').to_string()))
+        })
+        .collect();
+    (name.to_string(), labels)
+}
+
+/// Sum of the samples of `series` (a name, optionally with `{label="value",...}` that must all
+/// match) in a service's /metrics; 0 when there is none.
 pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> u64 {
     let text = http
         .get(format!("{base}/metrics"))
@@ -282,11 +298,14 @@ pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> u64 {
         .text()
         .await
         .expect("metrics text");
+    let (want_name, want_labels) = parse_series(series);
     text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .filter(|rest| rest.starts_with(' '))
-                .map(|v| v.trim().parse::<f64>().unwrap_or(0.0) as u64)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, labels) = parse_series(series);
+            let matches = name == want_name && want_labels.iter().all(|w| labels.contains(w));
+            matches.then(|| value.parse::<f64>().unwrap_or(0.0) as u64)
         })
-        .unwrap_or(0)
+        .sum()
 }
