@@ -501,6 +501,8 @@ fn network_policies_allow_exactly_the_data_flow() {
             ("processor", 9100),
             ("dashboard", 3000),
             ("nats", 8222),
+            // The prometheus-nats-exporter sidecar.
+            ("nats", 7777),
         ] {
             expected.insert((outside("monitoring"), pod(svc), port));
         }
