@@ -9,9 +9,17 @@
 #                  cross-object rules: lagThreshold > the processor's in-flight window
 #                  (LOGJET_FETCH_BATCH), stream/consumer equal to the processor's, no HPA on a
 #                  KEDA-scaled Deployment, PDBs that never block every eviction
-#   4. checkov     --framework kubernetes,kustomize over kustomize/, settings and the justified
+#   4. monitoring  the Prometheus operator objects of kustomize/components/monitoring (rendered in
+#                  overlays/kind-monitoring only): PodMonitors and the PrometheusRule against the
+#                  operator's CRD models (PyPI cloudcoil-models-prometheus-operator, operator
+#                  v0.80) with unknown fields rejected; every logjet service and the NATS exporter
+#                  selected by one PodMonitor on a port the pod declares; the release label
+#                  kube-prometheus-stack selects by; every alert with expr, for, a severity, a
+#                  summary and a description; the dashboard ConfigMap labelled for Grafana's
+#                  sidecar and holding dashboard JSON
+#   5. checkov     --framework kubernetes,kustomize over kustomize/, settings and the justified
 #                  skips in infra/checkov/config.yaml; any other skip fails the run
-#   5. shellcheck  the Kubernetes scripts (skipped with a note when shellcheck is missing)
+#   6. shellcheck  the Kubernetes scripts (skipped with a note when shellcheck is missing)
 #
 # Python tools live in a repo-local venv (.venv/, gitignored), installed once and reused.
 # Usage: scripts/k8s-validate.sh            exits non-zero on any failure
@@ -22,7 +30,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 K8S_VERSION="1.32"
-TARGETS=(base overlays/kind overlays/prod)
+TARGETS=(base overlays/kind overlays/prod overlays/kind-monitoring)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 # Pinned so results do not drift; cloudcoil-models-keda 2.16.1.0 matches KEDA v2.16.1.
@@ -30,8 +38,10 @@ PY_REQUIREMENTS=(
   "kubernetes-validate==1.37.0"
   "checkov==3.3.30"
   "cloudcoil-models-keda==2.16.1.0"
+  "cloudcoil-models-prometheus-operator==0.80.1.0"
 )
-SHELL_SCRIPTS=(scripts/k8s-validate.sh scripts/setup-cluster.sh scripts/deploy.sh scripts/cleanup.sh)
+SHELL_SCRIPTS=(scripts/k8s-validate.sh scripts/setup-cluster.sh scripts/deploy.sh scripts/cleanup.sh
+  scripts/monitoring-setup.sh)
 
 die() { echo "k8s-validate: $*" >&2; exit 2; }
 
@@ -85,14 +95,15 @@ if [[ -n "${KEEP_RENDERED:-}" ]]; then
   cp "${RENDERED[@]}" "$KEEP_RENDERED"/
 fi
 
-# Everything but KEDA's objects goes to kubernetes-validate, so any other CRD kind (which it has
-# no schema for) fails the schema step instead of going unchecked.
+# Everything but KEDA's and the Prometheus operator's objects goes to kubernetes-validate, so any
+# other CRD kind (which it has no schema for) fails the schema step instead of going unchecked.
 "$PY" - "${RENDERED[@]}" <<'PY'
 import sys, yaml
 for path in sys.argv[1:]:
     with open(path) as fh:
         docs = [d for d in yaml.safe_load_all(fh) if d]
-    core = [d for d in docs if not str(d.get("apiVersion", "")).startswith("keda.sh/")]
+    core = [d for d in docs if not str(d.get("apiVersion", "")).startswith(
+        ("keda.sh/", "monitoring.coreos.com/"))]
     with open(path[:-5] + ".core.yaml", "w") as fh:
         yaml.safe_dump_all(core, fh, sort_keys=False)
 PY
@@ -298,9 +309,175 @@ else
   record keda FAIL "see errors above"
 fi
 
-# --- 4. checkov ------------------------------------------------------------------------------
+# --- 4. monitoring ---------------------------------------------------------------------------
+if "$PY" - "${RENDERED[@]}" >"$WORK/monitoring.out" 2>&1 <<'PY'
+"""The Prometheus operator objects against its CRD models, unknown fields rejected (pydantic
+ignores them by default, so each document is walked alongside the model), plus what makes them
+useful: every logjet workload scraped on a port it has, every alert well-formed, the dashboard
+ConfigMap loadable by Grafana's sidecar."""
+import inspect, json, os, sys, types, typing
+import pydantic, yaml
+from cloudcoil.models.prometheus_operator import v1 as po
+
+KINDS = {"PodMonitor": po.PodMonitor, "ServiceMonitor": po.ServiceMonitor,
+         "PrometheusRule": po.PrometheusRule}
+SCRAPED = ["ingest", "processor", "query", "dashboard", "nats"]
+RELEASE = "prometheus"  # scripts/monitoring-setup.sh: the kube-prometheus-stack Helm release
+
+
+def unwrap(ann):
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        yield from unwrap(typing.get_args(ann)[0])
+    elif origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(ann):
+            if a is not type(None):
+                yield from unwrap(a)
+    else:
+        yield ann
+
+
+def walk(ann, value, path, errors):
+    for t in unwrap(ann):
+        origin = typing.get_origin(t)
+        if origin in (list, typing.List) and isinstance(value, list):
+            (item,) = typing.get_args(t) or (typing.Any,)
+            for i, v in enumerate(value):
+                walk(item, v, f"{path}[{i}]", errors)
+            return
+        if origin in (dict, typing.Dict) and isinstance(value, dict):
+            args = typing.get_args(t)
+            for k, v in value.items():
+                walk(args[1] if args else typing.Any, v, f"{path}.{k}", errors)
+            return
+        if inspect.isclass(t) and issubclass(t, pydantic.RootModel):
+            walk(t.model_fields["root"].annotation, value, path, errors)
+            return
+        if inspect.isclass(t) and issubclass(t, pydantic.BaseModel) and isinstance(value, dict):
+            fields = {(f.alias or n): f.annotation for n, f in t.model_fields.items()}
+            for k, v in value.items():
+                if k not in fields:
+                    errors.append(f"{path}.{k}: unknown field (not in the operator's {t.__name__} schema)")
+                else:
+                    walk(fields[k], v, f"{path}.{k}", errors)
+            return
+
+
+def matches(selector, labels):
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        val, op, vals = labels.get(e["key"]), e["operator"], e.get("values") or []
+        if (op == "In" and val not in vals) or (op == "NotIn" and val in vals) \
+                or (op == "Exists" and val is None) or (op == "DoesNotExist" and val is not None):
+            return False
+    return True
+
+
+def check(docs, errors):
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+    for name in SCRAPED:
+        w = workloads.get(name)
+        if w is None:
+            errors.append(f"workload {name} is not rendered")
+            continue
+        labels = w["spec"]["template"]["metadata"].get("labels", {})
+        ports = {p.get("name") for c in w["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports") or []}
+        found = [m for m in monitors
+                 if m["metadata"].get("namespace") == w["metadata"].get("namespace")
+                 and matches(m["spec"].get("selector") or {}, labels)]
+        if len(found) != 1:
+            errors.append(f"{name}: selected by {len(found)} PodMonitors, want exactly 1")
+            continue
+        for ep in found[0]["spec"].get("podMetricsEndpoints") or []:
+            if ep.get("port") not in ports:
+                errors.append(f"PodMonitor/{found[0]['metadata']['name']}: port {ep.get('port')!r} "
+                              f"is not a port of {name} ({sorted(p for p in ports if p)})")
+    for d in docs:
+        if d["kind"] in KINDS and (d["metadata"].get("labels") or {}).get("release") != RELEASE:
+            errors.append(f"{d['kind']}/{d['metadata']['name']}: no label release={RELEASE}, "
+                          "kube-prometheus-stack would not select it")
+    rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if not rules:
+        errors.append("no PrometheusRule rendered")
+    for r in rules:
+        for g in r["spec"]["groups"]:
+            for rule in g["rules"]:
+                if "alert" not in rule:
+                    continue
+                need = {
+                    "expr": rule.get("expr"),
+                    "for": rule.get("for"),
+                    "labels.severity": (rule.get("labels") or {}).get("severity"),
+                    "annotations.summary": (rule.get("annotations") or {}).get("summary"),
+                    "annotations.description": (rule.get("annotations") or {}).get("description"),
+                }
+                for field, value in need.items():
+                    if not value:
+                        errors.append(f"PrometheusRule/{r['metadata']['name']}: alert "
+                                      f"{rule['alert']} lacks {field}")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
+                  and (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    if not dashboards:
+        errors.append("no ConfigMap labelled grafana_dashboard=1")
+    for d in dashboards:
+        for key, text in (d.get("data") or {}).items():
+            try:
+                dash = json.loads(text)
+                ok = bool(dash.get("uid") and dash.get("title") and dash.get("panels"))
+            except ValueError:
+                ok = False
+            if not ok:
+                errors.append(f"ConfigMap/{d['metadata']['name']}: {key} is not a dashboard JSON")
+
+
+status = 0
+for path in sys.argv[1:]:
+    with open(path) as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+    label = os.path.basename(path)[:-5]
+    ours = [d for d in docs if str(d.get("apiVersion", "")).startswith("monitoring.coreos.com/")]
+    # Only the monitoring overlay carries them (the others must apply without the operator).
+    if not ours and label != "overlays-kind-monitoring":
+        continue
+    errors = []
+    for doc in ours:
+        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+        model = KINDS.get(kind)
+        errs = []
+        if model is None:
+            errs.append(f"kind {kind} is not allowed here (only {sorted(KINDS)})")
+        else:
+            walk(model, doc, "", errs)
+            try:
+                model.model_validate(doc)
+            except pydantic.ValidationError as e:
+                errs += [f".{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()]
+        errors += [f"{kind}/{name}: {e}" for e in errs]
+    check(docs, errors)
+    if errors:
+        status = 1
+        print(f"FAIL {label}")
+        for e in errors:
+            print(f"    {e}")
+    else:
+        print(f"ok   {label}: {len(ours)} operator objects valid, no unknown fields, every service "
+              "scraped, alerts and dashboard well-formed")
+sys.exit(status)
+PY
+then
+  while read -r line; do record monitoring ok "${line#ok   }"; done <"$WORK/monitoring.out"
+else
+  cat "$WORK/monitoring.out" >&2
+  record monitoring FAIL "see errors above"
+fi
+
+# --- 5. checkov ------------------------------------------------------------------------------
 # The only skip allowed besides infra/checkov/config.yaml's skip-check list: CKV_K8S_15 by
-# annotation in the kind overlay (justified in that file).
+# annotation in the kind overlay and in kind-monitoring, which includes it (justified in that file).
 if "$VENV/bin/checkov" --config-file infra/checkov/config.yaml -o json \
     >"$WORK/checkov.json" 2>"$WORK/checkov.err"; then ck_rc=0; else ck_rc=$?; fi
 if "$PY" - "$WORK/checkov.json" "$ck_rc" >"$WORK/checkov.out" 2>&1 <<'PY'
@@ -323,14 +500,18 @@ for r in reports:
     for f in res.get("failed_checks", []):
         print(f"FAILED {f['check_id']} {f['check_name']}: {f['resource']} ({f['file_path']})")
     for f in res.get("skipped_checks", []):
-        if not (f["check_id"] == "CKV_K8S_15" and f["resource"].startswith("overlay:overlays/kind:")):
+        # checkov names the kind-monitoring overlay (an overlay of an overlay) without overlays/.
+        if not (f["check_id"] == "CKV_K8S_15" and f["resource"].startswith(
+                ("overlay:overlays/kind:", "overlay:overlays/kind-monitoring:",
+                 "overlay:kind-monitoring:"))):
             print(f"UNJUSTIFIED SKIP {f['check_id']}: {f['resource']} "
                   f"(justify it in infra/checkov/config.yaml first)")
             ok = False
     if r["check_type"] == "kustomize":
         targets = {p["resource"].rsplit(":", 1)[0] for p in res.get("passed_checks", [])}
-        for want in ("base", "overlay:overlays/kind", "overlay:overlays/prod"):
-            if want not in targets:
+        for want in ("base", "overlay:overlays/kind", "overlay:overlays/prod",
+                     "overlay:kind-monitoring"):
+            if want not in targets and want.replace("overlay:", "overlay:overlays/") not in targets:
                 print(f"checkov did not scan {want} (a failed kustomize build is silently skipped)")
                 ok = False
     ok = ok and s["failed"] == 0 and s.get("parsing_errors", 0) == 0
@@ -345,7 +526,7 @@ else
   record checkov FAIL "see findings above"
 fi
 
-# --- 5. shellcheck ---------------------------------------------------------------------------
+# --- 6. shellcheck ---------------------------------------------------------------------------
 present=()
 for s in "${SHELL_SCRIPTS[@]}"; do [[ -f "$s" ]] && present+=("$s"); done
 if ! command -v shellcheck >/dev/null 2>&1; then
