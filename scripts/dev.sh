@@ -12,6 +12,8 @@ cd "$ROOT"
 export LOGJET_NATS_URL="${LOGJET_NATS_URL:-nats://127.0.0.1:4222}"
 export LOGJET_REDIS_URL="${LOGJET_REDIS_URL:-redis://127.0.0.1:6379}"
 export LOGJET_LOG_FORMAT="${LOGJET_LOG_FORMAT:-pretty}"
+# Local development: no API keys (the services say so loudly at start-up).
+export LOGJET_AUTH="${LOGJET_AUTH:-off}"
 DATA="$ROOT/.data"
 mkdir -p "$DATA/logs"
 

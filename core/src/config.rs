@@ -71,6 +71,8 @@ pub fn load_from<T: ServiceConfig>(
     let defaults = config::Config::try_from(&T::default())
         .map_err(|e| ConfigError::Load(format!("defaults: {e}")))?;
     let mut builder = config::Config::builder().add_source(defaults);
+    // What the file and the environment set, to name the key of a bad value.
+    let mut provided: Vec<(String, String)> = Vec::new();
 
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -81,7 +83,8 @@ pub fn load_from<T: ServiceConfig>(
             path: path.to_path_buf(),
             problem: e,
         })?;
-        for key in table {
+        for (key, value) in table {
+            provided.push((key.clone(), value));
             if !known.contains(&key) {
                 return Err(ConfigError::File {
                     path: path.to_path_buf(),
@@ -102,6 +105,7 @@ pub fn load_from<T: ServiceConfig>(
         }
         let key = key.to_ascii_lowercase();
         if known.contains(&key) {
+            provided.push((key.clone(), value.clone()));
             env_map.insert(format!("{ENV_PREFIX}{key}"), value);
         } else {
             tracing::warn!(variable = %name, "ignoring unknown LOGJET_* variable for this service");
@@ -114,8 +118,12 @@ pub fn load_from<T: ServiceConfig>(
             .source(Some(env_map)),
     );
 
-    let built = builder.build().map_err(map_config_error)?;
-    let cfg: T = built.try_deserialize().map_err(map_config_error)?;
+    let built = builder
+        .build()
+        .map_err(|e| map_config_error(e, &provided))?;
+    let cfg: T = built
+        .try_deserialize()
+        .map_err(|e| map_config_error(e, &provided))?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -133,8 +141,10 @@ pub fn known_env_vars<T: ServiceConfig>() -> Vec<String> {
     known_keys::<T>().iter().map(|k| env_name(k)).collect()
 }
 
-fn map_config_error(e: config::ConfigError) -> ConfigError {
-    // The config crate names the key in its message ("... for key `x`"); add the env name.
+/// Turns the config crate's error into one that names the key. Its message usually says
+/// "... for key `x`"; inside flattened sections it does not, and then the key whose given value
+/// the message quotes is the culprit.
+fn map_config_error(e: config::ConfigError, provided: &[(String, String)]) -> ConfigError {
     let msg = e.to_string();
     if let Some(start) = msg.find("for key `") {
         let rest = &msg[start + 9..];
@@ -144,12 +154,21 @@ fn map_config_error(e: config::ConfigError) -> ConfigError {
             return ConfigError::invalid(&key, problem);
         }
     }
+    let problem = msg.trim_start_matches("config: ").to_string();
+    for (key, value) in provided {
+        if !value.is_empty()
+            && (msg.contains(&format!("`{value}`")) || msg.contains(&format!("\"{value}\"")))
+        {
+            return ConfigError::invalid(key, problem);
+        }
+    }
     ConfigError::Load(msg)
 }
 
 /// Top-level keys of a TOML document, for the unknown-key check.
 mod toml_keys {
-    pub type Table = Vec<String>;
+    /// Top-level keys and their values as text.
+    pub type Table = Vec<(String, String)>;
 
     pub fn parse(text: &str) -> Result<Table, String> {
         let value: config::Value = config::Config::builder()
@@ -158,7 +177,9 @@ mod toml_keys {
             .map_err(|e| e.to_string())?
             .cache;
         match value.kind {
-            config::ValueKind::Table(t) => Ok(t.keys().cloned().collect()),
+            config::ValueKind::Table(t) => {
+                Ok(t.into_iter().map(|(k, v)| (k, v.to_string())).collect())
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -296,6 +317,80 @@ fn positive_duration(key: &str, d: Duration) -> Result<(), ConfigError> {
     }
 }
 
+/// `LOGJET_AUTH`: `on` (the default) or `off` (local development only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthSetting {
+    #[default]
+    On,
+    Off,
+}
+
+/// Settings of a public HTTP API: authentication, per-key rate limits, slow-client timeouts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    pub auth: AuthSetting,
+    /// File of hashed API keys (see `logjet_core::auth`); required when `auth` is `on`.
+    pub api_keys_file: Option<PathBuf>,
+    /// Requests per second per API key; 0 disables the limit.
+    pub rate_limit_per_second: u32,
+    /// Requests a key may send at once above its rate.
+    pub rate_limit_burst: u32,
+    /// Time a client has to send its request headers.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send its request body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            auth: AuthSetting::On,
+            api_keys_file: None,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ApiSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth == AuthSetting::On && self.api_keys_file.is_none() {
+            return Err(ConfigError::invalid(
+                "api_keys_file",
+                "required when auth is on (LOGJET_AUTH=off turns authentication off, for local development only)",
+            ));
+        }
+        if self.rate_limit_per_second > 0 && self.rate_limit_burst < self.rate_limit_per_second {
+            return Err(ConfigError::invalid(
+                "rate_limit_burst",
+                "must be at least rate_limit_per_second",
+            ));
+        }
+        positive_duration("header_read_timeout", self.header_read_timeout)?;
+        positive_duration("body_read_timeout", self.body_read_timeout)
+    }
+
+    /// The keys to check callers against: loads the key file.
+    pub fn load_auth(&self) -> Result<crate::auth::Auth, ConfigError> {
+        match (self.auth, &self.api_keys_file) {
+            (AuthSetting::Off, _) => Ok(crate::auth::Auth::Off),
+            (AuthSetting::On, Some(path)) => crate::auth::KeyStore::load(path)
+                .map(crate::auth::Auth::Keys)
+                .map_err(|e| ConfigError::invalid("api_keys_file", e.to_string())),
+            (AuthSetting::On, None) => Err(ConfigError::invalid(
+                "api_keys_file",
+                "required when auth is on",
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-service configs
 
@@ -308,6 +403,8 @@ pub struct IngestConfig {
     pub nats_url: String,
     #[serde(flatten)]
     pub stream: StreamSettings,
+    #[serde(flatten)]
+    pub api: ApiSettings,
     /// Largest accepted request body after decompression, bytes.
     pub max_body_bytes: usize,
     /// Largest accepted line (or JSON event), bytes.
@@ -328,6 +425,7 @@ impl Default for IngestConfig {
             log_format: LogFormat::Json,
             nats_url: "nats://127.0.0.1:4222".into(),
             stream: StreamSettings::default(),
+            api: ApiSettings::default(),
             max_body_bytes: 16 * 1024 * 1024,
             max_line_bytes: crate::parse::MAX_LINE_BYTES,
             publish_timeout: Duration::from_secs(5),
@@ -341,6 +439,7 @@ impl ServiceConfig for IngestConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         validate_nats_url("nats_url", &self.nats_url)?;
         self.stream.validate()?;
+        self.api.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         positive("max_line_bytes", self.max_line_bytes as u64)?;
         if self.max_line_bytes > self.max_body_bytes {
@@ -477,6 +576,8 @@ pub struct QueryConfig {
     pub redis_url: String,
     pub nats_url: String,
     pub stream: String,
+    #[serde(flatten)]
+    pub api: ApiSettings,
     /// The processors' consumer, whose lag `/stats/pipeline` reports.
     pub consumer: String,
     /// Window covered by `/stats/summary` and the longest time series (the stream's max age).
@@ -501,6 +602,7 @@ impl Default for QueryConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             nats_url: "nats://127.0.0.1:4222".into(),
             stream: "LOGS".into(),
+            api: ApiSettings::default(),
             consumer: "processor".into(),
             retention: Duration::from_secs(24 * 3600),
             max_scan_events: 500_000,
@@ -518,6 +620,7 @@ impl ServiceConfig for QueryConfig {
         validate_nats_url("nats_url", &self.nats_url)?;
         validate_stream_name("stream", &self.stream)?;
         validate_stream_name("consumer", &self.consumer)?;
+        self.api.validate()?;
         positive_duration("retention", self.retention)?;
         positive("max_scan_events", self.max_scan_events as u64)?;
         positive_duration("query_timeout", self.query_timeout)?;
@@ -631,7 +734,7 @@ mod tests {
 
     #[test]
     fn defaults_match_the_design() {
-        let c: IngestConfig = load_from(None, env(&[])).unwrap();
+        let c: IngestConfig = load_from(None, env(&[("LOGJET_AUTH", "off")])).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8000");
         assert_eq!(c.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(c.stream.stream, "LOGS");
@@ -639,8 +742,19 @@ mod tests {
         assert_eq!(p.listen.to_string(), "0.0.0.0:9100");
         assert_eq!(p.consumer, "processor");
         assert_eq!(p.redis_url, "redis://127.0.0.1:6379");
-        let q: QueryConfig = load_from(None, env(&[])).unwrap();
+        let q: QueryConfig = load_from(None, env(&[("LOGJET_AUTH", "off")])).unwrap();
         assert_eq!(q.listen.to_string(), "0.0.0.0:8001");
+        let e = load_from::<QueryConfig>(None, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api_keys_file") && e.contains("LOGJET_AUTH=off"),
+            "{e}"
+        );
+        let e = load_from::<IngestConfig>(None, env(&[("LOGJET_AUTH", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth"), "{e}");
     }
 
     #[test]
@@ -675,13 +789,19 @@ mod tests {
             e.contains("fetch_batch") && e.contains("LOGJET_FETCH_BATCH"),
             "{e}"
         );
-        let e = load_from::<IngestConfig>(None, env(&[("LOGJET_NATS_URL", "http://x")]))
-            .unwrap_err()
-            .to_string();
+        let e = load_from::<IngestConfig>(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_NATS_URL", "http://x")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`nats_url`") && e.contains("scheme"), "{e}");
-        let e = load_from::<IngestConfig>(None, env(&[("LOGJET_LISTEN", "nowhere")]))
-            .unwrap_err()
-            .to_string();
+        let e = load_from::<IngestConfig>(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_LISTEN", "nowhere")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("listen"), "{e}");
         let e = load_from::<ProcessorConfig>(None, env(&[("LOGJET_ACK_WAIT", "soon")]))
             .unwrap_err()
@@ -702,7 +822,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown key `nats_ulr`"), "{e}");
-        let c = load_from::<IngestConfig>(None, env(&[("LOGJET_QUERY_URL", "http://q")]));
+        let c = load_from::<IngestConfig>(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_QUERY_URL", "http://q")]),
+        );
         assert!(c.is_ok());
     }
 

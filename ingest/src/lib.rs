@@ -49,6 +49,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Nats(#[from] JetStreamError),
+    #[error(transparent)]
+    Config(#[from] logjet_core::config::ConfigError),
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -67,6 +69,8 @@ pub struct AppState {
     pub stream_ready: Arc<AtomicBool>,
     /// Poked when a publish finds no stream, so it is re-created at once.
     pub recheck_stream: Arc<Notify>,
+    /// Authentication and per-key rate limits of the API routes.
+    pub guard: Arc<lhttp::Guard>,
 }
 
 /// A bound, not yet running ingest service.
@@ -86,8 +90,21 @@ impl Ingest {
                 addr: cfg.listen,
                 source,
             })?;
+        let auth = cfg.api.load_auth()?;
+        if matches!(auth, logjet_core::auth::Auth::Off) {
+            tracing::warn!(
+                "AUTHENTICATION IS OFF (LOGJET_AUTH=off): anyone who can reach this port can send logs. Local development only."
+            );
+        }
         let client = ljs::connect(&cfg.nats_url, "logjet-ingest", true).await?;
         let registry = logjet_core::metrics::new_registry("ingest");
+        let guard = lhttp::Guard::new(
+            auth,
+            logjet_core::auth::Scope::Ingest,
+            cfg.api.rate_limit_per_second,
+            cfg.api.rate_limit_burst,
+            &registry,
+        );
         let metrics = IngestMetrics::new(&registry);
         let publisher = Publisher::new(client.clone(), cfg.publish_timeout, metrics.clone());
         let state = AppState {
@@ -99,6 +116,7 @@ impl Ingest {
             draining: Draining::default(),
             stream_ready: Arc::new(AtomicBool::new(false)),
             recheck_stream: Arc::new(Notify::new()),
+            guard,
         };
         Ok(Ingest {
             listener,
@@ -137,7 +155,11 @@ impl Ingest {
             draining.start();
             trigger.cancel();
         });
-        let result = lhttp::serve(listener, app(state), http_shutdown)
+        let opts = lhttp::ServeOptions {
+            header_read_timeout: state.cfg.api.header_read_timeout,
+            ..Default::default()
+        };
+        let result = lhttp::serve_with(listener, app(state), http_shutdown, opts)
             .await
             .map_err(StartError::Serve);
         stream_task.abort();
@@ -196,7 +218,13 @@ pub fn app(state: AppState) -> Router {
         // Decompression sits outside the body limit, so the limit counts decompressed bytes and
         // a gzip bomb stops at the limit.
         .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestDecompressionLayer::new());
+        .layer(RequestDecompressionLayer::new())
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.cfg.api.body_read_timeout,
+        ));
+    // Outermost first: shed load before doing any work, then check the key and its rate.
+    let api = lhttp::guarded(api, state.guard.clone());
+    let api = lhttp::shed_load(api, state.cfg.max_concurrent_requests, state.guard.clone());
     let router = Router::new()
         .merge(api)
         .route("/healthz", get(lhttp::healthz))

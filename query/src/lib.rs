@@ -51,6 +51,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Nats(logjet_core::jetstream::JetStreamError),
+    #[error(transparent)]
+    Config(#[from] logjet_core::config::ConfigError),
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -62,6 +64,7 @@ pub struct AppState {
     pub tails: tail::Tails,
     pub history: history::History,
     pub gauges: ScrapeGauges,
+    pub guard: Arc<lhttp::Guard>,
     pub registry: prometheus::Registry,
     pub draining: Draining,
 }
@@ -85,7 +88,20 @@ impl QueryService {
                 source,
             },
         )?;
+        let auth = cfg.api.load_auth()?;
+        if matches!(auth, logjet_core::auth::Auth::Off) {
+            tracing::warn!(
+                "AUTHENTICATION IS OFF (LOGJET_AUTH=off): anyone who can reach this port can read every log. Local development only."
+            );
+        }
         let registry = logjet_core::metrics::new_registry("query");
+        let guard = lhttp::Guard::new(
+            auth,
+            logjet_core::auth::Scope::Query,
+            cfg.api.rate_limit_per_second,
+            cfg.api.rate_limit_burst,
+            &registry,
+        );
         let nats = logjet_core::jetstream::connect(&cfg.nats_url, "logjet-query", true)
             .await
             .map_err(StartError::Nats)?;
@@ -110,6 +126,7 @@ impl QueryService {
                 tails,
                 history,
                 gauges: ScrapeGauges::new(&registry),
+                guard,
                 registry,
                 draining: Draining::default(),
             },
@@ -131,7 +148,11 @@ impl QueryService {
             draining.start();
             trigger.cancel();
         });
-        let result = lhttp::serve(listener, app(state), http_stop)
+        let opts = lhttp::ServeOptions {
+            header_read_timeout: state.cfg.api.header_read_timeout,
+            ..Default::default()
+        };
+        let result = lhttp::serve_with(listener, app(state), http_stop, opts)
             .await
             .map_err(StartError::Serve);
         tracing::info!("query stopped");
@@ -172,14 +193,26 @@ pub struct ApiDoc;
 
 pub fn app(state: AppState) -> Router {
     let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
-    let router = Router::new()
+    let api = Router::new()
         .route("/logs/query", post(query_logs))
         .route("/stats/summary", get(summary))
         .route("/stats/timeseries", get(timeseries))
         .route("/stats/pipeline", get(pipeline_stats))
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
-        .route("/logs/tail", get(tail_logs))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.cfg.api.body_read_timeout,
+        ));
+    let api = lhttp::guarded(api, state.guard.clone());
+    let api = lhttp::shed_load(api, state.cfg.max_concurrent_requests, state.guard.clone());
+    // Tails are long-lived: they have their own limit (`max_tails`), not the request limit.
+    let tails = lhttp::guarded(
+        Router::new().route("/logs/tail", get(tail_logs)),
+        state.guard.clone(),
+    );
+    let router = Router::new()
+        .merge(api)
+        .merge(tails)
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(lhttp::healthz))
         .route("/readyz", get(readyz))

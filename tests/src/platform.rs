@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use logjet_core::config::{IngestConfig, ProcessorConfig, QueryConfig};
+use logjet_core::config::{ApiSettings, AuthSetting, IngestConfig, ProcessorConfig, QueryConfig};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,10 +39,20 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().expect("static address")
 }
 
+/// Tests talk to the services without keys (the auth tests set their own) and unthrottled.
+pub fn open_api() -> ApiSettings {
+    ApiSettings {
+        auth: AuthSetting::Off,
+        rate_limit_per_second: 0,
+        ..ApiSettings::default()
+    }
+}
+
 pub fn ingest_config(nats: &str) -> IngestConfig {
     IngestConfig {
         listen: local(),
         nats_url: nats.to_string(),
+        api: open_api(),
         ..IngestConfig::default()
     }
 }
@@ -65,6 +75,7 @@ pub fn query_config(nats: &str, redis: &str) -> QueryConfig {
         listen: local(),
         nats_url: nats.to_string(),
         redis_url: redis.to_string(),
+        api: open_api(),
         ..QueryConfig::default()
     }
 }

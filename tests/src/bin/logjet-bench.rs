@@ -110,6 +110,9 @@ async fn spawn_service(
     let port = free_port();
     let mut cmd = Command::new(bin_dir.join(binary));
     cmd.env("LOGJET_LISTEN", format!("127.0.0.1:{port}"))
+        // The benchmark measures the pipeline, not the rate limiter.
+        .env("LOGJET_AUTH", "off")
+        .env("LOGJET_RATE_LIMIT_PER_SECOND", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
