@@ -3,11 +3,16 @@
 # configured URLs, or its own under .data/), then ingest, processor and query in release mode.
 # Ctrl-C stops everything it started.
 #   ./scripts/dev.sh
+#   ./scripts/dev.sh --with-monitoring   also a Prometheus on :9090 scraping every service, with
+#                                        logjet's alert rules (infra/prometheus/, docs/observability.md)
 #   LOGJET_NATS_URL=nats://host:4222 LOGJET_REDIS_URL=redis://host:6379 ./scripts/dev.sh
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 set -euo pipefail
 cd "$ROOT"
+
+WITH_MONITORING=0
+[[ " $* " == *" --with-monitoring "* ]] && WITH_MONITORING=1
 
 export LOGJET_NATS_URL="${LOGJET_NATS_URL:-nats://127.0.0.1:4222}"
 export LOGJET_REDIS_URL="${LOGJET_REDIS_URL:-redis://127.0.0.1:6379}"
@@ -80,6 +85,19 @@ for u in http://127.0.0.1:8000/readyz http://127.0.0.1:9100/readyz http://127.0.
   wait_http "$u" 30 || die "$u not ready; see .data/logs/"
 done
 
+# --- Prometheus (--with-monitoring) ----------------------------------------------------------
+PROM_MSG=""
+if [[ $WITH_MONITORING -eq 1 ]]; then
+  command -v prometheus >/dev/null || apt_install prometheus
+  log "starting prometheus on 9090 (infra/prometheus/prometheus.yml, data in .data/prometheus)"
+  prometheus --config.file="$ROOT/infra/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$DATA/prometheus" --web.listen-address=127.0.0.1:9090 \
+    >"$DATA/logs/prometheus.log" 2>&1 &
+  PIDS+=($!)
+  wait_http http://127.0.0.1:9090/-/ready 30 || die "prometheus did not start; see .data/logs/prometheus.log"
+  PROM_MSG="  prometheus http://localhost:9090      alerts /alerts, targets /targets (Grafana: docs/observability.md)"
+fi
+
 cat <<MSG
 
   logjet is running (logs in .data/logs/, Ctrl-C stops it)
@@ -101,5 +119,6 @@ cat <<MSG
     ./scripts/load-test.sh http://localhost:8000 10000
 
 MSG
+if [[ -n "$PROM_MSG" ]]; then printf '%s\n\n' "$PROM_MSG"; fi
 wait -n "${PIDS[@]}" || true
 warn "a process exited; stopping the rest (see .data/logs/)"
