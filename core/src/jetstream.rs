@@ -35,8 +35,10 @@ pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Client, JetSt
         .name(name)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(3))
+        // The client also waits this before its very first attempt: none then, so a service is
+        // ready as soon as NATS answers; then 100 ms more per attempt, up to a second.
         .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).clamp(100, 1000))
+            Duration::from_millis((attempts.saturating_sub(1) as u64 * 100).min(1000))
         });
     if retry {
         opts = opts.retry_on_initial_connect();

@@ -196,10 +196,11 @@ async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToke
         if ok && !was {
             tracing::info!(stream = %state.cfg.stream.stream, "stream ready");
         }
+        // Right after start-up NATS is usually a few milliseconds away: look again soon.
         let wait = if ok {
             Duration::from_secs(30)
         } else {
-            Duration::from_millis(500)
+            Duration::from_millis(25)
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -150,16 +150,18 @@ pub async fn serve(cfg: ProcessorConfig, shutdown: CancellationToken) -> Result<
 /// Sets up the streams and the consumer (retrying until NATS answers), then consumes.
 async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: CancellationToken) {
     let js = ljs::context(state.client.clone(), Duration::from_secs(5));
+    let mut delay = Duration::from_millis(20);
     let (consumer, stream_id) = loop {
-        match bind(&js, &cfg).await {
-            Ok(bound) => break bound,
-            Err(e) => {
-                tracing::warn!(error = %e, "consumer not ready; retrying");
-                if !sleep_or_shutdown(&shutdown, Duration::from_millis(500)).await {
-                    return;
-                }
+        if state.client.connection_state() == NatsState::Connected {
+            match bind(&js, &cfg).await {
+                Ok(bound) => break bound,
+                Err(e) => tracing::warn!(error = %e, "consumer not ready; retrying"),
             }
         }
+        if !sleep_or_shutdown(&shutdown, delay).await {
+            return;
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
     };
     state.consumer_bound.store(true, Ordering::SeqCst);
     tracing::info!(stream_id = %stream_id, consumer = %cfg.consumer, "consumer bound");
