@@ -711,7 +711,7 @@ pub fn describe<T: Serialize>(cfg: &T) -> BTreeMap<String, String> {
             .into_iter()
             .map(|(k, v)| {
                 let v = match v {
-                    serde_json::Value::String(s) => s,
+                    serde_json::Value::String(s) => redact_url(&s),
                     other => other.to_string(),
                 };
                 (k, v)
@@ -719,6 +719,28 @@ pub fn describe<T: Serialize>(cfg: &T) -> BTreeMap<String, String> {
             .collect(),
         _ => BTreeMap::new(),
     }
+}
+
+/// `nats://user:secret@host` → `nats://user:***@host` (also for comma-separated lists), so
+/// credentials given in a URL never reach a log line.
+pub fn redact_url(value: &str) -> String {
+    value
+        .split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &u[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    "***".to_string()
+                };
+                format!("{}{masked}{}", &u[..scheme_end + 3], &u[at..])
+            }
+            _ => u.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -859,6 +881,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("query_api_key"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("nats://app:s3cret@nats:4222"),
+            "nats://app:***@nats:4222"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@redis:6379"),
+            "redis://:***@redis:6379"
+        );
+        assert_eq!(redact_url("rediss://token@r:6380"), "rediss://***@r:6380");
+        assert_eq!(
+            redact_url("nats://a:1@x:1,nats://b:2@y:2"),
+            "nats://a:***@x:1,nats://b:***@y:2"
+        );
+        assert_eq!(redact_url("nats://nats:4222"), "nats://nats:4222");
+        assert_eq!(redact_url("plain text"), "plain text");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Client, JetSt
     opts.connect(url)
         .await
         .map_err(|source| JetStreamError::Connect {
-            url: url.to_string(),
+            url: crate::config::redact_url(url),
             source,
         })
 }

@@ -84,7 +84,7 @@ impl Processor {
         let client = ljs::connect(&cfg.nats_url, "logjet-processor", true).await?;
         let redis = logjet_core::store::connect_lazy(&cfg.redis_url, Duration::from_secs(5))
             .map_err(|source| StartError::Redis {
-                url: cfg.redis_url.clone(),
+                url: logjet_core::config::redact_url(&cfg.redis_url),
                 source,
             })?;
         let registry = logjet_core::metrics::new_registry("processor");

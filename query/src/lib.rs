@@ -84,7 +84,7 @@ impl QueryService {
             })?;
         let redis = logjet_core::store::connect_lazy(&cfg.redis_url, cfg.query_timeout).map_err(
             |source| StartError::Redis {
-                url: cfg.redis_url.clone(),
+                url: logjet_core::config::redact_url(&cfg.redis_url),
                 source,
             },
         )?;
