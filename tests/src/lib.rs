@@ -1,6 +1,8 @@
 //! Harness for logjet's system tests: real servers ([`servers`]) and the services in-process
 //! ([`platform`]). The tests themselves live in `tests/tests/`.
 
+pub mod browser;
+pub mod dashboard;
 pub mod platform;
 pub mod servers;
 
