@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole platform locally: NATS (JetStream) and Redis (the ones already running at the
-# configured URLs, or its own under .data/), then ingest, processor and query in release mode.
+# configured URLs, or its own under .data/), then ingest, processor, query and the dashboard (:3000) in release mode.
 # Ctrl-C stops everything it started.
 #   ./scripts/dev.sh
 #   ./scripts/dev.sh --with-monitoring   also a Prometheus on :9090 scraping every service, with
@@ -69,7 +69,8 @@ fi
 
 # --- services ---------------------------------------------------------------------------------
 log "building release binaries (first time takes a few minutes)"
-cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query
+cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard
+"$ROOT/scripts/build-dashboard.sh"
 BIN="$ROOT/target/release"
 
 start() { # name listen binary
@@ -80,8 +81,10 @@ start() { # name listen binary
 start ingest 0.0.0.0:8000 logjet-ingest
 start processor 0.0.0.0:9100 logjet-processor
 start query 0.0.0.0:8001 logjet-query
+start dashboard 0.0.0.0:3000 logjet-dashboard
 
-for u in http://127.0.0.1:8000/readyz http://127.0.0.1:9100/readyz http://127.0.0.1:8001/readyz; do
+for u in http://127.0.0.1:8000/readyz http://127.0.0.1:9100/readyz http://127.0.0.1:8001/readyz \
+  http://127.0.0.1:3000/readyz; do
   wait_http "$u" 30 || die "$u not ready; see .data/logs/"
 done
 
@@ -102,6 +105,7 @@ cat <<MSG
 
   logjet is running (logs in .data/logs/, Ctrl-C stops it)
 
+  dashboard  http://localhost:3000      open it in a browser
   ingest     http://localhost:8000      POST /logs
   query      http://localhost:8001      POST /logs/query, GET /stats/summary, /openapi.json
   processor  http://localhost:9100      /metrics
