@@ -224,6 +224,11 @@ pub fn plan_batch(
             plan.services.push((mi, service.to_string(), ms));
         }
         for part in msg_parts {
+            // Events older than the recent window would be trimmed from the index at once:
+            // count them, but do not store them (a rebuild replays a whole day of them).
+            if part.max_ms < plan.trim_before_ms {
+                continue;
+            }
             let open = groups.get(&part.key).copied();
             let gi = match open {
                 Some((gi, n)) if n + part.count <= CHUNK_MAX_EVENTS => {

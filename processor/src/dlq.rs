@@ -89,3 +89,91 @@ pub fn reason_header(rejects: &[Reject]) -> String {
     }
     out.replace(['\r', '\n'], " ")
 }
+
+/// What `logjet-processor dlq replay` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Dead letters published back to their original subject (and removed from the DLQ).
+    pub replayed: u64,
+    /// Dead letters without a usable original subject, left in place.
+    pub skipped: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Nats(#[from] logjet_core::jetstream::JetStreamError),
+    #[error("{0}")]
+    Stream(String),
+}
+
+/// The subject a dead letter came from: its `Logjet-Dlq-Subject` header, else its own subject
+/// with the `deadletter.` prefix removed.
+pub fn original_subject(subject: &str, hdrs: &HeaderMap) -> Option<String> {
+    let from_header = hdrs
+        .get(headers::DLQ_ORIGINAL_SUBJECT)
+        .map(|v| v.as_str().to_string());
+    let derived = subject
+        .strip_prefix(logjet_core::subject::DLQ_SUBJECT_PREFIX)
+        .map(|s| format!("{}{s}", logjet_core::subject::SUBJECT_PREFIX));
+    from_header
+        .or(derived)
+        .and_then(|s| ServiceName::from_subject(&s).map(|svc| svc.subject()))
+}
+
+/// Publishes dead letters back to `logs.<service>` (after a fix, the processors read them again)
+/// and deletes each from the DLQ once JetStream acknowledged its copy. A replay interrupted and run
+/// again does not duplicate: each copy carries a message id derived from its DLQ sequence.
+pub async fn replay(
+    cfg: &logjet_core::config::ProcessorConfig,
+    dry_run: bool,
+    limit: Option<u64>,
+) -> Result<ReplayReport, ReplayError> {
+    let client =
+        logjet_core::jetstream::connect(&cfg.nats_url, "logjet-processor-dlq", false).await?;
+    let js = logjet_core::jetstream::context(client, std::time::Duration::from_secs(10));
+    let mut stream = js
+        .get_stream(&cfg.stream.dlq_stream)
+        .await
+        .map_err(|e| ReplayError::Stream(e.to_string()))?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| ReplayError::Stream(e.to_string()))?
+        .state
+        .clone();
+    let mut report = ReplayReport::default();
+    if state.messages == 0 {
+        return Ok(report);
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        if limit.is_some_and(|l| report.replayed >= l) {
+            break;
+        }
+        // Gaps (already replayed or deleted) are skipped.
+        let Ok(msg) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let Some(subject) = original_subject(msg.subject.as_str(), &msg.headers) else {
+            report.skipped += 1;
+            continue;
+        };
+        if !dry_run {
+            let publish = PublishMessage::build()
+                .payload(msg.payload.clone())
+                .message_id(format!("dlq-replay-{}-{seq}", cfg.stream.dlq_stream));
+            js.send_publish(subject, publish)
+                .await
+                .map_err(|e| ReplayError::Stream(e.to_string()))?
+                .into_future()
+                .await
+                .map_err(|e| ReplayError::Stream(e.to_string()))?;
+            stream
+                .delete_message(seq)
+                .await
+                .map_err(|e| ReplayError::Stream(e.to_string()))?;
+        }
+        report.replayed += 1;
+    }
+    Ok(report)
+}

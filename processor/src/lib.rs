@@ -11,6 +11,7 @@ pub mod consume;
 pub mod decode;
 pub mod dlq;
 pub mod metrics;
+pub mod rebuild;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

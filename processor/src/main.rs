@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use logjet_core::config::{self, ProcessorConfig};
 
 /// logjet processor: consumes the LOGS stream and aggregates into Redis.
@@ -8,8 +8,37 @@ use logjet_core::config::{self, ProcessorConfig};
 #[command(version)]
 struct Args {
     /// TOML config file (also LOGJET_CONFIG); LOGJET_* variables override it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume the stream (the default).
+    Run,
+    /// Replay the LOGS stream into Redis (after Redis lost data). Safe beside running
+    /// processors and safe to repeat: what Redis already has is skipped.
+    Rebuild,
+    /// Dead letters (LOGS_DLQ).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Publish dead letters back to their original subject and remove them from the DLQ.
+    Replay {
+        /// Only count what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replay at most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -22,7 +51,46 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg: ProcessorConfig = config::load(args.config.as_deref())?;
     logjet_core::telemetry::init(cfg.log_format);
-    let shutdown = logjet_core::shutdown::on_signals();
-    logjet_processor::serve(cfg, shutdown).await?;
+    match args.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let shutdown = logjet_core::shutdown::on_signals();
+            logjet_processor::serve(cfg, shutdown).await?;
+        }
+        Command::Rebuild => {
+            let report = logjet_processor::rebuild::rebuild(&cfg, |r| {
+                tracing::info!(
+                    messages = r.messages,
+                    events_applied = r.events_applied,
+                    last_seq = r.last_seq,
+                    "rebuilding"
+                );
+            })
+            .await?;
+            println!(
+                "rebuild done: {} messages read, {} events applied, {} messages already in Redis, {} unparseable lines skipped, up to stream sequence {}",
+                report.messages,
+                report.events_applied,
+                report.already_applied,
+                report.rejected_lines,
+                report.last_seq
+            );
+        }
+        Command::Dlq {
+            action: DlqAction::Replay { dry_run, limit },
+        } => {
+            let report = logjet_processor::dlq::replay(&cfg, dry_run, limit).await?;
+            println!(
+                "dlq replay{}: {} dead letters {}, {} without an original subject left in place",
+                if dry_run { " (dry run)" } else { "" },
+                report.replayed,
+                if dry_run {
+                    "would be replayed"
+                } else {
+                    "replayed"
+                },
+                report.skipped
+            );
+        }
+    }
     Ok(())
 }

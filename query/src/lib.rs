@@ -222,6 +222,19 @@ pub fn app(state: AppState) -> Router {
     lhttp::instrument(router, http_metrics)
 }
 
+/// Reads are safe to repeat: after Redis restarted, the first command on the old connection fails
+/// while the connection manager reconnects, and one retry turns that into a normal answer.
+async fn retry_once<T, F, Fut>(f: F) -> Result<T, QueryError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueryError>>,
+{
+    match f().await {
+        Err(QueryError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() => f().await,
+        other => other,
+    }
+}
+
 async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
@@ -317,7 +330,7 @@ async fn query_logs(
         max_events: st.cfg.max_scan_events as u64,
         max_time: st.cfg.query_timeout / 2,
     };
-    let resp = search::search_all(&st.redis, &st.history, &q, budget, now).await?;
+    let resp = retry_once(|| search::search_all(&st.redis, &st.history, &q, budget, now)).await?;
     Ok(axum::Json(resp))
 }
 
@@ -331,12 +344,15 @@ async fn query_logs(
     )
 )]
 async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, QueryError> {
-    let s = stats::summary(
-        &st.redis,
-        Utc::now(),
-        st.cfg.retention,
-        logjet_core::parse::DEFAULT_MAX_FUTURE,
-    )
+    let s = retry_once(|| async {
+        Ok(stats::summary(
+            &st.redis,
+            Utc::now(),
+            st.cfg.retention,
+            logjet_core::parse::DEFAULT_MAX_FUTURE,
+        )
+        .await?)
+    })
     .await?;
     Ok(axum::Json(s))
 }
@@ -391,12 +407,15 @@ async fn services(
     State(st): State<AppState>,
 ) -> Result<axum::Json<stats::ServicesResponse>, QueryError> {
     Ok(axum::Json(
-        stats::services(
-            &st.redis,
-            Utc::now(),
-            st.cfg.retention,
-            logjet_core::parse::DEFAULT_MAX_FUTURE,
-        )
+        retry_once(|| async {
+            Ok(stats::services(
+                &st.redis,
+                Utc::now(),
+                st.cfg.retention,
+                logjet_core::parse::DEFAULT_MAX_FUTURE,
+            )
+            .await?)
+        })
         .await?,
     ))
 }
@@ -418,7 +437,9 @@ async fn get_patterns(
 ) -> Result<axum::Json<patterns::PatternsResponse>, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     let q = patterns::PatternQuery::from_params(&p, Utc::now())?;
-    Ok(axum::Json(patterns::patterns(&st.redis, &q).await?))
+    Ok(axum::Json(
+        retry_once(|| async { Ok(patterns::patterns(&st.redis, &q).await?) }).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -450,13 +471,16 @@ async fn timeseries(
 ) -> Result<axum::Json<Timeseries>, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     let plan = plan_timeseries(&p, Utc::now(), st.cfg.retention)?;
-    let ts = stats::timeseries(
-        &st.redis,
-        plan.step,
-        plan.from,
-        plan.to,
-        plan.service.as_ref().map(|s| s.as_str()),
-    )
+    let ts = retry_once(|| async {
+        Ok(stats::timeseries(
+            &st.redis,
+            plan.step,
+            plan.from,
+            plan.to,
+            plan.service.as_ref().map(|s| s.as_str()),
+        )
+        .await?)
+    })
     .await?;
     Ok(axum::Json(ts))
 }
