@@ -7,6 +7,7 @@
 pub mod coalesce;
 pub mod error;
 pub mod metrics;
+pub mod protocols;
 pub mod publish;
 
 use std::net::SocketAddr;
@@ -216,6 +217,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.cfg.max_body_bytes;
     let api = Router::new()
         .route("/logs", post(post_logs))
+        .merge(protocols::routes())
         // Decompression sits outside the body limit, so the limit counts decompressed bytes and
         // a gzip bomb stops at the limit.
         .layer(DefaultBodyLimit::max(limit))
@@ -320,8 +322,30 @@ struct IncomingEvent {
         title = "logjet ingest API",
         description = "Accepts logs over HTTP; answers 202 once JetStream has them."
     ),
-    paths(post_logs),
-    components(schemas(IngestResponse, RejectOut, IncomingEvent, logjet_core::http::ErrorBody))
+    paths(
+        post_logs,
+        protocols::loki::push,
+        protocols::otlp::export,
+        protocols::elasticsearch::bulk,
+        protocols::elasticsearch::bulk_index,
+        protocols::elasticsearch::info,
+        protocols::elasticsearch::license
+    ),
+    components(schemas(
+        IngestResponse,
+        RejectOut,
+        IncomingEvent,
+        logjet_core::http::ErrorBody,
+        protocols::otlp::OtlpExportResponse,
+        protocols::otlp::OtlpPartialSuccess,
+        protocols::otlp::OtlpStatus,
+        protocols::otlp::Protobuf,
+        protocols::elasticsearch::BulkResponse,
+        protocols::elasticsearch::BulkItem,
+        protocols::elasticsearch::EsErrorResponse,
+        protocols::elasticsearch::EsInfo,
+        protocols::elasticsearch::EsLicenseResponse
+    ))
 )]
 pub struct ApiDoc;
 
@@ -343,7 +367,8 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         content(
             (IncomingEvent = "application/json"),
             (String = "application/x-ndjson"),
-            (String = "text/plain")
+            (String = "text/plain"),
+            (protocols::otlp::Protobuf = "application/msgpack")
         )
     ),
     responses(
@@ -385,19 +410,53 @@ async fn post_logs(
             return Err(e);
         }
     };
-    count_rejects(&st.metrics, &prepared.rejects);
-    let ctx = PublishContext {
-        idempotency_key: idempotency_key(&headers)?,
-        received_at_nanos: received_at.timestamp_nanos_opt().unwrap_or_default(),
-        traceparent: traceparent(&headers),
-    };
     let rejects = prepared.rejects;
+    let outcome = publish_events(&st, prepared.events, &rejects, &headers, received_at).await?;
+    let resp = IngestResponse {
+        accepted: outcome.accepted + outcome.duplicates,
+        rejected: rejects.into_iter().map(RejectOut::from).collect(),
+        duplicates: outcome.duplicates,
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())
+}
+
+fn count_rejects(metrics: &IngestMetrics, rejects: &[Reject]) {
+    if rejects.is_empty() {
+        return;
+    }
+    metrics
+        .events
+        .with_label_values(&["rejected"])
+        .inc_by(rejects.len() as u64);
+    for r in rejects {
+        metrics.rejected.with_label_values(&[r.reason]).inc();
+    }
+}
+
+/// The one way events reach JetStream, for every route and protocol: counts the rejects, then
+/// publishes (merged with other small requests by the coalescer, or on its own when the request
+/// carries an `Idempotency-Key` or a `traceparent`) and counts what JetStream acknowledged.
+/// Nothing to publish is a success with nothing accepted.
+pub(crate) async fn publish_events(
+    st: &AppState,
+    events: Vec<LogEvent>,
+    rejects: &[Reject],
+    headers: &HeaderMap,
+    received_at: DateTime<Utc>,
+) -> Result<publish::PublishOutcome, IngestError> {
+    count_rejects(&st.metrics, rejects);
+    let ctx = PublishContext {
+        idempotency_key: idempotency_key(headers)?,
+        received_at_nanos: received_at.timestamp_nanos_opt().unwrap_or_default(),
+        traceparent: traceparent(headers),
+    };
+    if events.is_empty() {
+        return Ok(publish::PublishOutcome::default());
+    }
     let result = if ctx.idempotency_key.is_none() && ctx.traceparent.is_none() {
-        st.coalescer
-            .publish(prepared.events, ctx.received_at_nanos)
-            .await
+        st.coalescer.publish(events, ctx.received_at_nanos).await
     } else {
-        st.publisher.publish(&prepared.events, &ctx).await
+        st.publisher.publish(&events, &ctx).await
     };
     let outcome = result.map_err(|e| {
         if matches!(e, PublishError::NoStream) {
@@ -418,25 +477,29 @@ async fn post_logs(
         .events
         .with_label_values(&["duplicate"])
         .inc_by(outcome.duplicates as u64);
-    let resp = IngestResponse {
-        accepted: outcome.accepted + outcome.duplicates,
-        rejected: rejects.into_iter().map(RejectOut::from).collect(),
-        duplicates: outcome.duplicates,
-    };
-    Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())
+    Ok(outcome)
 }
 
-fn count_rejects(metrics: &IngestMetrics, rejects: &[Reject]) {
-    if rejects.is_empty() {
-        return;
-    }
-    metrics
-        .events
-        .with_label_values(&["rejected"])
-        .inc_by(rejects.len() as u64);
-    for r in rejects {
-        metrics.rejected.with_label_values(&[r.reason]).inc();
-    }
+/// Parse options of a request: its time of receipt, `?service=` as the default service, and the
+/// configured limits.
+pub fn request_options(
+    service: Option<&str>,
+    received_at: DateTime<Utc>,
+    cfg: &IngestConfig,
+) -> Result<ParseOptions, IngestError> {
+    let default_service = match service {
+        None => None,
+        Some(raw) => Some(ServiceName::sanitize(raw).ok_or_else(|| {
+            IngestError::BadService(format!(
+                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
+            ))
+        })?),
+    };
+    let mut opts = ParseOptions::new(received_at)
+        .with_default_service(default_service)
+        .with_max_age(Some(cfg.stream.stream_max_age));
+    opts.max_line_bytes = cfg.max_line_bytes;
+    Ok(opts)
 }
 
 fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, IngestError> {
@@ -464,30 +527,27 @@ pub fn prepare(
     received_at: DateTime<Utc>,
     cfg: &IngestConfig,
 ) -> Result<Prepared, IngestError> {
-    let format = BodyFormat::from_content_type(content_type)?;
+    // Fluent Bit's `http` output sends MessagePack by default.
+    let msgpack = protocols::msgpack::is_msgpack(content_type);
+    let format = if msgpack {
+        BodyFormat::Auto
+    } else {
+        BodyFormat::from_content_type(content_type)?
+    };
     if body.trim_ascii().is_empty() {
         return Err(IngestError::EmptyBody);
     }
-    let default_service = match service {
-        None => None,
-        Some(raw) => Some(ServiceName::sanitize(raw).ok_or_else(|| {
-            IngestError::BadService(format!(
-                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
-            ))
-        })?),
+    let opts = request_options(service, received_at, cfg)?;
+    let (events, rejects) = if msgpack {
+        protocols::msgpack::parse(body, &opts)
+    } else {
+        let parsed = parse::parse_body(body, format, &opts);
+        (parsed.events, parsed.rejects)
     };
-    let mut opts = ParseOptions::new(received_at)
-        .with_default_service(default_service)
-        .with_max_age(Some(cfg.stream.stream_max_age));
-    opts.max_line_bytes = cfg.max_line_bytes;
-    let parsed = parse::parse_body(body, format, &opts);
-    if parsed.events.is_empty() {
-        return Err(IngestError::NothingValid(parsed.rejects));
+    if events.is_empty() {
+        return Err(IngestError::NothingValid(rejects));
     }
-    Ok(Prepared {
-        events: parsed.events,
-        rejects: parsed.rejects,
-    })
+    Ok(Prepared { events, rejects })
 }
 
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
@@ -599,6 +659,42 @@ mod tests {
             op["requestBody"]["content"]
                 .get("application/x-ndjson")
                 .is_some()
+        );
+        assert!(
+            op["requestBody"]["content"]
+                .get("application/msgpack")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn openapi_documents_the_shippers_routes() {
+        let doc = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let paths = &doc["paths"];
+        for (path, method, statuses) in [
+            (
+                "/loki/api/v1/push",
+                "post",
+                &["204", "400", "413", "415", "503"][..],
+            ),
+            ("/v1/logs", "post", &["200", "400", "413", "415", "503"]),
+            ("/_bulk", "post", &["200", "400", "413", "415", "503"]),
+            (
+                "/{index}/_bulk",
+                "post",
+                &["200", "400", "413", "415", "503"],
+            ),
+            ("/", "get", &["200"]),
+            ("/_license", "get", &["200"]),
+        ] {
+            let op = &paths[path][method];
+            for status in statuses {
+                assert!(op["responses"].get(*status).is_some(), "{path} {status}");
+            }
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["Protobuf"],
+            serde_json::json!({"type": "string", "format": "binary", "description": "Binary protobuf, for the OpenAPI document."})
         );
     }
 

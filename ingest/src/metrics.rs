@@ -35,6 +35,12 @@ impl IngestMetrics {
         for reason in logjet_core::parse::LineError::CODES {
             rejected.with_label_values(&[reason]);
         }
+        for reason in [
+            crate::protocols::UNDECODABLE,
+            crate::protocols::UNSUPPORTED_ACTION,
+        ] {
+            rejected.with_label_values(&[reason]);
+        }
         let publish_duration = metrics::register(
             registry,
             Histogram::with_opts(
