@@ -21,6 +21,9 @@ use crate::{Ctx, ErrorText};
 
 /// Lines kept on screen.
 pub const KEEP: usize = 1000;
+/// Lines in the DOM while following the newest ones (all [`KEEP`] once the user scrolls up or
+/// pauses): what fits on a screen, with room to spare, costs a fraction of the rendering.
+pub const RENDER_FOLLOWING: usize = 200;
 /// Longest time between a line arriving and being rendered.
 pub const FLUSH_MS: i32 = 150;
 
@@ -294,7 +297,15 @@ pub fn Tail() -> Element {
     } else {
         State::Paused
     };
-    let shown = lines.read().len();
+    let kept = lines.read().len();
+    let all = lines.read().clone();
+    let follow_view = *following.read() && *running.read();
+    let visible = if follow_view {
+        &all[all.len().saturating_sub(RENDER_FOLLOWING)..]
+    } else {
+        &all[..]
+    };
+    let shown = visible.len();
     let is_running = *running.read();
     let clear_buf = buf.clone();
     let status = match st {
@@ -332,9 +343,9 @@ pub fn Tail() -> Element {
                     }
                 }
             }
-            p { class: "muted small tail-status", "data-testid": "tail-status", "data-state": "{st.as_str()}", "aria-live": "polite",
+            p { class: "muted small tail-status", "data-testid": "tail-status", "data-kept": "{kept}", "data-state": "{st.as_str()}", "aria-live": "polite",
                 span { class: "state state-{st.as_str()}", "{status}" }
-                " · {thousands(*received.read())} lines received · {util::rate(*per_sec.read())}/s · showing the newest {thousands(shown as u64)} of at most {thousands(KEEP as u64)}"
+                " · {thousands(*received.read())} lines received · {util::rate(*per_sec.read())}/s · {thousands(kept as u64)} kept (at most {thousands(KEEP as u64)})"
             }
             if let Some(n) = note.read().clone() {
                 ErrorText { error: n }
@@ -357,12 +368,14 @@ pub fn Tail() -> Element {
                         if is_running { "Waiting for new events that match the filters…" } else { "Paused. Start to see new events." }
                     }
                 }
-                for l in lines.read().iter() {
+                if follow_view && kept > shown {
+                    li { class: "muted more-above", "{thousands((kept - shown) as u64)} older lines kept above: scroll up or pause to see them" }
+                }
+                for l in visible.iter() {
                     li { key: "{l.seq}", class: "tl",
                         span { class: "t", "{l.time}" }
                         span { class: "lvl lvl-{l.level}", "{l.level}" }
-                        span { class: "svc", "{l.service}" }
-                        span { class: "msg", "{l.message}" }
+                        span { class: "msg", span { class: "svc", "{l.service}" } " {l.message}" }
                     }
                 }
             }
