@@ -94,6 +94,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile, window `w`×`h`.
     pub async fn start(w: u32, h: u32) -> Browser {
+        Browser::start_with(w, h, &[]).await
+    }
+
+    /// [`Browser::start`] with extra Chromium arguments (`--force-dark-mode`, say).
+    pub async fn start_with(w: u32, h: u32, extra_args: &[&str]) -> Browser {
         let driver_bin = chromedriver_bin();
         assert!(
             driver_bin.exists(),
@@ -137,6 +142,10 @@ impl Browser {
                 ],
             },
         });
+        let mut caps = caps;
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra_args.iter().map(|a| json!(a)));
+        }
         let Value::Object(caps) = caps else {
             unreachable!()
         };

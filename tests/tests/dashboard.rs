@@ -266,6 +266,12 @@ async fn dashboard_shows_the_platform_live_in_chromium() {
         WAIT,
     )
     .await;
+    // Light, as the (headless) OS asks.
+    assert_eq!(
+        b.eval("return getComputedStyle(document.body).backgroundColor;")
+            .await,
+        json!("rgb(246, 247, 249)")
+    );
     b.screenshot("dashboard-overview").await;
 
     // --- clicking a service filters every view, and the filter lives in the URL -------------
@@ -516,6 +522,26 @@ async fn dashboard_shows_the_platform_live_in_chromium() {
     b.screenshot("dashboard-recovered").await;
 
     b.close().await;
+
+    // --- the OS asks for dark: the dashboard is dark -----------------------------------------
+    let dark = Browser::start_with(1280, 800, &["--force-dark-mode"]).await;
+    dark.goto(&format!("{url}/")).await;
+    dark.wait_attr(
+        "[data-testid=card-hour]",
+        "data-value",
+        &(total + 132).to_string(),
+        WAIT,
+    )
+    .await;
+    let scheme = dark
+        .eval(
+            "return [matchMedia('(prefers-color-scheme: dark)').matches, getComputedStyle(document.body).backgroundColor];",
+        )
+        .await;
+    assert_eq!(scheme, json!([true, "rgb(15, 17, 21)"]), "dark theme");
+    dark.screenshot("dashboard-overview-dark").await;
+    dark.close().await;
+
     dash.stop().await;
     query.stop().await;
 }
