@@ -40,6 +40,17 @@ if ! k get apiservice v1beta1.metrics.k8s.io >/dev/null 2>&1; then
   echo "deploy: warning: metrics-server is not installed; CPU autoscaling will not act" >&2
 fi
 
+# The kind overlays generate development-only Secrets; any other overlay expects the operator's
+# (docs/kubernetes.md, Secrets): without them the pods would wait in CreateContainerConfigError.
+if [[ "$OVERLAY" != kind* ]]; then
+  missing=()
+  for s in logjet-api-keys logjet-dashboard-key logjet-nats-credentials logjet-redis-credentials; do
+    k get secret "$s" -n "$NAMESPACE" >/dev/null 2>&1 || missing+=("$s")
+  done
+  [[ ${#missing[@]} -eq 0 ]] \
+    || die "missing Secrets in $NAMESPACE: ${missing[*]}; create them with ./scripts/k8s-secrets.sh --context $KUBE_CONTEXT"
+fi
+
 echo "==> applying $DIR to context $KUBE_CONTEXT"
 k apply -k "$DIR"
 
@@ -59,4 +70,12 @@ logjet is up in namespace ${NAMESPACE}. Reach it with port-forwards (one per ter
   kubectl port-forward -n ${NAMESPACE} svc/nats 8222:8222        # NATS monitoring, /jsz
 Watch the processor scale on consumer lag:
   kubectl get scaledobject,hpa -n ${NAMESPACE} -w
+Ingest and query want an API key (Authorization: Bearer); add one with ./scripts/k8s-secrets.sh --add-key.
 EOF
+if [[ "$OVERLAY" == kind* ]]; then
+  cat <<EOF
+On kind, the development key (public, scopes ingest and query):
+  KEY="\$(cat kustomize/overlays/kind/secrets/dev-api-key)"
+  curl -s -XPOST localhost:8000/logs -H "authorization: Bearer \$KEY" -d '{"service":"api","message":"hello"}'
+EOF
+fi

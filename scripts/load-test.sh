@@ -5,6 +5,8 @@
 # Events go to service "load-test" with mixed levels, so afterwards:
 #   curl -X POST http://localhost:8001/logs/query -H 'Content-Type: application/json' \
 #        -d '{"service": "load-test", "limit": 10}'
+# With authentication on (Kubernetes), give an API key with the ingest scope in LOGJET_API_KEY:
+#   LOGJET_API_KEY="$(cat kustomize/overlays/kind/secrets/dev-api-key)" ./scripts/load-test.sh
 set -euo pipefail
 
 URL="${1:-http://localhost:8000}"
@@ -18,7 +20,13 @@ command -v awk >/dev/null || { echo "load-test: awk is required" >&2; exit 2; }
 [[ "$N" =~ ^[0-9]+$ && "$BATCH" =~ ^[0-9]+$ && "$BATCH" -gt 0 ]] || { echo "usage: $0 URL N [BATCH]" >&2; exit 2; }
 
 tmp="$(mktemp)"
-trap 'rm -f "$tmp" "$tmp.resp"' EXIT
+trap 'rm -f "$tmp" "$tmp.resp" "$tmp.auth"' EXIT
+# The key goes to curl in a header file, not on its command line.
+auth=()
+if [[ -n "${LOGJET_API_KEY:-}" ]]; then
+  printf 'Authorization: Bearer %s\n' "$LOGJET_API_KEY" >"$tmp.auth"
+  auth=(-H "@$tmp.auth")
+fi
 sent=0 accepted=0 rejected=0 failed=0
 start_ns=$(date +%s%N)
 run_id="$(date +%s)-$$"
@@ -37,7 +45,7 @@ while [[ $sent -lt $N ]]; do
     }
   }' >"$tmp"
   code=$(curl -sS -o "$tmp.resp" -w '%{http_code}' -X POST "$URL" \
-    -H 'Content-Type: application/x-ndjson' -H "Idempotency-Key: load-$run_id-$sent" \
+    -H 'Content-Type: application/x-ndjson' -H "Idempotency-Key: load-$run_id-$sent" "${auth[@]}" \
     --data-binary "@$tmp" || echo 000)
   if [[ "$code" == 202 ]]; then
     a=$(sed -n 's/.*"accepted":\([0-9]*\).*/\1/p' "$tmp.resp")
