@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use logjet_core::config::{
-    IngestConfig, ProcessorConfig, QueryConfig, ServiceConfig, known_env_vars,
+    DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig, ServiceConfig, known_env_vars,
 };
 use serde_yaml_ng::Value;
 
@@ -54,28 +54,159 @@ fn find<'a>(docs: &'a [Value], k: &str, n: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{k}/{n} missing"))
 }
 
-/// Every environment variable a workload's first container gets: envFrom ConfigMaps, then env.
-fn container_env(docs: &[Value], workload: &Value) -> BTreeMap<String, String> {
-    let c = &workload["spec"]["template"]["spec"]["containers"][0];
+/// A Secret key, as a workload references it (`valueFrom.secretKeyRef`, a `secret` volume).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SecretRef {
+    name: String,
+    key: String,
+}
+
+impl SecretRef {
+    /// The name without the hash suffix a `secretGenerator` adds (`logjet-nats-credentials`).
+    fn base(&self) -> (String, String) {
+        let name = match self.name.rsplit_once('-') {
+            Some((base, hash))
+                if hash.len() == 10 && hash.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                base.to_string()
+            }
+            _ => self.name.clone(),
+        };
+        (name, self.key.clone())
+    }
+}
+
+/// One environment variable of a container: its value as the container sees it (`$(VAR)`
+/// expanded as the kubelet does; a Secret's value when the overlay renders that Secret, else a
+/// `<secret NAME/KEY>` placeholder) and every Secret key that went into it.
+#[derive(Clone, Debug, Default)]
+struct EnvVar {
+    value: String,
+    secrets: BTreeSet<SecretRef>,
+}
+
+/// Standard base64 (what a Secret's `data` holds).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {s}"),
+        }
+    };
+    let clean: Vec<u8> = s.bytes().filter(|b| !b" \n\r=".contains(b)).collect();
+    let mut out = Vec::new();
+    for chunk in clean.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, c)| acc | (val(*c) << (18 - 6 * i)));
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+/// The value of a Secret key, when the overlay renders that Secret.
+fn secret_value(docs: &[Value], r: &SecretRef) -> Option<String> {
+    let secret = docs
+        .iter()
+        .find(|d| kind(d) == "Secret" && name(d) == r.name)?;
+    if let Some(v) = secret["stringData"][r.key.as_str()].as_str() {
+        return Some(v.to_string());
+    }
+    let data = secret["data"][r.key.as_str()]
+        .as_str()
+        .unwrap_or_else(|| panic!("Secret {} has no key {}", r.name, r.key));
+    Some(String::from_utf8(base64_decode(data)).expect("UTF-8 secret"))
+}
+
+/// `$(VAR)` references expanded against the variables defined so far, as the kubelet does
+/// (`$$` escapes, an unknown reference stays as it is).
+fn expand(value: &str, env: &BTreeMap<String, EnvVar>) -> EnvVar {
+    let mut out = EnvVar::default();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.value.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.value.push('$');
+            rest = after;
+        } else if let Some((var, after)) = tail
+            .strip_prefix("$(")
+            .and_then(|t| t.split_once(')'))
+            .filter(|(var, _)| env.contains_key(*var))
+        {
+            let v = &env[var];
+            out.value.push_str(&v.value);
+            out.secrets.extend(v.secrets.iter().cloned());
+            rest = after;
+        } else {
+            out.value.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.value.push_str(rest);
+    out
+}
+
+/// Every environment variable a container gets: envFrom ConfigMaps, then env (values,
+/// `$(VAR)` references, Secret keys).
+fn env_of(docs: &[Value], c: &Value) -> BTreeMap<String, EnvVar> {
     let mut env = BTreeMap::new();
     for from in c["envFrom"].as_sequence().into_iter().flatten() {
+        assert!(
+            from["secretRef"].is_null(),
+            "envFrom secretRef: name the variables (valueFrom.secretKeyRef) so the drift tests see them"
+        );
         if let Some(cm) = from["configMapRef"]["name"].as_str() {
             let cm = find(docs, "ConfigMap", cm);
             for (k, v) in cm["data"].as_mapping().into_iter().flatten() {
                 env.insert(
                     k.as_str().unwrap().to_string(),
-                    v.as_str().unwrap_or("").to_string(),
+                    EnvVar {
+                        value: v.as_str().unwrap_or("").to_string(),
+                        secrets: BTreeSet::new(),
+                    },
                 );
             }
         }
     }
     for e in c["env"].as_sequence().into_iter().flatten() {
-        env.insert(
-            e["name"].as_str().unwrap().to_string(),
-            e["value"].as_str().unwrap_or("").to_string(),
-        );
+        let var = if let Some(v) = e["value"].as_str() {
+            expand(v, &env)
+        } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_mapping() {
+            let r = SecretRef {
+                name: r["name"].as_str().unwrap().to_string(),
+                key: r["key"].as_str().unwrap().to_string(),
+            };
+            EnvVar {
+                value: secret_value(docs, &r)
+                    .unwrap_or_else(|| format!("<secret {}/{}>", r.name, r.key)),
+                secrets: BTreeSet::from([r]),
+            }
+        } else if let Some(p) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            EnvVar {
+                value: format!("<{p}>"),
+                secrets: BTreeSet::new(),
+            }
+        } else {
+            panic!("env {e:?}: only value, secretKeyRef and fieldRef are understood here");
+        };
+        env.insert(e["name"].as_str().unwrap().to_string(), var);
     }
     env
+}
+
+/// Every environment variable a workload's first container gets, as values.
+fn container_env(docs: &[Value], workload: &Value) -> BTreeMap<String, String> {
+    env_of(docs, &workload["spec"]["template"]["spec"]["containers"][0])
+        .into_iter()
+        .map(|(k, v)| (k, v.value))
+        .collect()
 }
 
 fn container_ports(workload: &Value) -> BTreeMap<String, u16> {
@@ -102,6 +233,7 @@ fn service_contract(service: &str) -> Option<(u16, Vec<String>)> {
         "ingest" => of::<IngestConfig>(IngestConfig::default().listen.port()),
         "processor" => of::<ProcessorConfig>(ProcessorConfig::default().listen.port()),
         "query" => of::<QueryConfig>(QueryConfig::default().listen.port()),
+        "dashboard" => of::<DashboardConfig>(DashboardConfig::default().listen.port()),
         _ => return None,
     })
 }
@@ -163,6 +295,436 @@ fn ports_probes_and_env_match_the_code() {
                 assert_eq!(target, listen_port, "{overlay}: Service {svc}");
             }
         }
+    }
+}
+
+/// What each service would load from its rendered environment (kind, where the development
+/// Secrets are rendered): the config is valid, authentication is on and the keys file is named.
+#[test]
+fn the_rendered_environment_loads_in_every_service() {
+    let docs = render("kustomize/overlays/kind");
+    let env = |svc: &str| -> Vec<(String, String)> {
+        container_env(&docs, find(&docs, "Deployment", svc))
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("LOGJET_"))
+            .collect()
+    };
+    let load = |svc: &str| -> Result<(), String> {
+        let e = env(svc);
+        let r = match svc {
+            "ingest" => logjet_core::config::load_from::<IngestConfig>(None, e).map(|c| {
+                assert_eq!(c.api.auth, logjet_core::config::AuthSetting::On, "{svc}");
+                assert!(c.api.api_keys_file.is_some(), "{svc}");
+            }),
+            "processor" => logjet_core::config::load_from::<ProcessorConfig>(None, e).map(|_| ()),
+            "query" => logjet_core::config::load_from::<QueryConfig>(None, e).map(|c| {
+                assert_eq!(c.api.auth, logjet_core::config::AuthSetting::On, "{svc}");
+                assert!(c.api.api_keys_file.is_some(), "{svc}");
+            }),
+            "dashboard" => logjet_core::config::load_from::<DashboardConfig>(None, e).map(|c| {
+                assert!(c.query_api_key.is_some(), "the dashboard has a query key");
+            }),
+            other => panic!("unexpected Deployment {other}"),
+        };
+        r.map_err(|e| e.to_string())
+    };
+    for d in of_kind(&docs, "Deployment") {
+        let svc = name(d);
+        load(svc).unwrap_or_else(|e| panic!("{svc}: the rendered environment does not load: {e}"));
+    }
+}
+
+// --- secrets ---------------------------------------------------------------------------------
+
+/// `nats://user:pass@host:port` → (user, pass, host:port).
+fn url_credentials(url: &str) -> (String, String, String) {
+    let rest = url.split_once("://").expect("a URL").1;
+    let (userinfo, host) = rest
+        .rsplit_once('@')
+        .unwrap_or_else(|| panic!("no credentials in {url}"));
+    let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (
+        user.to_string(),
+        pass.to_string(),
+        host.trim_end_matches('/').to_string(),
+    )
+}
+
+/// The users of nats.conf's `authorization { users = [...] }`: user → variable of its password.
+fn nats_users(conf: &str) -> BTreeMap<String, String> {
+    let mut users = BTreeMap::new();
+    for line in conf.lines().map(str::trim) {
+        let Some(inner) = line.strip_prefix('{').and_then(|l| l.strip_suffix('}')) else {
+            continue;
+        };
+        let fields: BTreeMap<&str, &str> = inner
+            .split(',')
+            .filter_map(|kv| kv.split_once(':'))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        if let (Some(user), Some(pass)) = (fields.get("user"), fields.get("password")) {
+            let var = pass.strip_prefix('$').unwrap_or_else(|| {
+                panic!("nats.conf: {user}'s password is not a variable: {line}")
+            });
+            users.insert(user.to_string(), var.to_string());
+        }
+    }
+    users
+}
+
+fn container<'a>(workload: &'a Value, container: &str) -> &'a Value {
+    workload["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == container)
+        .unwrap_or_else(|| panic!("{}: no container {container}", name(workload)))
+}
+
+/// The Secret key a file comes from: the volume mounted (read-only) above `path`.
+fn secret_file(workload: &Value, c: &Value, path: &str) -> SecretRef {
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|m| path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("{}: nothing mounted above {path}", name(workload)));
+    assert_eq!(
+        mount["readOnly"].as_bool(),
+        Some(true),
+        "{}: {path} must be mounted read-only",
+        name(workload)
+    );
+    assert!(
+        mount["subPath"].is_null(),
+        "{}: a subPath mount is never updated when the Secret changes",
+        name(workload)
+    );
+    let file = &path[mount["mountPath"].as_str().unwrap().len() + 1..];
+    let volume = workload["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let secret = &volume["secret"];
+    let secret_name = secret["secretName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: {path} is not from a Secret", name(workload)));
+    let key = match secret["items"].as_sequence() {
+        Some(items) => items
+            .iter()
+            .find(|i| i["path"] == file)
+            .and_then(|i| i["key"].as_str())
+            .unwrap_or_else(|| panic!("{}: no item for {file}", name(workload))),
+        None => file,
+    };
+    SecretRef {
+        name: secret_name.to_string(),
+        key: key.to_string(),
+    }
+}
+
+/// Every Secret key a workload uses (environment and volumes).
+fn secret_refs(workload: &Value) -> BTreeSet<SecretRef> {
+    let spec = &workload["spec"]["template"]["spec"];
+    let mut refs = BTreeSet::new();
+    for c in spec["containers"].as_sequence().into_iter().flatten() {
+        for e in c["env"].as_sequence().into_iter().flatten() {
+            if let Some(r) = e["valueFrom"]["secretKeyRef"].as_mapping() {
+                refs.insert(SecretRef {
+                    name: r["name"].as_str().unwrap().to_string(),
+                    key: r["key"].as_str().unwrap().to_string(),
+                });
+            }
+        }
+    }
+    for v in spec["volumes"].as_sequence().into_iter().flatten() {
+        if let Some(n) = v["secret"]["secretName"].as_str() {
+            for i in v["secret"]["items"].as_sequence().into_iter().flatten() {
+                refs.insert(SecretRef {
+                    name: n.to_string(),
+                    key: i["key"].as_str().unwrap().to_string(),
+                });
+            }
+        }
+    }
+    refs
+}
+
+/// A password that nats.conf reads as a string (not a number, size or boolean) and that needs no
+/// escaping in a URL.
+fn safe_password(p: &str) -> bool {
+    p.len() >= 16
+        && p.starts_with(|c: char| c.is_ascii_alphabetic())
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[test]
+fn credentials_come_from_secrets_and_match_on_both_ends() {
+    let docs_by_overlay: Vec<(&str, Vec<Value>)> =
+        OVERLAYS.iter().map(|o| (*o, render(o))).collect();
+    for (overlay, docs) in &docs_by_overlay {
+        let docs = docs.as_slice();
+        let kind_overlay = overlay.ends_with("/kind");
+        let deployment = |n: &str| find(docs, "Deployment", n);
+
+        // API keys: a read-only Secret file in ingest and query, auth on.
+        let mut key_files = BTreeSet::new();
+        for svc in ["ingest", "query"] {
+            let d = deployment(svc);
+            let c = &d["spec"]["template"]["spec"]["containers"][0];
+            let env = env_of(docs, c);
+            assert_ne!(
+                env.get("LOGJET_AUTH").map(|v| v.value.as_str()),
+                Some("off"),
+                "{overlay}: {svc} runs without authentication"
+            );
+            let path = &env
+                .get("LOGJET_API_KEYS_FILE")
+                .unwrap_or_else(|| panic!("{overlay}: {svc} has no LOGJET_API_KEYS_FILE"))
+                .value;
+            key_files.insert(secret_file(d, c, path));
+        }
+        assert_eq!(
+            key_files.len(),
+            1,
+            "{overlay}: ingest and query read different key files"
+        );
+        let keys_ref = key_files.pop_first().unwrap();
+
+        // The dashboard's query key comes from a Secret, as an environment variable.
+        let dash = env_of(
+            docs,
+            &deployment("dashboard")["spec"]["template"]["spec"]["containers"][0],
+        );
+        let dash_key = dash
+            .get("LOGJET_QUERY_API_KEY")
+            .unwrap_or_else(|| panic!("{overlay}: the dashboard has no LOGJET_QUERY_API_KEY"));
+        assert_eq!(
+            dash_key.secrets.len(),
+            1,
+            "{overlay}: the dashboard's key is not from a Secret"
+        );
+
+        // NATS: every service is a user of nats.conf, with the very Secret key the server reads.
+        let nats = find(docs, "StatefulSet", "nats");
+        let nats_env = env_of(docs, container(nats, "nats"));
+        let conf = docs
+            .iter()
+            .find(|d| kind(d) == "ConfigMap" && d["data"]["nats.conf"].is_string())
+            .unwrap()["data"]["nats.conf"]
+            .as_str()
+            .unwrap();
+        assert!(
+            !conf.lines().any(|l| l.trim_start().starts_with("accounts")),
+            "{overlay}: nats.conf defines accounts; KEDA reads the global account $G"
+        );
+        assert!(
+            !conf.contains("no_auth_user"),
+            "{overlay}: no_auth_user would let unauthenticated clients in"
+        );
+        let users = nats_users(conf);
+        let mut seen_users = BTreeSet::new();
+        for svc in ["ingest", "processor", "query"] {
+            let env = env_of(
+                docs,
+                &deployment(svc)["spec"]["template"]["spec"]["containers"][0],
+            );
+            let url = &env[&"LOGJET_NATS_URL".to_string()];
+            let (user, pass, host) = url_credentials(&url.value);
+            assert_eq!(host, "nats:4222", "{overlay}: {svc}");
+            let var = users.get(&user).unwrap_or_else(|| {
+                panic!("{overlay}: {svc} connects as {user:?}, not a user of nats.conf {users:?}")
+            });
+            let server = nats_env
+                .get(var)
+                .unwrap_or_else(|| panic!("{overlay}: nats-server has no ${var}"));
+            assert_eq!(
+                server.secrets.len(),
+                1,
+                "{overlay}: ${var} is not from a Secret"
+            );
+            assert_eq!(
+                url.secrets, server.secrets,
+                "{overlay}: {svc}'s NATS password and the server's ${var} are different Secret keys"
+            );
+            assert!(
+                seen_users.insert(user.clone()),
+                "{overlay}: two services share NATS user {user}"
+            );
+            if kind_overlay {
+                assert_eq!(pass, server.value, "{overlay}: {svc}");
+                assert!(
+                    safe_password(&pass),
+                    "{overlay}: NATS password of {user} is not safe in nats.conf/URLs"
+                );
+            }
+        }
+
+        // Redis: requirepass from a Secret, and the clients' URLs carry the same key.
+        let redis = find(docs, "StatefulSet", "redis");
+        let rc = container(redis, "redis");
+        let redis_env = env_of(docs, rc);
+        let args: Vec<&str> = rc["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let at = args
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .unwrap_or_else(|| panic!("{overlay}: Redis runs without --requirepass: {args:?}"));
+        let requirepass = expand(args[at + 1], &redis_env);
+        assert_eq!(
+            requirepass.secrets.len(),
+            1,
+            "{overlay}: requirepass is not from a Secret"
+        );
+        for probe in ["startupProbe", "readinessProbe"] {
+            let cmd = rc[probe]["exec"]["command"].as_sequence().map(|c| {
+                c.iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            if let Some(cmd) = cmd {
+                assert!(
+                    cmd.contains("REDISCLI_AUTH") || cmd.contains(" -a "),
+                    "{overlay}: the Redis {probe} does not authenticate: {cmd}"
+                );
+            }
+        }
+        for svc in ["processor", "query"] {
+            let env = env_of(
+                docs,
+                &deployment(svc)["spec"]["template"]["spec"]["containers"][0],
+            );
+            let url = &env[&"LOGJET_REDIS_URL".to_string()];
+            let (_, pass, host) = url_credentials(&url.value);
+            assert_eq!(host, "redis:6379", "{overlay}: {svc}");
+            assert_eq!(
+                url.secrets, requirepass.secrets,
+                "{overlay}: {svc}'s Redis password is not requirepass's Secret key"
+            );
+            if kind_overlay {
+                assert_eq!(pass, requirepass.value, "{overlay}: {svc}");
+                assert!(
+                    safe_password(&pass),
+                    "{overlay}: the Redis password needs escaping in a URL"
+                );
+            }
+        }
+
+        // Nobody else gets a secret, and every workload's Secret keys exist where rendered.
+        for w in docs
+            .iter()
+            .filter(|d| ["Deployment", "StatefulSet"].contains(&kind(d)))
+        {
+            let refs = secret_refs(w);
+            let allowed: BTreeSet<String> = match name(w) {
+                "ingest" => ["logjet-api-keys", "logjet-nats-credentials"]
+                    .map(String::from)
+                    .into(),
+                "processor" => ["logjet-nats-credentials", "logjet-redis-credentials"]
+                    .map(String::from)
+                    .into(),
+                "query" => [
+                    "logjet-api-keys",
+                    "logjet-nats-credentials",
+                    "logjet-redis-credentials",
+                ]
+                .map(String::from)
+                .into(),
+                "dashboard" => ["logjet-dashboard-key"].map(String::from).into(),
+                "nats" => ["logjet-nats-credentials"].map(String::from).into(),
+                "redis" => ["logjet-redis-credentials"].map(String::from).into(),
+                other => panic!("unexpected workload {other}"),
+            };
+            for r in &refs {
+                assert!(
+                    allowed.contains(&r.base().0),
+                    "{overlay}: {} reads {r:?}, which it has no use for",
+                    name(w)
+                );
+                if kind_overlay {
+                    assert!(
+                        secret_value(docs, r).is_some(),
+                        "{overlay}: Secret {} is not rendered",
+                        r.name
+                    );
+                }
+            }
+        }
+
+        if kind_overlay {
+            // The development keys: the dashboard's may query and nothing else; the documented
+            // development client key may do both.
+            let keys = logjet_core::auth::KeyStore::parse(&secret_value(docs, &keys_ref).unwrap())
+                .expect("the development keys file parses");
+            let dashboard = keys
+                .authenticate(&dash_key.value)
+                .expect("the dashboard's key is in the keys file");
+            assert!(
+                dashboard.query && !dashboard.ingest,
+                "the dashboard's key may only query"
+            );
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            let dev = std::fs::read_to_string(format!(
+                "{root}/kustomize/overlays/kind/secrets/dev-api-key"
+            ))
+            .unwrap();
+            let dev = keys
+                .authenticate(dev.trim())
+                .expect("the development client key is in the keys file");
+            assert!(dev.ingest && dev.query);
+        } else {
+            // Production Secrets are the operator's: none is rendered, each one used is documented.
+            assert!(
+                of_kind(docs, "Secret").is_empty(),
+                "{overlay}: renders a Secret; production Secrets are not checked in"
+            );
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            let doc = std::fs::read_to_string(format!("{root}/docs/kubernetes.md")).unwrap();
+            let script = std::fs::read_to_string(format!("{root}/scripts/k8s-secrets.sh")).unwrap();
+            for w in docs
+                .iter()
+                .filter(|d| ["Deployment", "StatefulSet"].contains(&kind(d)))
+            {
+                for r in secret_refs(w) {
+                    for (what, text) in [
+                        ("docs/kubernetes.md", &doc),
+                        ("scripts/k8s-secrets.sh", &script),
+                    ] {
+                        assert!(
+                            text.contains(&r.name) && text.contains(&r.key),
+                            "{overlay}: Secret {}/{} is not in {what}",
+                            r.name,
+                            r.key
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The same Secret keys in every overlay (kind's carry a name hash).
+    let refs = |docs: &[Value]| -> BTreeSet<(String, String)> {
+        docs.iter()
+            .filter(|d| ["Deployment", "StatefulSet"].contains(&kind(d)))
+            .flat_map(secret_refs)
+            .map(|r| r.base())
+            .collect()
+    };
+    let first = refs(&docs_by_overlay[0].1);
+    for (overlay, docs) in &docs_by_overlay[1..] {
+        assert_eq!(
+            refs(docs),
+            first,
+            "{overlay} uses other Secret keys than {}",
+            docs_by_overlay[0].0
+        );
     }
 }
 
@@ -604,13 +1166,19 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
         .join("\n");
     let conf_path = dir.path().join("nats.conf");
     std::fs::write(&conf_path, local).unwrap();
-    let mut child = tokio::process::Command::new(logjet_tests::servers::nats_server_bin())
+    // The StatefulSet's environment: the users' passwords from the development Secrets.
+    let nats = find(&docs, "StatefulSet", "nats");
+    let mut server = tokio::process::Command::new(logjet_tests::servers::nats_server_bin());
+    server
         .arg("--config")
         .arg(&conf_path)
-        .env("POD_NAME", "nats-0")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .env("POD_NAME", "nats-0");
+    for (k, v) in env_of(&docs, container(nats, "nats")) {
+        if k.starts_with("NATS_") {
+            server.env(k, v.value);
+        }
+    }
+    let mut child = server.kill_on_drop(true).spawn().unwrap();
     let monitor = format!("http://127.0.0.1:{mport}");
     for _ in 0..200 {
         if reqwest::get(format!("{monitor}/healthz"))
@@ -632,11 +1200,41 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
     // The stream and the consumer exactly as the processor creates them, with the processor's
     // configuration from the manifests.
     let processor = find(&docs, "Deployment", "processor");
-    let mut env: Vec<(String, String)> = container_env(&docs, processor).into_iter().collect();
-    env.push(("LOGJET_NATS_URL".into(), format!("nats://127.0.0.1:{port}")));
+    // Its LOGJET_NATS_URL (user processor, password from the Secret) with the host made local.
+    let env: Vec<(String, String)> = container_env(&docs, processor)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.replace("@nats:4222", &format!("@127.0.0.1:{port}"));
+            (k, v)
+        })
+        .collect();
     let pcfg: ProcessorConfig =
         logjet_core::config::load_from(None, env).expect("the manifest's config loads");
-    let client = async_nats::connect(&pcfg.nats_url).await.unwrap();
+    assert!(
+        pcfg.nats_url.starts_with("nats://processor:"),
+        "{}",
+        logjet_core::config::redact_url(&pcfg.nats_url)
+    );
+    // The user and password of the URL, given to the client explicitly (async-nats 0.51 does not
+    // read credentials embedded in a URL).
+    let (user, pass, _) = url_credentials(&pcfg.nats_url);
+    let plain = format!("nats://127.0.0.1:{port}");
+    // Without credentials, or with a wrong password, the server refuses.
+    assert!(
+        async_nats::connect(&plain).await.is_err(),
+        "NATS accepted a client without credentials"
+    );
+    assert!(
+        async_nats::ConnectOptions::with_user_and_password(user.clone(), "wrong-password".into())
+            .connect(&plain)
+            .await
+            .is_err(),
+        "NATS accepted a wrong password"
+    );
+    let client = async_nats::ConnectOptions::with_user_and_password(user, pass)
+        .connect(&plain)
+        .await
+        .expect("the processor's NATS user and password from the manifests");
     let js = logjet_core::jetstream::context(client.clone(), Duration::from_secs(5));
     logjet_core::jetstream::ensure_stream(
         &js,
