@@ -69,10 +69,14 @@ impl Proxy {
             "Proxied API requests that got no answer from the query service, by kind (connect, timeout, other).",
             &["kind"],
         );
+        // Every kind exported from the start (at 0), so rate() and alerts see the series.
+        for kind in ["connect", "timeout", "other"] {
+            errors.with_label_values(&[kind]);
+        }
         let up = logjet_core::metrics::gauge(
             registry,
             "logjet_dashboard_upstream_up",
-            "1 when the last proxied request reached the query service, 0 when it did not.",
+            "Whether the last proxied request reached the query service (1) or not (0).",
         );
         Ok(Proxy {
             client,
