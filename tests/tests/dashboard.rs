@@ -700,10 +700,12 @@ async fn dashboard_server_serves_the_bundle_and_proxies_the_api() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("logjet_http_requests_total")
-            && metrics.contains("logjet_dashboard_upstream_up 1"),
+        metrics
+            .lines()
+            .any(|l| l == "logjet_dashboard_upstream_up{service=\"dashboard\"} 1"),
         "{metrics}"
     );
+    check_metrics_contract(&metrics);
     dash.stop().await;
 
     // The query service unreachable: 502 with a JSON error, and the key stays server-side.
@@ -728,6 +730,20 @@ async fn dashboard_server_serves_the_bundle_and_proxies_the_api() {
         "{e}"
     );
     assert!(!text.contains("s3cret"));
+    let metrics = http
+        .get(format!("http://{}/metrics", down.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "logjet_dashboard_upstream_up{service=\"dashboard\"} 0",
+        "logjet_dashboard_upstream_errors_total{kind=\"connect\",service=\"dashboard\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series}:\n{metrics}");
+    }
     // Still ready: the page must load to show the banner.
     assert_eq!(
         http.get(format!("http://{}/readyz", down.addr))
@@ -738,6 +754,52 @@ async fn dashboard_server_serves_the_bundle_and_proxies_the_api() {
         200
     );
     down.stop().await;
+}
+
+/// The dashboard's part of docs/metrics.md: every metric listed for `dashboard` is exported with
+/// its type, every exported family is listed, and every series carries `service="dashboard"`.
+fn check_metrics_contract(exposition: &str) {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+        .unwrap();
+    let mut listed = BTreeMap::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let line = line.replace("\\|", "/");
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if cells[3].split(',').any(|s| s.trim() == "dashboard") {
+            listed.insert(cells[0].trim_matches('`').to_string(), cells[1].to_string());
+        }
+    }
+    assert!(
+        listed.len() >= 5,
+        "docs/metrics.md lists no dashboard metrics"
+    );
+    let mut exported = BTreeMap::new();
+    for line in exposition.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            exported.insert(name.to_string(), kind.to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            assert!(
+                line.contains("service=\"dashboard\""),
+                "series without service=\"dashboard\": {line}"
+            );
+        }
+    }
+    for (name, kind) in &listed {
+        assert_eq!(
+            exported.get(name),
+            Some(kind),
+            "{name} ({kind}) is listed for the dashboard in docs/metrics.md"
+        );
+    }
+    // As for the other services: every logjet_* family is in the contract (the process
+    // collector exports a few more process_* than the contract promises).
+    for name in exported.keys().filter(|n| n.starts_with("logjet_")) {
+        assert!(
+            listed.contains_key(name),
+            "the dashboard exports {name}, which docs/metrics.md does not list for it"
+        );
+    }
 }
 
 /// The proxy adds `Authorization: Bearer <query_api_key>` towards the query service.
