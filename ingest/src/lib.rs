@@ -353,7 +353,8 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
 }
 
-/// Send logs: a JSON object, a JSON array, NDJSON, or plain-text lines (gzip allowed).
+/// Send logs: a JSON object, a JSON array, NDJSON, plain-text lines, or Fluent Bit's MessagePack
+/// events (`application/msgpack`, its `http` output's default); gzip allowed.
 #[utoipa::path(
     post,
     path = "/logs",

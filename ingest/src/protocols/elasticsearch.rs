@@ -80,6 +80,7 @@ pub fn parse(
     opts: &ParseOptions,
 ) -> Result<Bulk, Malformed> {
     let mut out = Bulk::default();
+    let mut ids = Ids::new();
     // Parse options per index: the index may name the default service.
     let mut per_index: HashMap<String, ParseOptions> = HashMap::new();
     let mut lines = body
@@ -89,14 +90,14 @@ pub fn parse(
         .filter(|(_, l)| !l.trim_ascii().is_empty());
     while let Some((n, line)) = lines.next() {
         let (action, meta) = action_line(n, line)?;
-        let index = match meta.get("_index") {
-            Some(Value::String(s)) => s.clone(),
-            _ => path_index.unwrap_or("logs").to_string(),
+        let index = match meta.index {
+            Some(s) => s,
+            None => path_index.unwrap_or("logs").to_string(),
         };
-        let id = match meta.get("_id") {
-            Some(Value::String(s)) => s.clone(),
+        let id = match meta.id {
+            Some(Value::String(s)) => s,
             Some(Value::Number(n)) => n.to_string(),
-            _ => generated_id(),
+            _ => ids.next(),
         };
         let position = out.items.len() + 1;
         let outcome = match action.as_str() {
@@ -149,26 +150,27 @@ fn append_only(position: usize, action: &str) -> Reject {
     )
 }
 
-fn action_line(
-    n: usize,
-    line: &[u8],
-) -> Result<(String, serde_json::Map<String, Value>), Malformed> {
+/// The metadata of an action; other keys (`routing`, `pipeline`, `require_alias`, …) are ignored.
+#[derive(serde::Deserialize)]
+struct ActionMeta {
+    #[serde(rename = "_index")]
+    index: Option<String>,
+    #[serde(rename = "_id")]
+    id: Option<Value>,
+}
+
+fn action_line(n: usize, line: &[u8]) -> Result<(String, ActionMeta), Malformed> {
     let malformed = |why: &str| {
         Malformed(format!(
             "Malformed action/metadata line [{n}], expected START_OBJECT with one action: {why}"
         ))
     };
-    let v: Value = serde_json::from_slice(line).map_err(|e| malformed(&e.to_string()))?;
-    let Value::Object(map) = v else {
-        return Err(malformed("not an object"));
-    };
+    let map: std::collections::BTreeMap<String, ActionMeta> =
+        serde_json::from_slice(line).map_err(|e| malformed(&e.to_string()))?;
     let mut entries = map.into_iter();
-    let (Some((action, meta)), None) = (entries.next(), entries.next()) else {
-        return Err(malformed("expected exactly one action"));
-    };
-    match meta {
-        Value::Object(m) => Ok((action, m)),
-        _ => Err(malformed("the action's metadata is not an object")),
+    match (entries.next(), entries.next()) {
+        (Some(one), None) => Ok(one),
+        _ => Err(malformed("expected exactly one action")),
     }
 }
 
@@ -232,9 +234,29 @@ pub fn service_from_index(index: &str) -> Option<ServiceName> {
     ServiceName::sanitize(&name)
 }
 
-/// 20 URL-safe characters, like Elasticsearch's own ids.
-fn generated_id() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&uuid::Uuid::new_v4().as_bytes()[..15])
+/// Ids of documents that bring none: 20 URL-safe characters like Elasticsearch's own, a random
+/// per-request prefix and a counter.
+struct Ids {
+    prefix: [u8; 15],
+    n: u32,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        let mut prefix = [0u8; 15];
+        prefix.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..15]);
+        Ids { prefix, n: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        let mut b = self.prefix;
+        let n = self.n.to_be_bytes();
+        for (i, byte) in n.iter().enumerate() {
+            b[11 + i] ^= byte;
+        }
+        self.n += 1;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +270,24 @@ pub struct BulkResponse {
     /// True when any item failed.
     pub errors: bool,
     /// One object per action, keyed by the action (`index` or `create`, …), in request order.
-    pub items: Vec<HashMap<String, BulkItem>>,
+    #[schema(value_type = Vec<HashMap<String, BulkItem>>)]
+    pub items: Vec<BulkEntry>,
+}
+
+/// `{"<action>": item}`.
+#[derive(Debug)]
+pub struct BulkEntry {
+    pub action: String,
+    pub item: BulkItem,
+}
+
+impl Serialize for BulkEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(&self.action, &self.item)?;
+        m.end()
+    }
 }
 
 /// The result of one action.
@@ -350,7 +389,10 @@ pub fn bulk_response(bulk: &Bulk, took: u64) -> BulkResponse {
                     }),
                 },
             };
-            HashMap::from([(item.action.clone(), result)])
+            BulkEntry {
+                action: item.action.clone(),
+                item: result,
+            }
         })
         .collect();
     BulkResponse {
@@ -665,6 +707,7 @@ mod tests {
         );
         assert_eq!(b.items[0].id, "a1");
         assert_eq!(b.items[1].id.len(), 20);
+        assert_ne!(b.items[1].id, b.items[2].id);
         assert_eq!(b.items[2].index, "myapp-2026.11.26");
         let r = bulk_response(&b, 3);
         let v = serde_json::to_value(&r).unwrap();

@@ -176,22 +176,22 @@ fn decode_protobuf(
 }
 
 fn decode_json(body: &[u8], opts: &ParseOptions) -> Result<Decoded, DecodeError> {
-    let push: Map<String, Value> =
+    let mut push: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
-    let Some(Value::Array(streams)) = push.get("streams") else {
+    let Some(Value::Array(streams)) = push.remove("streams") else {
         return Err(DecodeError::Json("expected {\"streams\": [...]}".into()));
     };
     let mut out = Decoded::default();
-    for (s, stream) in streams.iter().enumerate() {
-        let Value::Object(stream) = stream else {
+    for (s, stream) in streams.into_iter().enumerate() {
+        let Value::Object(mut stream) = stream else {
             return Err(DecodeError::Json(format!(
                 "stream {} is not an object",
                 s + 1
             )));
         };
         // `stream` is a label map; the older format has `labels` as a selector string.
-        let labels: Result<Vec<(String, String)>, LineError> = match stream.get("stream") {
-            Some(Value::Object(m)) => Ok(m.iter().map(|(k, v)| (k.clone(), text(v))).collect()),
+        let labels: Result<Vec<(String, String)>, LineError> = match stream.remove("stream") {
+            Some(Value::Object(m)) => Ok(m.into_iter().map(|(k, v)| (k, text(v))).collect()),
             Some(Value::Null) | None => match stream.get("labels") {
                 Some(Value::String(sel)) => parse_labels(sel),
                 _ => Ok(Vec::new()),
@@ -201,10 +201,10 @@ fn decode_json(body: &[u8], opts: &ParseOptions) -> Result<Decoded, DecodeError>
                 problem: "expected an object of labels".into(),
             }),
         };
-        let entries: Vec<JsonEntry> = if let Some(Value::Array(values)) = stream.get("values") {
-            values.iter().map(json_value_entry).collect()
-        } else if let Some(Value::Array(entries)) = stream.get("entries") {
-            entries.iter().map(json_legacy_entry).collect()
+        let entries: Vec<JsonEntry> = if let Some(Value::Array(values)) = stream.remove("values") {
+            values.into_iter().map(json_value_entry).collect()
+        } else if let Some(Value::Array(entries)) = stream.remove("entries") {
+            entries.into_iter().map(json_legacy_entry).collect()
         } else {
             Vec::new()
         };
@@ -231,47 +231,65 @@ type JsonEntry = (
     Result<(String, Vec<(String, Value)>), LineError>,
 );
 
+/// Loki's timestamps are strings of nanoseconds: read them as a number here, which the
+/// normaliser takes without trying the date formats first.
+fn timestamp(v: Value) -> Value {
+    match v {
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().map_or(Value::String(s), Value::from)
+        }
+        other => other,
+    }
+}
+
 /// `["<ns>", "<line>"]` or `["<ns>", "<line>", {structured metadata}]`.
-fn json_value_entry(v: &Value) -> JsonEntry {
-    let bad = |problem: &str| {
+fn json_value_entry(v: Value) -> JsonEntry {
+    let bad = || {
         (
             None,
             Err(LineError::Field {
                 field: "values".into(),
-                problem: problem.into(),
+                problem: "an entry must be [\"<unix ns>\", \"<line>\"]".into(),
             }),
         )
     };
     let Value::Array(parts) = v else {
-        return bad("an entry must be [\"<unix ns>\", \"<line>\"]");
+        return bad();
     };
-    let (Some(ts), Some(Value::String(line))) = (parts.first(), parts.get(1)) else {
-        return bad("an entry must be [\"<unix ns>\", \"<line>\"]");
+    let mut parts = parts.into_iter();
+    let (Some(ts), Some(Value::String(line))) = (parts.next(), parts.next()) else {
+        return bad();
     };
-    let metadata = match parts.get(2) {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    let metadata = match parts.next() {
+        Some(Value::Object(m)) => m.into_iter().collect(),
         _ => Vec::new(),
     };
-    (Some(ts.clone()), Ok((line.clone(), metadata)))
+    (Some(timestamp(ts)), Ok((line, metadata)))
 }
 
 /// `{"ts": "<RFC 3339>", "line": "<line>"}` (Loki's older JSON).
-fn json_legacy_entry(v: &Value) -> JsonEntry {
-    match (v.get("ts"), v.get("line")) {
-        (ts, Some(Value::String(line))) => (ts.cloned(), Ok((line.clone(), Vec::new()))),
-        _ => (
+fn json_legacy_entry(v: Value) -> JsonEntry {
+    let bad = || {
+        (
             None,
             Err(LineError::Field {
                 field: "entries".into(),
                 problem: "an entry must be {\"ts\": \"…\", \"line\": \"…\"}".into(),
             }),
-        ),
+        )
+    };
+    let Value::Object(mut m) = v else {
+        return bad();
+    };
+    match (m.remove("ts"), m.remove("line")) {
+        (ts, Some(Value::String(line))) => (ts.map(timestamp), Ok((line, Vec::new()))),
+        _ => bad(),
     }
 }
 
-fn text(v: &Value) -> String {
+fn text(v: Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     }
 }

@@ -40,6 +40,8 @@ pub mod opentelemetry {
 
 pub mod logproto {
     include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+    /// The entries' timestamp type (`google.protobuf.Timestamp`).
+    pub use prost_types::Timestamp;
 }
 
 pub use logproto as loki;
