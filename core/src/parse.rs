@@ -1082,6 +1082,18 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_the_canonical_round_trip() {
+        // Found by fuzzing: without exact float parsing, a value re-read from ingest's canonical
+        // line by the processor could differ in its last digit.
+        let ev = one(
+            r#"{"message":"m","x":179569800E124,"y":0.1,"z":1e-300}"#,
+            BodyFormat::Json,
+        );
+        let back = one(&serde_json::to_string(&ev).unwrap(), BodyFormat::Ndjson);
+        assert_eq!(back, ev);
+    }
+
+    #[test]
     fn empty_bodies_give_nothing() {
         let p = parse_body(b"  \n\n", BodyFormat::Ndjson, &opts());
         assert!(p.events.is_empty() && p.rejects.is_empty());

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod dashboard;
 pub mod platform;
 pub mod servers;
+pub mod soak;
 
 use std::sync::Once;
 
