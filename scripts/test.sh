@@ -33,8 +33,10 @@ lint() {
 }
 
 rust_tests() {
-  # The dashboard app is WebAssembly only: never compiled for the host.
-  cargo nextest run --workspace --exclude logjet-dashboard-app --no-fail-fast
+  # The soak test runs the services as processes (it SIGKILLs and SIGTERMs them): build the
+  # binaries first. The dashboard app is WebAssembly only: never compiled for the host.
+  cargo build --bins -p logjet-ingest -p logjet-processor -p logjet-query &&
+    cargo nextest run --workspace --exclude logjet-dashboard-app --no-fail-fast
 }
 
 overall=0
@@ -51,6 +53,7 @@ if [[ $QUICK -eq 0 ]]; then
   stage "prometheus rules, grafana schema" ./scripts/observability-test.sh --static || overall=1
   stage "dockerfile lint" ./scripts/images-validate.sh || overall=1
   stage "container images (podman)" ./scripts/images-test.sh ingest processor query || overall=1
+  stage "fuzzing (bounded)" ./scripts/fuzz.sh 30 || overall=1
 fi
 print_stages
 exit $overall
