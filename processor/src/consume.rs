@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::future::join_all;
-use futures::{FutureExt, StreamExt};
 use logjet_core::subject::headers;
 use tokio_util::sync::CancellationToken;
 
@@ -44,19 +44,22 @@ pub enum Transient {
 }
 
 impl Worker {
-    /// Runs until `shutdown`; then nacks what was fetched but not processed, so another replica
-    /// takes it at once instead of after `ack_wait`.
+    /// Runs until `shutdown`. Work is pulled one bounded batch request at a time (never a standing
+    /// subscription), so on shutdown nothing is left on its way to this replica: the batch in hand
+    /// is applied and acknowledged, the rest of the open request is drained (it ends after
+    /// `fetch_expires` at the latest) and handed back with a nak, so another replica takes it at
+    /// once instead of after `ack_wait`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let messages = match self
+            let request = self
                 .consumer
-                .stream()
-                .max_messages_per_batch(self.fetch_batch)
-                .max_bytes_per_batch(self.fetch_max_bytes)
-                .expires(self.fetch_expires.max(Duration::from_secs(1)))
+                .batch()
+                .max_messages(self.fetch_batch)
+                .max_bytes(self.fetch_max_bytes)
+                .expires(self.fetch_expires)
                 .messages()
-                .await
-            {
+                .await;
+            let messages = match request {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot pull from the consumer; retrying");
@@ -64,24 +67,26 @@ impl Worker {
                     continue;
                 }
             };
-            let mut batches = messages.ready_chunks(self.fetch_batch);
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    next = batches.next() => next,
-                };
-                let Some(batch) = next else { break };
+            let mut chunks = messages.ready_chunks(self.fetch_batch);
+            let mut redis_down = false;
+            let mut handed_back = 0usize;
+            while let Some(chunk) = chunks.next().await {
                 let mut msgs = Vec::with_capacity(self.fetch_batch);
-                keep_messages(batch, &mut msgs);
-                // Linger briefly for more: fewer, larger batches mean fewer Redis calls and fewer,
-                // larger chunks (which is what keeps searches fast).
+                keep_messages(chunk, &mut msgs);
+                if shutdown.is_cancelled() || redis_down {
+                    handed_back += msgs.len();
+                    self.hand_back(&msgs, redis_down).await;
+                    continue;
+                }
+                // Linger briefly for more: fewer, larger batches mean fewer Redis calls and
+                // fewer, larger chunks (which is what keeps searches fast).
                 let bytes = |msgs: &[jetstream::Message]| {
                     msgs.iter().map(|m| m.payload.len()).sum::<usize>()
                 };
                 if !msgs.is_empty() && msgs.len() < self.fetch_batch && !self.linger.is_zero() {
                     let deadline = tokio::time::Instant::now() + self.linger;
                     while msgs.len() < self.fetch_batch && bytes(&msgs) < self.fetch_max_bytes {
-                        match tokio::time::timeout_at(deadline, batches.next()).await {
+                        match tokio::time::timeout_at(deadline, chunks.next()).await {
                             Ok(Some(more)) => keep_messages(more, &mut msgs),
                             _ => break,
                         }
@@ -92,24 +97,30 @@ impl Worker {
                 }
                 if let Err(e) = self.process(msgs).await {
                     tracing::warn!(error = %e, "batch nak'ed; pausing until Redis answers");
-                    self.wait_for_redis(&shutdown).await;
-                    // Drop the pull stream: fetching while Redis is down would only burn
-                    // delivery attempts.
-                    break;
+                    // The rest of this request is nak'ed too: fetching while Redis is down would
+                    // only burn delivery attempts.
+                    redis_down = true;
                 }
             }
-            if shutdown.is_cancelled() {
-                // Hand back what is buffered but unprocessed.
-                let mut handed_back = 0;
-                while let Some(Some(batch)) = batches.next().now_or_never() {
-                    for m in batch.into_iter().flatten() {
-                        let _ = m.ack_with(AckKind::Nak(None)).await;
-                        handed_back += 1;
-                    }
-                }
-                if handed_back > 0 {
-                    tracing::info!(messages = handed_back, "handed back unprocessed messages");
-                }
+            if handed_back > 0 && shutdown.is_cancelled() {
+                tracing::info!(messages = handed_back, "handed back unprocessed messages");
+            }
+            if redis_down {
+                self.wait_for_redis(&shutdown).await;
+            }
+        }
+    }
+
+    /// Returns messages to the consumer: at once on shutdown, after `nak_delay` when Redis is down.
+    async fn hand_back(&self, msgs: &[jetstream::Message], delayed: bool) {
+        let kind = if delayed {
+            AckKind::Nak(Some(self.nak_delay))
+        } else {
+            AckKind::Nak(None)
+        };
+        for r in join_all(msgs.iter().map(|m| m.ack_with(kind))).await {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "nak failed; the message comes back after ack_wait");
             }
         }
     }
@@ -285,8 +296,8 @@ impl Worker {
     }
 }
 
-fn keep_messages(
-    batch: Vec<Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>>,
+fn keep_messages<E: std::fmt::Display>(
+    batch: Vec<Result<jetstream::Message, E>>,
     out: &mut Vec<jetstream::Message>,
 ) {
     for m in batch {
