@@ -43,12 +43,79 @@ pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Client, JetSt
     if retry {
         opts = opts.retry_on_initial_connect();
     }
-    opts.connect(url)
+    // Credentials in the URL (`nats://user:pass@host`, from a Secret) go to the client as
+    // options: async-nats would otherwise ignore them, and log them with the server address.
+    let (servers, credentials) = split_credentials(url);
+    match credentials {
+        Some(Credentials::UserPassword(user, pass)) => opts = opts.user_and_password(user, pass),
+        Some(Credentials::Token(token)) => opts = opts.token(token),
+        None => {}
+    }
+    opts.connect(servers.as_str())
         .await
         .map_err(|source| JetStreamError::Connect {
             url: crate::config::redact_url(url),
             source,
         })
+}
+
+/// Credentials found in a NATS URL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// Removes `user:pass@` (or `token@`) from every server of a comma-separated NATS URL and returns
+/// them, percent-decoded. The first server's credentials are used for all.
+pub fn split_credentials(url: &str) -> (String, Option<Credentials>) {
+    let mut found = None;
+    let servers: Vec<String> = url
+        .split(',')
+        .map(|u| {
+            let u = u.trim();
+            let Some(scheme_end) = u.find("://").map(|i| i + 3) else {
+                return u.to_string();
+            };
+            let Some(at) = u[scheme_end..].rfind('@').map(|i| i + scheme_end) else {
+                return u.to_string();
+            };
+            let userinfo = &u[scheme_end..at];
+            if found.is_none() && !userinfo.is_empty() {
+                found = Some(match userinfo.split_once(':') {
+                    Some((user, pass)) => {
+                        Credentials::UserPassword(percent_decode(user), percent_decode(pass))
+                    }
+                    None => Credentials::Token(percent_decode(userinfo)),
+                });
+            }
+            format!("{}{}", &u[..scheme_end], &u[at + 1..])
+        })
+        .collect();
+    (servers.join(","), found)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex_val(b.get(i + 1)), hex_val(b.get(i + 2)))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_val(c: Option<&u8>) -> Option<u8> {
+    (*c? as char).to_digit(16).map(|d| d as u8)
 }
 
 /// A JetStream context whose API calls and publish acks time out after `timeout`, with
@@ -173,4 +240,31 @@ pub fn stream_incarnation(info: &stream::Info) -> String {
         info.config.name,
         info.created.unix_timestamp_nanos()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        assert_eq!(
+            split_credentials("nats://ingest:p%40ss@nats:4222"),
+            (
+                "nats://nats:4222".into(),
+                Some(Credentials::UserPassword("ingest".into(), "p@ss".into()))
+            )
+        );
+        assert_eq!(
+            split_credentials("tls://tok@a:1, tls://tok@b:2"),
+            (
+                "tls://a:1,tls://b:2".into(),
+                Some(Credentials::Token("tok".into()))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".into(), None)
+        );
+    }
 }

@@ -417,3 +417,67 @@ async fn service_names_cannot_inject_subjects_or_keys() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_credentials_in_the_url_authenticate_and_are_never_logged() {
+    let logs = capture_logs();
+    let nats = logjet_tests::servers::NatsServer::start_with(vec![
+        "--user".into(),
+        "ingest".into(),
+        "--pass".into(),
+        "s3cret-pw-7731".into(),
+    ])
+    .await;
+    let good = nats
+        .url()
+        .replace("nats://", "nats://ingest:s3cret-pw-7731@");
+    let bad = nats
+        .url()
+        .replace("nats://", "nats://ingest:wrong-pw-0000@");
+    let http = reqwest::Client::new();
+    let ok = platform::start_ingest(platform::ingest_config(&good)).await;
+    let denied = platform::start_ingest(platform::ingest_config(&bad)).await;
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{}/readyz", ok.url()))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ready,
+        "ingest with the right credentials never became ready"
+    );
+    assert_eq!(
+        post_logs(&http, &ok.url(), None, "authenticated")
+            .await
+            .status(),
+        202
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        http.get(format!("{}/readyz", denied.url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        post_logs(&http, &denied.url(), None, "refused")
+            .await
+            .status(),
+        503
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !text.contains("s3cret-pw-7731") && !text.contains("wrong-pw-0000"),
+        "a NATS password was logged"
+    );
+}
