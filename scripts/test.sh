@@ -52,7 +52,10 @@ if [[ $QUICK -eq 0 ]]; then
   # The live observability tests ran with the Rust tests; here the static checks.
   stage "prometheus rules, grafana schema" ./scripts/observability-test.sh --static || overall=1
   stage "dockerfile lint" ./scripts/images-validate.sh || overall=1
-  stage "container images (podman)" ./scripts/images-test.sh ingest processor query || overall=1
+  stage "container images (podman)" ./scripts/images-test.sh ingest processor query dashboard || overall=1
+  # The same images, run as the kind overlay's Deployments declare them (env, Secrets, user,
+  # read-only root, probes).
+  stage "pods as the manifests declare them" ./scripts/k8s-pods-test.sh --no-build || overall=1
   stage "fuzzing (bounded)" ./scripts/fuzz.sh 30 || overall=1
 fi
 print_stages
