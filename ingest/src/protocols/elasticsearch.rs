@@ -88,16 +88,32 @@ pub fn parse(
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| !l.trim_ascii().is_empty());
+    // Shippers repeat the same action line (`{"create":{"_index":"…"}}`) for every document of a
+    // batch: one without an `_id` is parsed once and then recognised by its bytes.
+    let mut last: Option<(&[u8], String, String)> = None;
     while let Some((n, line)) = lines.next() {
-        let (action, meta) = action_line(n, line)?;
-        let index = match meta.index {
-            Some(s) => s,
-            None => path_index.unwrap_or("logs").to_string(),
-        };
-        let id = match meta.id {
-            Some(Value::String(s)) => s,
-            Some(Value::Number(n)) => n.to_string(),
-            _ => ids.next(),
+        let (action, index, id) = match &last {
+            Some((bytes, action, index)) if *bytes == line => {
+                (action.clone(), index.clone(), ids.next())
+            }
+            _ => {
+                let (action, meta) = action_line(n, line)?;
+                let index = match meta.index {
+                    Some(s) => s,
+                    None => path_index.unwrap_or("logs").to_string(),
+                };
+                let id = match meta.id {
+                    Some(Value::String(s)) => s,
+                    Some(Value::Number(n)) => n.to_string(),
+                    Some(_) | None => {
+                        if meta.id.is_none() {
+                            last = Some((line, action.clone(), index.clone()));
+                        }
+                        ids.next()
+                    }
+                };
+                (action, index, id)
+            }
         };
         let position = out.items.len() + 1;
         let outcome = match action.as_str() {
@@ -107,13 +123,14 @@ pub fn parse(
                         "the {action} action on line {n} has no document line after it"
                     )));
                 };
-                let opts = per_index.entry(index.clone()).or_insert_with(|| {
+                if !per_index.contains_key(&index) {
                     let mut o = opts.clone();
                     if !explicit_service {
                         o.default_service = service_from_index(&index);
                     }
-                    o
-                });
+                    per_index.insert(index.clone(), o);
+                }
+                let opts = &per_index[&index];
                 document(source, &index, position, opts).map(|ev| {
                     out.events.push(ev);
                     out.events.len() - 1
@@ -290,7 +307,9 @@ impl Serialize for BulkEntry {
     }
 }
 
-/// The result of one action.
+/// The result of one action: what shippers read (`status`, and `error` when it failed). The
+/// `_version`, `_seq_no`, `_primary_term` and `_shards` of Elasticsearch's answer mean nothing
+/// here and are left out (they would double the size of a bulk response).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkItem {
     #[serde(rename = "_index")]
@@ -301,23 +320,8 @@ pub struct BulkItem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
-    #[serde(rename = "_version", skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    #[serde(rename = "_seq_no", skip_serializing_if = "Option::is_none")]
-    pub seq_no: Option<u64>,
-    #[serde(rename = "_primary_term", skip_serializing_if = "Option::is_none")]
-    pub primary_term: Option<u64>,
-    #[serde(rename = "_shards", skip_serializing_if = "Option::is_none")]
-    pub shards: Option<Shards>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<EsCause>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Shards {
-    pub total: u32,
-    pub successful: u32,
-    pub failed: u32,
 }
 
 /// An Elasticsearch error cause.
@@ -345,39 +349,23 @@ pub struct EsError {
 
 /// The items of a processed bulk request.
 pub fn bulk_response(bulk: &Bulk, took: u64) -> BulkResponse {
-    let mut seq = 0;
     let items = bulk
         .items
         .iter()
         .map(|item| {
             let result = match &item.outcome {
-                Ok(_) => {
-                    seq += 1;
-                    BulkItem {
-                        index: item.index.clone(),
-                        id: item.id.clone(),
-                        status: 201,
-                        result: Some("created".into()),
-                        version: Some(1),
-                        seq_no: Some(seq - 1),
-                        primary_term: Some(1),
-                        shards: Some(Shards {
-                            total: 1,
-                            successful: 1,
-                            failed: 0,
-                        }),
-                        error: None,
-                    }
-                }
+                Ok(_) => BulkItem {
+                    index: item.index.clone(),
+                    id: item.id.clone(),
+                    status: 201,
+                    result: Some("created".into()),
+                    error: None,
+                },
                 Err(r) => BulkItem {
                     index: item.index.clone(),
                     id: item.id.clone(),
                     status: 400,
                     result: None,
-                    version: None,
-                    seq_no: None,
-                    primary_term: None,
-                    shards: None,
                     error: Some(EsCause {
                         kind: if r.reason == UNSUPPORTED_ACTION {
                             "illegal_argument_exception"
@@ -735,6 +723,24 @@ mod tests {
             b.rejects().iter().map(|r| r.line).collect::<Vec<_>>(),
             vec![3, 4, 5, 6]
         );
+    }
+
+    #[test]
+    fn repeated_action_lines_are_read_once_but_each_item_is_its_own() {
+        let body = "{\"create\":{\"_index\":\"logs-web-default\"}}\n{\"message\":\"a\"}\n"
+            .repeat(3)
+            + "{\"create\":{\"_index\":\"logs-web-default\",\"_id\":\"x\"}}\n{\"message\":\"b\"}\n"
+            + "{\"create\":{\"_index\":\"logs-web-default\"}}\n{\"message\":\"c\"}\n";
+        let b = parse(body.as_bytes(), None, false, &opts()).unwrap();
+        let ids: std::collections::HashSet<&str> = b.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids.len(), 5);
+        assert_eq!(b.items[3].id, "x");
+        assert!(
+            b.items
+                .iter()
+                .all(|i| i.index == "logs-web-default" && i.action == "create")
+        );
+        assert!(b.events.iter().all(|e| e.service == "web"));
     }
 
     #[test]
