@@ -135,20 +135,18 @@ pub fn instrument<S: Clone + Send + Sync + 'static>(
 
 async fn track(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    // MatchedPath and Method clone cheaply (shared strings): no allocation per request.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let method = req.method().clone();
     let resp = next.run(req).await;
     metrics
         .duration
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[route, method.as_str()])
         .observe(start.elapsed().as_secs_f64());
     metrics
         .requests
-        .with_label_values(&[&route, &method, resp.status().as_str()])
+        .with_label_values(&[route, method.as_str(), resp.status().as_str()])
         .inc();
     resp
 }
