@@ -497,3 +497,66 @@ async fn protocols_share_auth_and_idempotency_with_post_logs() {
     assert_eq!(duplicates, 3);
     ingest.stop().await;
 }
+
+/// With JetStream away every protocol answers 503 with `Retry-After`, in its own error shape,
+/// and nothing of those requests is counted; once it is back the same requests are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jetstream_down_means_503_with_retry_after_on_every_protocol() {
+    let mut p = Platform::start(1).await;
+    let url = p.ingest_url();
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let loki = json!({"streams": [{"stream": {"app": "down-loki"}, "values": [[now_ns.to_string(), "x"]]}]}).to_string();
+    let bulk = "{\"index\":{\"_index\":\"down-es\"}}\n{\"message\":\"x\"}\n".to_string();
+    let otlp = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "down-otlp"}}]},
+        "scopeLogs": [{"logRecords": [{"body": {"stringValue": "x"}}]}]}]}).to_string();
+    let cases = [
+        ("/loki/api/v1/push", "application/json", loki),
+        ("/_bulk", "application/x-ndjson", bulk),
+        ("/v1/logs", "application/json", otlp),
+    ];
+    let send = |path: &str, ct: &str, body: &str| {
+        p.http
+            .post(format!("{url}{path}"))
+            .header("content-type", ct)
+            .body(body.to_string())
+            .send()
+    };
+    p.nats.kill().await;
+    for (path, ct, body) in &cases {
+        let mut refused = None;
+        for _ in 0..100 {
+            let r = send(path, ct, body).await.unwrap();
+            if r.status() == 503 {
+                refused = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = refused.unwrap_or_else(|| panic!("{path}: no 503 while NATS is down"));
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+        let es = r.headers().get("x-elastic-product").cloned();
+        let b: Value = r.json().await.unwrap();
+        match *path {
+            "/_bulk" => {
+                assert_eq!(es.unwrap(), "Elasticsearch");
+                assert_eq!(b["status"], 503, "{b}");
+                assert_eq!(b["error"]["type"], "unavailable_shards_exception", "{b}");
+            }
+            "/v1/logs" => assert_eq!(b["code"], 14, "google.rpc UNAVAILABLE: {b}"),
+            _ => assert!(b["error"].as_str().unwrap().contains("unavailable"), "{b}"),
+        }
+    }
+    p.nats.restart().await;
+    p.wait_ready(&url).await;
+    for (path, ct, body) in &cases {
+        let r = send(path, ct, body).await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let summary = p.wait_for_total(3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        p.summary().await["total"],
+        3,
+        "the refused requests left nothing: {summary}"
+    );
+}
