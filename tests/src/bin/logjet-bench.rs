@@ -213,6 +213,39 @@ fn line(i: u64, service: &str) -> String {
     l
 }
 
+/// The forgiving parser alone, on one thread: 1,000-line NDJSON bodies of [`line`]s, or of lines
+/// as long whose padding uses distinct keys (as real lines do; [`line`] repeats one, which a
+/// parser that builds a map collapses for free). Best of 5 rounds, lines/s.
+fn parser_rate(distinct_keys: bool) -> f64 {
+    use logjet_core::parse::{BodyFormat, ParseOptions, parse_body};
+    let body: String = (0..1000u64)
+        .map(|i| {
+            let mut l = line(i, "parse");
+            if distinct_keys {
+                let mut k = 0;
+                while let Some(at) = l.find(",\"x\":") {
+                    k += 1;
+                    l.replace_range(at..at + 5, &format!(",\"x{k}\":"));
+                }
+            }
+            l + "\n"
+        })
+        .collect();
+    let opts = ParseOptions::new(chrono::Utc::now());
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut n = 0;
+        for _ in 0..100 {
+            n += parse_body(body.as_bytes(), BodyFormat::Ndjson, &opts)
+                .events
+                .len();
+        }
+        best = best.max(n as f64 / start.elapsed().as_secs_f64());
+    }
+    best
+}
+
 struct Row {
     name: String,
     value: String,
@@ -488,6 +521,9 @@ async fn main() {
     let nats_url = nats.url();
     let redis_url = redis.url();
 
+    eprintln!("bench: the parser alone, one thread");
+    let (parse_repeated, parse_distinct) = (parser_rate(false), parser_rate(true));
+
     eprintln!(
         "bench: raw JetStream publish ceiling ({} messages × 1,000 lines of 200 B, window 256)",
         args.raw_messages
@@ -632,6 +668,16 @@ async fn main() {
     );
 
     let mut rows = vec![
+        row(
+            "parser, one thread: these lines (lines/s)",
+            format!("{parse_repeated:.0}"),
+            "",
+        ),
+        row(
+            "parser, one thread: distinct keys (lines/s)",
+            format!("{parse_distinct:.0}"),
+            "",
+        ),
         row(
             "JetStream raw publish ceiling (events/s)",
             format!("{ceiling:.0}"),
