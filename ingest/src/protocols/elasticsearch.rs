@@ -35,7 +35,7 @@ use logjet_core::{LogEvent, ServiceName};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Record, UNSUPPORTED_ACTION, normalize, reject, reject_with};
+use super::{UNSUPPORTED_ACTION, reject, reject_with};
 use crate::{AppState, IngestError, LogsParams, publish_events, read_body, request_options};
 
 /// The version logjet presents itself as.
@@ -214,32 +214,17 @@ fn document(
         }
         return normalize_flat(flat, opts).map_err(|e| reject(position, &e));
     }
-    let record: Record = match serde_json::from_slice::<Value>(source) {
-        Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            let kind = match other {
-                Value::Array(_) => "an array",
-                Value::String(_) => "a string",
-                Value::Number(_) => "a number",
-                Value::Bool(_) => "a boolean",
-                _ => "null",
-            };
-            return Err(reject(position, &LineError::NotAnObject(kind)));
-        }
-        Err(e) => {
-            let err = if std::str::from_utf8(source).is_err() {
-                LineError::InvalidUtf8 { at: 0 }
-            } else {
-                LineError::InvalidJson(e.to_string())
-            };
-            return Err(reject(position, &err));
-        }
+    // Not an object: say what it is instead.
+    let err = match serde_json::from_slice::<Value>(source) {
+        Ok(Value::Array(_)) => LineError::NotAnObject("an array"),
+        Ok(Value::String(_)) => LineError::NotAnObject("a string"),
+        Ok(Value::Number(_)) => LineError::NotAnObject("a number"),
+        Ok(Value::Bool(_)) => LineError::NotAnObject("a boolean"),
+        Ok(_) => LineError::NotAnObject("null"),
+        Err(_) if std::str::from_utf8(source).is_err() => LineError::InvalidUtf8 { at: 0 },
+        Err(e) => LineError::InvalidJson(e.to_string()),
     };
-    let mut record = record;
-    record
-        .entry("_index")
-        .or_insert_with(|| Value::String(index.to_string()));
-    normalize(record, source.len(), position, opts)
+    Err(reject(position, &err))
 }
 
 /// The service an index names: a data stream's dataset, else the index without trailing date or
