@@ -2,7 +2,8 @@
 //!
 //! `serve(config, shutdown)` runs the service; [`Ingest::build`] binds first (port 0 in tests)
 //! and exposes the address. Handlers are thin: [`prepare`] turns a request into events and
-//! rejects, [`publish::Publisher`] gets them acknowledged.
+//! rejects, [`publish::Publisher`] gets them acknowledged. Serving, draining and the standard
+//! routes are `logjet_core::service`'s.
 
 pub mod coalesce;
 pub mod error;
@@ -25,12 +26,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use logjet_core::config::IngestConfig;
-use logjet_core::http::{self as lhttp, Draining};
+use logjet_core::http as lhttp;
 use logjet_core::jetstream::{self as ljs, JetStreamError};
 use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
+use logjet_core::service::{
+    self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
+};
 use logjet_core::{LogEvent, ServiceName};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -42,18 +45,12 @@ use publish::{PublishContext, PublishError, Publisher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error(transparent)]
     Nats(#[from] JetStreamError),
     #[error(transparent)]
     Config(#[from] logjet_core::config::ConfigError),
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared by every handler.
@@ -74,10 +71,38 @@ pub struct AppState {
     pub guard: Arc<lhttp::Guard>,
 }
 
+impl ServiceState for AppState {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+
+    async fn readiness(&self) -> Vec<Check> {
+        vec![
+            Check::when("nats", self.publisher.is_connected(), || {
+                "not connected to NATS".into()
+            }),
+            Check::when("stream", self.stream_ready.load(Ordering::SeqCst), || {
+                format!("stream {} not ready", self.cfg.stream.stream)
+            }),
+        ]
+    }
+
+    async fn before_scrape(&self) {
+        self.metrics
+            .nats_connected
+            .set(self.publisher.is_connected() as i64);
+    }
+}
+
 /// A bound, not yet running ingest service.
 pub struct Ingest {
-    listener: TcpListener,
+    server: HttpServer,
     state: AppState,
+    router: Router,
     client: Client,
 }
 
@@ -85,12 +110,11 @@ impl Ingest {
     /// Binds the listener and starts connecting to NATS (in the background: the service answers
     /// `/healthz` at once and `/readyz` once NATS and the stream are there).
     pub async fn build(cfg: IngestConfig) -> Result<Ingest, StartError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let serve_options = ServeOptions {
+            header_read_timeout: cfg.api.header_read_timeout,
+            ..Default::default()
+        };
+        let server = HttpServer::bind(cfg.listen, serve_options).await?;
         let auth = cfg.api.load_auth()?;
         if matches!(auth, logjet_core::auth::Auth::Off) {
             tracing::warn!(
@@ -114,31 +138,39 @@ impl Ingest {
             publisher,
             metrics,
             registry,
-            draining: Draining::default(),
+            draining: server.draining(),
             stream_ready: Arc::new(AtomicBool::new(false)),
             recheck_stream: Arc::new(Notify::new()),
             guard,
         };
         Ok(Ingest {
-            listener,
+            server,
+            router: app(state.clone()),
             state,
             client,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+        self.server.local_addr()
+    }
+
+    /// The router [`Ingest::run`] serves, for tests that drive it without a socket
+    /// (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// Serves until `shutdown`, then fails readiness, finishes in-flight requests and flushes.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Ingest {
-            listener,
+            server,
             state,
+            router,
             client,
         } = self;
         tracing::info!(
-            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            listen = %server.local_addr(),
             config = ?logjet_core::config::describe(&*state.cfg),
             "ingest starting"
         );
@@ -147,26 +179,11 @@ impl Ingest {
             state.clone(),
             shutdown.child_token(),
         ));
-        let draining = state.draining.clone();
-        let http_shutdown = CancellationToken::new();
-        let trigger = http_shutdown.clone();
-        let outer = shutdown.clone();
-        tokio::spawn(async move {
-            outer.cancelled().await;
-            draining.start();
-            trigger.cancel();
-        });
-        let opts = lhttp::ServeOptions {
-            header_read_timeout: state.cfg.api.header_read_timeout,
-            ..Default::default()
-        };
-        let result = lhttp::serve_with(listener, app(state), http_shutdown, opts)
-            .await
-            .map_err(StartError::Serve);
+        let result = server.serve(router, shutdown).await;
         stream_task.abort();
         let _ = client.flush().await;
         tracing::info!("ingest stopped");
-        result
+        Ok(result?)
     }
 }
 
@@ -211,9 +228,9 @@ async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToke
     }
 }
 
-/// The router: pure function of the state, so tests can drive it with `oneshot`.
+/// The router: pure function of the state, so tests can drive it with `oneshot`. Registers the
+/// HTTP metrics in the state's registry: once per state.
 pub fn app(state: AppState) -> Router {
-    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
     let limit = state.cfg.max_body_bytes;
     let api = Router::new()
         .route("/logs", post(post_logs))
@@ -228,41 +245,8 @@ pub fn app(state: AppState) -> Router {
     // Outermost first: shed load before doing any work, then check the key and its rate.
     let api = lhttp::guarded(api, state.guard.clone());
     let api = lhttp::shed_load(api, state.cfg.max_concurrent_requests, state.guard.clone());
-    let router = Router::new()
-        .merge(api)
-        .route("/healthz", get(lhttp::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .fallback(lhttp::not_found)
-        .with_state(state);
-    lhttp::instrument(router, http_metrics)
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    let nats = if st.publisher.is_connected() {
-        Ok(())
-    } else {
-        Err("not connected to NATS".to_string())
-    };
-    let stream = if st.stream_ready.load(Ordering::SeqCst) {
-        Ok(())
-    } else {
-        Err(format!("stream {} not ready", st.cfg.stream.stream))
-    };
-    let draining = if st.draining.is_draining() {
-        Err("shutting down".to_string())
-    } else {
-        Ok(())
-    };
-    lhttp::readiness(&[("nats", nats), ("stream", stream), ("shutdown", draining)])
-}
-
-async fn metrics(State(st): State<AppState>) -> Response {
-    st.metrics
-        .nats_connected
-        .set(st.publisher.is_connected() as i64);
-    lhttp::metrics_handler(State(st.registry.clone())).await
+    let own = api.route("/openapi.json", get(openapi));
+    service::router(own, state)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
