@@ -1,15 +1,16 @@
 //! logjet ingest: accepts logs over HTTP and answers 202 only after JetStream acknowledged them.
 //!
 //! `serve(config, shutdown)` runs the service; [`Ingest::build`] binds first (port 0 in tests)
-//! and exposes the address. Handlers are thin: [`prepare`] turns a request into events and
-//! rejects, [`publish::Publisher`] gets them acknowledged. Serving, draining and the standard
-//! routes are `logjet_core::service`'s.
+//! and exposes the address. Handlers are thin: [`request::IngestRequest`] reads what every route
+//! shares, [`prepare`] turns a request into events and rejects, [`publish::Publisher`] gets them
+//! acknowledged. Serving, draining and the standard routes are `logjet_core::service`'s.
 
 pub mod coalesce;
 pub mod error;
 pub mod metrics;
 pub mod protocols;
 pub mod publish;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,13 +19,12 @@ use std::time::Duration;
 
 use async_nats::Client;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use logjet_core::LogEvent;
 use logjet_core::config::IngestConfig;
 use logjet_core::http as lhttp;
 use logjet_core::jetstream::{self as ljs, JetStreamError};
@@ -32,7 +32,6 @@ use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
-use logjet_core::{LogEvent, ServiceName};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +41,7 @@ use coalesce::Coalescer;
 pub use error::IngestError;
 use metrics::IngestMetrics;
 use publish::{PublishContext, PublishError, Publisher};
+pub use request::{IngestRequest, LogsParams, idempotency_key, request_options, traceparent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -249,13 +249,6 @@ pub fn app(state: AppState) -> Router {
     service::router(own, state)
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LogsParams {
-    /// Service for events that do not name one.
-    pub service: Option<String>,
-}
-
 /// The 202 body.
 #[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct IngestResponse {
@@ -367,26 +360,9 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 )]
 async fn post_logs(
     State(st): State<AppState>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: IngestRequest,
 ) -> Result<Response, IngestError> {
-    let received_at = Utc::now();
-    let params = params
-        .map(|Query(p)| p)
-        .map_err(|e| IngestError::BadService(e.body_text()))?;
-    let body = read_body(body, st.cfg.max_body_bytes)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let prepared = prepare(
-        &body,
-        content_type,
-        params.service.as_deref(),
-        received_at,
-        &st.cfg,
-    );
-    let prepared = match prepared {
+    let prepared = match prepare(&req.body, req.content_type(), &req.options) {
         Ok(p) => p,
         Err(e) => {
             if let IngestError::NothingValid(rejects) = &e {
@@ -396,7 +372,14 @@ async fn post_logs(
         }
     };
     let rejects = prepared.rejects;
-    let outcome = publish_events(&st, prepared.events, &rejects, &headers, received_at).await?;
+    let outcome = publish_events(
+        &st,
+        prepared.events,
+        &rejects,
+        &req.headers,
+        req.received_at,
+    )
+    .await?;
     let resp = IngestResponse {
         accepted: outcome.accepted + outcome.duplicates,
         rejected: rejects.into_iter().map(RejectOut::from).collect(),
@@ -465,38 +448,6 @@ pub(crate) async fn publish_events(
     Ok(outcome)
 }
 
-/// Parse options of a request: its time of receipt, `?service=` as the default service, and the
-/// configured limits.
-pub fn request_options(
-    service: Option<&str>,
-    received_at: DateTime<Utc>,
-    cfg: &IngestConfig,
-) -> Result<ParseOptions, IngestError> {
-    let default_service = match service {
-        None => None,
-        Some(raw) => Some(ServiceName::sanitize(raw).ok_or_else(|| {
-            IngestError::BadService(format!(
-                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
-            ))
-        })?),
-    };
-    let mut opts = ParseOptions::new(received_at)
-        .with_default_service(default_service)
-        .with_max_age(Some(cfg.stream.stream_max_age));
-    opts.max_line_bytes = cfg.max_line_bytes;
-    Ok(opts)
-}
-
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, IngestError> {
-    match body {
-        Ok(b) => Ok(b),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(IngestError::TooLarge { limit })
-        }
-        Err(rejection) => Err(IngestError::BadBody(rejection.body_text())),
-    }
-}
-
 /// Events and rejects of one request.
 #[derive(Debug)]
 pub struct Prepared {
@@ -508,9 +459,7 @@ pub struct Prepared {
 pub fn prepare(
     body: &[u8],
     content_type: Option<&str>,
-    service: Option<&str>,
-    received_at: DateTime<Utc>,
-    cfg: &IngestConfig,
+    opts: &ParseOptions,
 ) -> Result<Prepared, IngestError> {
     // Fluent Bit's `http` output sends MessagePack by default.
     let msgpack = protocols::msgpack::is_msgpack(content_type);
@@ -522,11 +471,10 @@ pub fn prepare(
     if body.trim_ascii().is_empty() {
         return Err(IngestError::EmptyBody);
     }
-    let opts = request_options(service, received_at, cfg)?;
     let (events, rejects) = if msgpack {
-        protocols::msgpack::parse(body, &opts)
+        protocols::msgpack::parse(body, opts)
     } else {
-        let parsed = parse::parse_body(body, format, &opts);
+        let parsed = parse::parse_body(body, format, opts);
         (parsed.events, parsed.rejects)
     };
     if events.is_empty() {
@@ -535,54 +483,19 @@ pub fn prepare(
     Ok(Prepared { events, rejects })
 }
 
-/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let s = v
-        .to_str()
-        .map_err(|_| IngestError::BadIdempotencyKey("must be visible ASCII".into()))?
-        .trim();
-    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(IngestError::BadIdempotencyKey(
-            "must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(Some(s.to_string()))
-}
-
-/// A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), passed on only when well-formed.
-pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("traceparent")?.to_str().ok()?.trim();
-    let parts: Vec<&str> = v.split('-').collect();
-    let well_formed = parts.len() == 4
-        && [2usize, 32, 16, 2]
-            .iter()
-            .zip(&parts)
-            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    well_formed.then(|| v.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg() -> IngestConfig {
-        IngestConfig::default()
+    fn opts(service: Option<&str>) -> ParseOptions {
+        let service = request::sanitize_service(service).unwrap();
+        request_options(service, Utc::now(), &IngestConfig::default())
     }
 
     #[test]
     fn prepare_keeps_valid_lines_and_reports_bad_ones() {
         let body = b"{\"message\":\"a\"}\nnot json at all\n{\"message\":\"c\"}";
-        let p = prepare(
-            body,
-            Some("application/x-ndjson"),
-            Some("web"),
-            Utc::now(),
-            &cfg(),
-        )
-        .unwrap();
+        let p = prepare(body, Some("application/x-ndjson"), &opts(Some("web"))).unwrap();
         assert_eq!(p.events.len(), 2);
         assert_eq!(p.events[0].service, "web");
         assert_eq!(p.rejects.len(), 1);
@@ -591,28 +504,18 @@ mod tests {
 
     #[test]
     fn prepare_errors() {
-        let now = Utc::now();
+        let opts = opts(None);
         assert!(matches!(
-            prepare(
-                b"x",
-                Some("application/x-www-form-urlencoded"),
-                None,
-                now,
-                &cfg()
-            ),
+            prepare(b"x", Some("application/x-www-form-urlencoded"), &opts),
             Err(IngestError::UnsupportedContentType(_))
         ));
         assert!(matches!(
-            prepare(b"  \n", Some("text/plain"), None, now, &cfg()),
+            prepare(b"  \n", Some("text/plain"), &opts),
             Err(IngestError::EmptyBody)
         ));
         assert!(matches!(
-            prepare(b"{bad", Some("application/json"), None, now, &cfg()),
+            prepare(b"{bad", Some("application/json"), &opts),
             Err(IngestError::NothingValid(r)) if r.len() == 1
-        ));
-        assert!(matches!(
-            prepare(b"x", Some("text/plain"), Some("***"), now, &cfg()),
-            Err(IngestError::BadService(_))
         ));
     }
 
@@ -681,24 +584,5 @@ mod tests {
             doc["components"]["schemas"]["Protobuf"],
             serde_json::json!({"type": "string", "format": "binary", "description": "Binary protobuf, for the OpenAPI document."})
         );
-    }
-
-    #[test]
-    fn idempotency_keys_and_traceparents_are_validated() {
-        let mut h = HeaderMap::new();
-        assert_eq!(idempotency_key(&h).unwrap(), None);
-        h.insert("idempotency-key", "abc-123".parse().unwrap());
-        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
-        h.insert("idempotency-key", "has space".parse().unwrap());
-        assert!(idempotency_key(&h).is_err());
-        h.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        assert!(traceparent(&h).is_some());
-        h.insert("traceparent", "garbage".parse().unwrap());
-        assert!(traceparent(&h).is_none());
     }
 }
