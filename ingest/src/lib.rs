@@ -228,8 +228,8 @@ async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToke
     }
 }
 
-/// The router: pure function of the state, so tests can drive it with `oneshot`. Registers the
-/// HTTP metrics in the state's registry: once per state.
+/// The router: pure function of the state, driven with `oneshot` in `tests/router.rs`. Registers
+/// the HTTP metrics in the state's registry: once per state.
 pub fn app(state: AppState) -> Router {
     let limit = state.cfg.max_body_bytes;
     let api = Router::new()
