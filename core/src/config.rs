@@ -53,6 +53,8 @@ pub fn env_name(key: &str) -> String {
 pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
     /// Checks what types alone cannot; the error names the key.
     fn validate(&self) -> Result<(), ConfigError>;
+    /// `log_format`: how the binary logs (`crate::service::run` starts logging with it).
+    fn log_format(&self) -> LogFormat;
 }
 
 /// Loads from the process environment and the file named by `--config`/`LOGJET_CONFIG`.
@@ -436,6 +438,10 @@ impl Default for IngestConfig {
 }
 
 impl ServiceConfig for IngestConfig {
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         validate_nats_url("nats_url", &self.nats_url)?;
         self.stream.validate()?;
@@ -521,6 +527,10 @@ impl Default for ProcessorConfig {
 }
 
 impl ServiceConfig for ProcessorConfig {
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         validate_nats_url("nats_url", &self.nats_url)?;
         validate_redis_url("redis_url", &self.redis_url)?;
@@ -615,6 +625,10 @@ impl Default for QueryConfig {
 }
 
 impl ServiceConfig for QueryConfig {
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         validate_redis_url("redis_url", &self.redis_url)?;
         validate_nats_url("nats_url", &self.nats_url)?;
@@ -686,6 +700,10 @@ impl std::fmt::Debug for DashboardConfig {
 }
 
 impl ServiceConfig for DashboardConfig {
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         // The proxy speaks plain HTTP (the query service is inside the cluster or on loopback).
         validate_url("query_url", &self.query_url, &["http"])?;

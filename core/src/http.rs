@@ -1,22 +1,19 @@
-//! HTTP pieces every service shares: the JSON error shape, health and metrics endpoints,
-//! per-route metrics, and serving with graceful shutdown.
+//! HTTP pieces the APIs share: the JSON error shape, and guarding (authentication, per-key rate
+//! limits, load shedding). Serving, the standard routes and the HTTP metrics are in
+//! [`crate::service`].
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, AuthFailure, Scope};
-use crate::metrics::HttpMetrics;
 
 /// The body of every error response: `{"error": "...", "details": [...]}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,175 +69,6 @@ impl IntoResponse for ApiError {
         }
         resp
     }
-}
-
-/// Readiness shared between a service's probes and its shutdown: once draining, `/readyz` fails
-/// so load balancers stop sending work while in-flight requests finish.
-#[derive(Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    pub fn start(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// `GET /healthz`: the process is alive and serving HTTP.
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-/// A `/readyz` answer from a list of named checks.
-pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
-    let failed: Vec<serde_json::Value> = checks
-        .iter()
-        .filter_map(|(name, r)| {
-            r.as_ref()
-                .err()
-                .map(|e| serde_json::json!({"check": name, "error": e}))
-        })
-        .collect();
-    if failed.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready");
-        err.body.details = failed;
-        err.into_response()
-    }
-}
-
-/// `GET /metrics` handler over a registry.
-pub async fn metrics_handler(State(registry): State<prometheus::Registry>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        crate::metrics::encode(&registry),
-    )
-        .into_response()
-}
-
-/// Adds per-route request counts and latency to every route of `router`. The route label is the
-/// matched template (`/logs/{id}`), never the raw path, so cardinality stays bounded.
-pub fn instrument<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    metrics: HttpMetrics,
-) -> Router<S> {
-    router.layer(middleware::from_fn_with_state(metrics, track))
-}
-
-async fn track(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // MatchedPath and Method clone cheaply (shared strings): no allocation per request.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    metrics
-        .duration
-        .with_label_values(&[route, method.as_str()])
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .with_label_values(&[route, method.as_str(), resp.status().as_str()])
-        .inc();
-    resp
-}
-
-/// JSON 404 for unknown routes, so every error a client meets has the same shape.
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
-}
-
-/// How connections are served.
-#[derive(Clone, Copy, Debug)]
-pub struct ServeOptions {
-    /// A client must send its request headers within this (slowloris protection).
-    pub header_read_timeout: Duration,
-    /// After shutdown, in-flight requests get this long to finish (long streams such as live
-    /// tails are cut after it).
-    pub drain_timeout: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            header_read_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and lets
-/// in-flight requests finish (up to `drain_timeout`).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    serve_with(listener, router, shutdown, ServeOptions::default()).await
-}
-
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    opts: ServeOptions,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors or a connection reset during accept: keep serving.
-                tracing::debug!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = router.clone().map_request(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the drain timeout; closing them");
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

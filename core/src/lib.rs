@@ -3,8 +3,9 @@
 //! Everything two services must agree on lives here and only here: the event model
 //! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), NATS subject and stream naming
 //! ([`subject`], [`jetstream`]), the Redis key layout ([`keys`]), typed configuration
-//! ([`config`]), and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`],
-//! [`telemetry`], [`shutdown`]).
+//! ([`config`]), the skeleton every service is built on ([`service`]: bind, serve and drain, the
+//! standard routes, `main`), and the HTTP/telemetry plumbing every service shares ([`http`],
+//! [`metrics`], [`telemetry`], [`shutdown`]).
 
 pub mod auth;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod keys;
 pub mod metrics;
 pub mod parse;
 pub mod pattern;
+pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod subject;

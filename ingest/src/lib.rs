@@ -1,14 +1,16 @@
 //! logjet ingest: accepts logs over HTTP and answers 202 only after JetStream acknowledged them.
 //!
 //! `serve(config, shutdown)` runs the service; [`Ingest::build`] binds first (port 0 in tests)
-//! and exposes the address. Handlers are thin: [`prepare`] turns a request into events and
-//! rejects, [`publish::Publisher`] gets them acknowledged.
+//! and exposes the address. Handlers are thin: [`request::IngestRequest`] reads what every route
+//! shares, [`prepare`] turns a request into events and rejects, [`publish::Publisher`] gets them
+//! acknowledged. Serving, draining and the standard routes are `logjet_core::service`'s.
 
 pub mod coalesce;
 pub mod error;
 pub mod metrics;
 pub mod protocols;
 pub mod publish;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,20 +19,20 @@ use std::time::Duration;
 
 use async_nats::Client;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use logjet_core::LogEvent;
 use logjet_core::config::IngestConfig;
-use logjet_core::http::{self as lhttp, Draining};
+use logjet_core::http as lhttp;
 use logjet_core::jetstream::{self as ljs, JetStreamError};
 use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
-use logjet_core::{LogEvent, ServiceName};
+use logjet_core::service::{
+    self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
+};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -39,21 +41,16 @@ use coalesce::Coalescer;
 pub use error::IngestError;
 use metrics::IngestMetrics;
 use publish::{PublishContext, PublishError, Publisher};
+pub use request::{IngestRequest, LogsParams, idempotency_key, request_options, traceparent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error(transparent)]
     Nats(#[from] JetStreamError),
     #[error(transparent)]
     Config(#[from] logjet_core::config::ConfigError),
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Shared by every handler.
@@ -74,10 +71,38 @@ pub struct AppState {
     pub guard: Arc<lhttp::Guard>,
 }
 
+impl ServiceState for AppState {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+
+    async fn readiness(&self) -> Vec<Check> {
+        vec![
+            Check::when("nats", self.publisher.is_connected(), || {
+                "not connected to NATS".into()
+            }),
+            Check::when("stream", self.stream_ready.load(Ordering::SeqCst), || {
+                format!("stream {} not ready", self.cfg.stream.stream)
+            }),
+        ]
+    }
+
+    async fn before_scrape(&self) {
+        self.metrics
+            .nats_connected
+            .set(self.publisher.is_connected() as i64);
+    }
+}
+
 /// A bound, not yet running ingest service.
 pub struct Ingest {
-    listener: TcpListener,
+    server: HttpServer,
     state: AppState,
+    router: Router,
     client: Client,
 }
 
@@ -85,12 +110,11 @@ impl Ingest {
     /// Binds the listener and starts connecting to NATS (in the background: the service answers
     /// `/healthz` at once and `/readyz` once NATS and the stream are there).
     pub async fn build(cfg: IngestConfig) -> Result<Ingest, StartError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let serve_options = ServeOptions {
+            header_read_timeout: cfg.api.header_read_timeout,
+            ..Default::default()
+        };
+        let server = HttpServer::bind(cfg.listen, serve_options).await?;
         let auth = cfg.api.load_auth()?;
         if matches!(auth, logjet_core::auth::Auth::Off) {
             tracing::warn!(
@@ -114,31 +138,39 @@ impl Ingest {
             publisher,
             metrics,
             registry,
-            draining: Draining::default(),
+            draining: server.draining(),
             stream_ready: Arc::new(AtomicBool::new(false)),
             recheck_stream: Arc::new(Notify::new()),
             guard,
         };
         Ok(Ingest {
-            listener,
+            server,
+            router: app(state.clone()),
             state,
             client,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+        self.server.local_addr()
+    }
+
+    /// The router [`Ingest::run`] serves, for tests that drive it without a socket
+    /// (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// Serves until `shutdown`, then fails readiness, finishes in-flight requests and flushes.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Ingest {
-            listener,
+            server,
             state,
+            router,
             client,
         } = self;
         tracing::info!(
-            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            listen = %server.local_addr(),
             config = ?logjet_core::config::describe(&*state.cfg),
             "ingest starting"
         );
@@ -147,26 +179,11 @@ impl Ingest {
             state.clone(),
             shutdown.child_token(),
         ));
-        let draining = state.draining.clone();
-        let http_shutdown = CancellationToken::new();
-        let trigger = http_shutdown.clone();
-        let outer = shutdown.clone();
-        tokio::spawn(async move {
-            outer.cancelled().await;
-            draining.start();
-            trigger.cancel();
-        });
-        let opts = lhttp::ServeOptions {
-            header_read_timeout: state.cfg.api.header_read_timeout,
-            ..Default::default()
-        };
-        let result = lhttp::serve_with(listener, app(state), http_shutdown, opts)
-            .await
-            .map_err(StartError::Serve);
+        let result = server.serve(router, shutdown).await;
         stream_task.abort();
         let _ = client.flush().await;
         tracing::info!("ingest stopped");
-        result
+        Ok(result?)
     }
 }
 
@@ -211,9 +228,9 @@ async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToke
     }
 }
 
-/// The router: pure function of the state, so tests can drive it with `oneshot`.
+/// The router: pure function of the state, driven with `oneshot` in `tests/router.rs`. Registers
+/// the HTTP metrics in the state's registry: once per state.
 pub fn app(state: AppState) -> Router {
-    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
     let limit = state.cfg.max_body_bytes;
     let api = Router::new()
         .route("/logs", post(post_logs))
@@ -228,48 +245,8 @@ pub fn app(state: AppState) -> Router {
     // Outermost first: shed load before doing any work, then check the key and its rate.
     let api = lhttp::guarded(api, state.guard.clone());
     let api = lhttp::shed_load(api, state.cfg.max_concurrent_requests, state.guard.clone());
-    let router = Router::new()
-        .merge(api)
-        .route("/healthz", get(lhttp::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .fallback(lhttp::not_found)
-        .with_state(state);
-    lhttp::instrument(router, http_metrics)
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    let nats = if st.publisher.is_connected() {
-        Ok(())
-    } else {
-        Err("not connected to NATS".to_string())
-    };
-    let stream = if st.stream_ready.load(Ordering::SeqCst) {
-        Ok(())
-    } else {
-        Err(format!("stream {} not ready", st.cfg.stream.stream))
-    };
-    let draining = if st.draining.is_draining() {
-        Err("shutting down".to_string())
-    } else {
-        Ok(())
-    };
-    lhttp::readiness(&[("nats", nats), ("stream", stream), ("shutdown", draining)])
-}
-
-async fn metrics(State(st): State<AppState>) -> Response {
-    st.metrics
-        .nats_connected
-        .set(st.publisher.is_connected() as i64);
-    lhttp::metrics_handler(State(st.registry.clone())).await
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LogsParams {
-    /// Service for events that do not name one.
-    pub service: Option<String>,
+    let own = api.route("/openapi.json", get(openapi));
+    service::router(own, state)
 }
 
 /// The 202 body.
@@ -383,26 +360,9 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 )]
 async fn post_logs(
     State(st): State<AppState>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: IngestRequest,
 ) -> Result<Response, IngestError> {
-    let received_at = Utc::now();
-    let params = params
-        .map(|Query(p)| p)
-        .map_err(|e| IngestError::BadService(e.body_text()))?;
-    let body = read_body(body, st.cfg.max_body_bytes)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let prepared = prepare(
-        &body,
-        content_type,
-        params.service.as_deref(),
-        received_at,
-        &st.cfg,
-    );
-    let prepared = match prepared {
+    let prepared = match prepare(&req.body, req.content_type(), &req.options) {
         Ok(p) => p,
         Err(e) => {
             if let IngestError::NothingValid(rejects) = &e {
@@ -412,7 +372,14 @@ async fn post_logs(
         }
     };
     let rejects = prepared.rejects;
-    let outcome = publish_events(&st, prepared.events, &rejects, &headers, received_at).await?;
+    let outcome = publish_events(
+        &st,
+        prepared.events,
+        &rejects,
+        &req.headers,
+        req.received_at,
+    )
+    .await?;
     let resp = IngestResponse {
         accepted: outcome.accepted + outcome.duplicates,
         rejected: rejects.into_iter().map(RejectOut::from).collect(),
@@ -481,38 +448,6 @@ pub(crate) async fn publish_events(
     Ok(outcome)
 }
 
-/// Parse options of a request: its time of receipt, `?service=` as the default service, and the
-/// configured limits.
-pub fn request_options(
-    service: Option<&str>,
-    received_at: DateTime<Utc>,
-    cfg: &IngestConfig,
-) -> Result<ParseOptions, IngestError> {
-    let default_service = match service {
-        None => None,
-        Some(raw) => Some(ServiceName::sanitize(raw).ok_or_else(|| {
-            IngestError::BadService(format!(
-                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
-            ))
-        })?),
-    };
-    let mut opts = ParseOptions::new(received_at)
-        .with_default_service(default_service)
-        .with_max_age(Some(cfg.stream.stream_max_age));
-    opts.max_line_bytes = cfg.max_line_bytes;
-    Ok(opts)
-}
-
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, IngestError> {
-    match body {
-        Ok(b) => Ok(b),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(IngestError::TooLarge { limit })
-        }
-        Err(rejection) => Err(IngestError::BadBody(rejection.body_text())),
-    }
-}
-
 /// Events and rejects of one request.
 #[derive(Debug)]
 pub struct Prepared {
@@ -524,9 +459,7 @@ pub struct Prepared {
 pub fn prepare(
     body: &[u8],
     content_type: Option<&str>,
-    service: Option<&str>,
-    received_at: DateTime<Utc>,
-    cfg: &IngestConfig,
+    opts: &ParseOptions,
 ) -> Result<Prepared, IngestError> {
     // Fluent Bit's `http` output sends MessagePack by default.
     let msgpack = protocols::msgpack::is_msgpack(content_type);
@@ -538,11 +471,10 @@ pub fn prepare(
     if body.trim_ascii().is_empty() {
         return Err(IngestError::EmptyBody);
     }
-    let opts = request_options(service, received_at, cfg)?;
     let (events, rejects) = if msgpack {
-        protocols::msgpack::parse(body, &opts)
+        protocols::msgpack::parse(body, opts)
     } else {
-        let parsed = parse::parse_body(body, format, &opts);
+        let parsed = parse::parse_body(body, format, opts);
         (parsed.events, parsed.rejects)
     };
     if events.is_empty() {
@@ -551,54 +483,19 @@ pub fn prepare(
     Ok(Prepared { events, rejects })
 }
 
-/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let s = v
-        .to_str()
-        .map_err(|_| IngestError::BadIdempotencyKey("must be visible ASCII".into()))?
-        .trim();
-    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(IngestError::BadIdempotencyKey(
-            "must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(Some(s.to_string()))
-}
-
-/// A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), passed on only when well-formed.
-pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("traceparent")?.to_str().ok()?.trim();
-    let parts: Vec<&str> = v.split('-').collect();
-    let well_formed = parts.len() == 4
-        && [2usize, 32, 16, 2]
-            .iter()
-            .zip(&parts)
-            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_hexdigit()));
-    well_formed.then(|| v.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg() -> IngestConfig {
-        IngestConfig::default()
+    fn opts(service: Option<&str>) -> ParseOptions {
+        let service = request::sanitize_service(service).unwrap();
+        request_options(service, Utc::now(), &IngestConfig::default())
     }
 
     #[test]
     fn prepare_keeps_valid_lines_and_reports_bad_ones() {
         let body = b"{\"message\":\"a\"}\nnot json at all\n{\"message\":\"c\"}";
-        let p = prepare(
-            body,
-            Some("application/x-ndjson"),
-            Some("web"),
-            Utc::now(),
-            &cfg(),
-        )
-        .unwrap();
+        let p = prepare(body, Some("application/x-ndjson"), &opts(Some("web"))).unwrap();
         assert_eq!(p.events.len(), 2);
         assert_eq!(p.events[0].service, "web");
         assert_eq!(p.rejects.len(), 1);
@@ -607,28 +504,18 @@ mod tests {
 
     #[test]
     fn prepare_errors() {
-        let now = Utc::now();
+        let opts = opts(None);
         assert!(matches!(
-            prepare(
-                b"x",
-                Some("application/x-www-form-urlencoded"),
-                None,
-                now,
-                &cfg()
-            ),
+            prepare(b"x", Some("application/x-www-form-urlencoded"), &opts),
             Err(IngestError::UnsupportedContentType(_))
         ));
         assert!(matches!(
-            prepare(b"  \n", Some("text/plain"), None, now, &cfg()),
+            prepare(b"  \n", Some("text/plain"), &opts),
             Err(IngestError::EmptyBody)
         ));
         assert!(matches!(
-            prepare(b"{bad", Some("application/json"), None, now, &cfg()),
+            prepare(b"{bad", Some("application/json"), &opts),
             Err(IngestError::NothingValid(r)) if r.len() == 1
-        ));
-        assert!(matches!(
-            prepare(b"x", Some("text/plain"), Some("***"), now, &cfg()),
-            Err(IngestError::BadService(_))
         ));
     }
 
@@ -697,24 +584,5 @@ mod tests {
             doc["components"]["schemas"]["Protobuf"],
             serde_json::json!({"type": "string", "format": "binary", "description": "Binary protobuf, for the OpenAPI document."})
         );
-    }
-
-    #[test]
-    fn idempotency_keys_and_traceparents_are_validated() {
-        let mut h = HeaderMap::new();
-        assert_eq!(idempotency_key(&h).unwrap(), None);
-        h.insert("idempotency-key", "abc-123".parse().unwrap());
-        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
-        h.insert("idempotency-key", "has space".parse().unwrap());
-        assert!(idempotency_key(&h).is_err());
-        h.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        assert!(traceparent(&h).is_some());
-        h.insert("traceparent", "garbage".parse().unwrap());
-        assert!(traceparent(&h).is_none());
     }
 }

@@ -1,7 +1,5 @@
-use std::path::PathBuf;
-
 use clap::Parser;
-use logjet_core::config::{self, IngestConfig};
+use logjet_core::service;
 
 /// mimalloc, not the C library's allocator: the images are static musl builds, and with musl's
 /// allocator the pipeline ran at 38 % of its speed (docs/benchmarks.md).
@@ -12,18 +10,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// TOML config file (also LOGJET_CONFIG); LOGJET_* variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: service::ConfigFlag,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    logjet_core::telemetry::tune_allocator();
-    let args = Args::parse();
-    let cfg: IngestConfig = config::load(args.config.as_deref())?;
-    logjet_core::telemetry::init(cfg.log_format);
-    let shutdown = logjet_core::shutdown::on_signals();
-    logjet_ingest::serve(cfg, shutdown).await?;
-    Ok(())
+fn main() -> std::process::ExitCode {
+    service::run(|| Args::parse().config, logjet_ingest::serve)
 }

@@ -22,14 +22,12 @@ use async_nats::Client;
 use async_nats::connection::State as NatsState;
 use async_nats::jetstream::consumer::PullConsumer;
 use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::get;
 use logjet_core::config::ProcessorConfig;
-use logjet_core::http::{self as lhttp, Draining};
 use logjet_core::jetstream::{self as ljs, JetStreamError};
+use logjet_core::service::{
+    self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
+};
 use redis::aio::ConnectionManager;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use aggregate::{Aggregator, PlanSettings};
@@ -39,12 +37,8 @@ use metrics::ProcessorMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error(transparent)]
     Nats(#[from] JetStreamError),
     #[error("redis at {url}: {source}")]
@@ -53,8 +47,6 @@ pub enum StartError {
         #[source]
         source: redis::RedisError,
     },
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 #[derive(Clone)]
@@ -67,21 +59,54 @@ struct AppState {
     consumer_bound: Arc<AtomicBool>,
 }
 
+impl ServiceState for AppState {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+
+    async fn readiness(&self) -> Vec<Check> {
+        let nats = Check::when("nats", self.nats_connected(), || {
+            "not connected to NATS".into()
+        });
+        let redis = logjet_core::store::ping(&self.redis)
+            .await
+            .map_err(|e| format!("redis: {e}"));
+        let consumer = Check::when(
+            "consumer",
+            self.consumer_bound.load(Ordering::SeqCst),
+            || "consumer not bound yet".into(),
+        );
+        vec![nats, Check::new("redis", redis), consumer]
+    }
+
+    async fn before_scrape(&self) {
+        self.metrics
+            .nats_connected
+            .set(self.nats_connected() as i64);
+    }
+}
+
+impl AppState {
+    fn nats_connected(&self) -> bool {
+        self.client.connection_state() == NatsState::Connected
+    }
+}
+
 /// A bound, not yet running processor.
 pub struct Processor {
     cfg: ProcessorConfig,
-    listener: TcpListener,
+    server: HttpServer,
     state: AppState,
+    router: Router,
 }
 
 impl Processor {
     pub async fn build(cfg: ProcessorConfig) -> Result<Processor, StartError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let server = HttpServer::bind(cfg.listen, ServeOptions::default()).await?;
         let client = ljs::connect(&cfg.nats_url, "logjet-processor", true).await?;
         let redis = logjet_core::store::connect_lazy(&cfg.redis_url, Duration::from_secs(5))
             .map_err(|source| StartError::Redis {
@@ -90,22 +115,25 @@ impl Processor {
             })?;
         let registry = logjet_core::metrics::new_registry("processor");
         let metrics = ProcessorMetrics::new(&registry);
+        let state = AppState {
+            client,
+            redis,
+            registry,
+            metrics,
+            draining: server.draining(),
+            consumer_bound: Arc::new(AtomicBool::new(false)),
+        };
         Ok(Processor {
             cfg,
-            listener,
-            state: AppState {
-                client,
-                redis,
-                registry,
-                metrics,
-                draining: Draining::default(),
-                consumer_bound: Arc::new(AtomicBool::new(false)),
-            },
+            server,
+            // Only the standard routes: health, readiness, metrics.
+            router: service::router(Router::new(), state.clone()),
+            state,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+        self.server.local_addr()
     }
 
     /// Runs until `shutdown`: then readiness fails, fetching stops, the batch in hand is applied
@@ -113,33 +141,20 @@ impl Processor {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Processor {
             cfg,
-            listener,
+            server,
             state,
+            router,
         } = self;
         tracing::info!(config = ?logjet_core::config::describe(&cfg), "processor starting");
-        let http_stop = CancellationToken::new();
-        let http = tokio::spawn(lhttp::serve(
-            listener,
-            app(state.clone()),
-            http_stop.clone(),
-        ));
-
-        let work_stop = shutdown.child_token();
-        let worker = tokio::spawn(run_worker(cfg.clone(), state.clone(), work_stop.clone()));
-
-        shutdown.cancelled().await;
-        state.draining.start();
-        tracing::info!("draining");
-        let _ = worker.await;
-        let _ = state.client.flush().await;
-        http_stop.cancel();
-        let served = http.await;
+        let worker = tokio::spawn(run_worker(cfg, state.clone(), shutdown.child_token()));
+        let finish_work = async move {
+            tracing::info!("draining");
+            let _ = worker.await;
+            let _ = state.client.flush().await;
+        };
+        let result = server.serve_then(router, shutdown, finish_work).await;
         tracing::info!("processor stopped");
-        match served {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StartError::Serve(e)),
-            Err(_) => Ok(()),
-        }
+        Ok(result?)
     }
 }
 
@@ -223,49 +238,4 @@ async fn watch_lag(
             return;
         }
     }
-}
-
-fn app(state: AppState) -> Router {
-    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
-    let router = Router::new()
-        .route("/healthz", get(lhttp::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(lhttp::not_found)
-        .with_state(state);
-    lhttp::instrument(router, http_metrics)
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    let nats = if st.client.connection_state() == NatsState::Connected {
-        Ok(())
-    } else {
-        Err("not connected to NATS".into())
-    };
-    let redis = logjet_core::store::ping(&st.redis)
-        .await
-        .map_err(|e| format!("redis: {e}"));
-    let consumer = if st.consumer_bound.load(Ordering::SeqCst) {
-        Ok(())
-    } else {
-        Err("consumer not bound yet".into())
-    };
-    let draining = if st.draining.is_draining() {
-        Err("shutting down".into())
-    } else {
-        Ok(())
-    };
-    lhttp::readiness(&[
-        ("nats", nats),
-        ("redis", redis),
-        ("consumer", consumer),
-        ("shutdown", draining),
-    ])
-}
-
-async fn metrics(State(st): State<AppState>) -> Response {
-    st.metrics
-        .nats_connected
-        .set((st.client.connection_state() == NatsState::Connected) as i64);
-    lhttp::metrics_handler(State(st.registry.clone())).await
 }

@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
-use logjet_core::config::{self, ProcessorConfig};
+use logjet_core::config::ProcessorConfig;
+use logjet_core::service;
 
 /// mimalloc, not the C library's allocator: the images are static musl builds, and with musl's
 /// allocator the pipeline ran at 38 % of its speed (docs/benchmarks.md).
@@ -12,9 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// TOML config file (also LOGJET_CONFIG); LOGJET_* variables override it.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: service::ConfigFlag,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,13 +44,18 @@ enum DlqAction {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    logjet_core::telemetry::tune_allocator();
-    let args = Args::parse();
-    let cfg: ProcessorConfig = config::load(args.config.as_deref())?;
-    logjet_core::telemetry::init(cfg.log_format);
-    match args.command.unwrap_or(Command::Run) {
+fn main() -> std::process::ExitCode {
+    service::run_command(
+        || {
+            let args = Args::parse();
+            (args.config, args.command.unwrap_or(Command::Run))
+        },
+        run,
+    )
+}
+
+async fn run(command: Command, cfg: ProcessorConfig) -> anyhow::Result<()> {
+    match command {
         Command::Run => {
             let shutdown = logjet_core::shutdown::on_signals();
             logjet_processor::serve(cfg, shutdown).await?;

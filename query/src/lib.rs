@@ -23,11 +23,13 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use logjet_core::ServiceName;
 use logjet_core::config::QueryConfig;
-use logjet_core::http::{self as lhttp, Draining};
+use logjet_core::http as lhttp;
 use logjet_core::keys::Bucket;
+use logjet_core::service::{
+    self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
+};
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, OpenApi};
 
@@ -37,12 +39,8 @@ use stats::{Summary, Timeseries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error("redis at {url}: {source}")]
     Redis {
         url: String,
@@ -53,8 +51,6 @@ pub enum StartError {
     Nats(logjet_core::jetstream::JetStreamError),
     #[error(transparent)]
     Config(#[from] logjet_core::config::ConfigError),
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 #[derive(Clone)]
@@ -69,19 +65,63 @@ pub struct AppState {
     pub draining: Draining,
 }
 
+impl ServiceState for AppState {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+
+    async fn readiness(&self) -> Vec<Check> {
+        let redis = logjet_core::store::ping(&self.redis)
+            .await
+            .map_err(|e| format!("redis: {e}"));
+        vec![Check::new("redis", redis)]
+    }
+
+    /// Dependencies' health and the pipeline's lag are read at scrape time. The lag is exported
+    /// here (not only by processors) so "pipeline stalled" is visible when no processor is left
+    /// to say so.
+    async fn before_scrape(&self) {
+        let m = &self.gauges;
+        let nats_up =
+            self.tails.client.connection_state() == async_nats::connection::State::Connected;
+        m.nats_connected.set(nats_up as i64);
+        let redis_up = tokio::time::timeout(
+            Duration::from_secs(1),
+            logjet_core::store::ping(&self.redis),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        m.redis_up.set(redis_up as i64);
+        if nats_up
+            && let Ok(Ok(p)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                pipeline::pipeline(&self.tails.client, &self.cfg.stream, &self.cfg.consumer),
+            )
+            .await
+            && let Some(c) = p.consumer
+        {
+            m.consumer_lag.set(c.lag as i64);
+        }
+    }
+}
+
 pub struct QueryService {
-    listener: TcpListener,
-    state: AppState,
+    server: HttpServer,
+    router: Router,
+    cfg: Arc<QueryConfig>,
 }
 
 impl QueryService {
     pub async fn build(cfg: QueryConfig) -> Result<QueryService, StartError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let serve_options = ServeOptions {
+            header_read_timeout: cfg.api.header_read_timeout,
+            ..Default::default()
+        };
+        let server = HttpServer::bind(cfg.listen, serve_options).await?;
         let redis = logjet_core::store::connect_lazy(&cfg.redis_url, cfg.query_timeout).map_err(
             |source| StartError::Redis {
                 url: logjet_core::config::redact_url(&cfg.redis_url),
@@ -118,45 +158,44 @@ impl QueryService {
             max_age: cfg.retention,
             metrics: tail::TailMetrics::new(&registry),
         };
+        let cfg = Arc::new(cfg);
+        let state = AppState {
+            cfg: cfg.clone(),
+            redis,
+            tails,
+            history,
+            gauges: ScrapeGauges::new(&registry),
+            guard,
+            registry,
+            draining: server.draining(),
+        };
         Ok(QueryService {
-            listener,
-            state: AppState {
-                cfg: Arc::new(cfg),
-                redis,
-                tails,
-                history,
-                gauges: ScrapeGauges::new(&registry),
-                guard,
-                registry,
-                draining: Draining::default(),
-            },
+            server,
+            router: app(state),
+            cfg,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+        self.server.local_addr()
+    }
+
+    /// The router [`QueryService::run`] serves, for tests that drive it without a socket
+    /// (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        let QueryService { listener, state } = self;
-        tracing::info!(config = ?logjet_core::config::describe(&*state.cfg), "query starting");
-        let draining = state.draining.clone();
-        let http_stop = CancellationToken::new();
-        let trigger = http_stop.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            draining.start();
-            trigger.cancel();
-        });
-        let opts = lhttp::ServeOptions {
-            header_read_timeout: state.cfg.api.header_read_timeout,
-            ..Default::default()
-        };
-        let result = lhttp::serve_with(listener, app(state), http_stop, opts)
-            .await
-            .map_err(StartError::Serve);
+        let QueryService {
+            server,
+            router,
+            cfg,
+        } = self;
+        tracing::info!(config = ?logjet_core::config::describe(&*cfg), "query starting");
+        let result = server.serve(router, shutdown).await;
         tracing::info!("query stopped");
-        result
+        Ok(result?)
     }
 }
 
@@ -191,8 +230,9 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
 )]
 pub struct ApiDoc;
 
+/// The router: pure function of the state. Registers the HTTP metrics in the state's registry:
+/// once per state.
 pub fn app(state: AppState) -> Router {
-    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
     let api = Router::new()
         .route("/logs/query", post(query_logs))
         .route("/stats/summary", get(summary))
@@ -210,16 +250,8 @@ pub fn app(state: AppState) -> Router {
         Router::new().route("/logs/tail", get(tail_logs)),
         state.guard.clone(),
     );
-    let router = Router::new()
-        .merge(api)
-        .merge(tails)
-        .route("/openapi.json", get(openapi))
-        .route("/healthz", get(lhttp::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(lhttp::not_found)
-        .with_state(state);
-    lhttp::instrument(router, http_metrics)
+    let own = api.merge(tails).route("/openapi.json", get(openapi));
+    service::router(own, state)
 }
 
 /// Reads are safe to repeat: after Redis restarted, the first command on the old connection fails
@@ -237,44 +269,6 @@ where
 
 async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
-}
-
-async fn readyz(State(st): State<AppState>) -> Response {
-    let redis = logjet_core::store::ping(&st.redis)
-        .await
-        .map_err(|e| format!("redis: {e}"));
-    let draining = if st.draining.is_draining() {
-        Err("shutting down".into())
-    } else {
-        Ok(())
-    };
-    lhttp::readiness(&[("redis", redis), ("shutdown", draining)])
-}
-
-/// Dependencies' health and the pipeline's lag are read at scrape time. The lag is exported here
-/// (not only by processors) so "pipeline stalled" is visible when no processor is left to say so.
-async fn metrics(State(st): State<AppState>) -> Response {
-    let m = &st.gauges;
-    let nats_up = st.tails.client.connection_state() == async_nats::connection::State::Connected;
-    m.nats_connected.set(nats_up as i64);
-    let redis_up = tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        logjet_core::store::ping(&st.redis),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
-    m.redis_up.set(redis_up as i64);
-    if nats_up
-        && let Ok(Ok(p)) = tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            pipeline::pipeline(&st.tails.client, &st.cfg.stream, &st.cfg.consumer),
-        )
-        .await
-        && let Some(c) = p.consumer
-    {
-        m.consumer_lag.set(c.lag as i64);
-    }
-    lhttp::metrics_handler(State(st.registry.clone())).await
 }
 
 /// Gauges set at scrape time.

@@ -16,26 +16,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::{any, get};
+use axum::routing::any;
 use logjet_core::config::DashboardConfig;
-use logjet_core::http::{self as lhttp, Draining};
-use tokio::net::TcpListener;
+use logjet_core::service::{
+    self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error("HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("serving HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 #[derive(Clone)]
@@ -46,69 +39,87 @@ pub struct AppState {
     pub draining: Draining,
 }
 
+impl ServiceState for AppState {
+    fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+
+    /// Ready when the bundle is there (and the server is not shutting down).
+    ///
+    /// The query service is deliberately not a check: while it is down the dashboard must stay
+    /// in the Service's endpoints so the browser gets the page and its "query service
+    /// unavailable" banner (and recovers by itself), rather than a connection error from the load
+    /// balancer. Whether the query service answers is exported as
+    /// `logjet_dashboard_upstream_up`.
+    async fn readiness(&self) -> Vec<Check> {
+        let index = self.cfg.static_dir.join("index.html");
+        let present = tokio::fs::metadata(&index).await.is_ok_and(|m| m.is_file());
+        vec![Check::when("bundle", present, || {
+            format!(
+                "{} missing: run scripts/build-dashboard.sh",
+                index.display()
+            )
+        })]
+    }
+}
+
 pub struct Dashboard {
-    listener: TcpListener,
-    state: AppState,
-    /// Ends proxied streams (the live tail) when the server stops, so shutdown never waits on
-    /// a browser that keeps a tail open.
-    streams: CancellationToken,
+    server: HttpServer,
+    router: Router,
+    cfg: Arc<DashboardConfig>,
 }
 
 impl Dashboard {
     pub async fn build(cfg: DashboardConfig) -> Result<Dashboard, StartError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let server = HttpServer::bind(cfg.listen, ServeOptions::default()).await?;
         let registry = logjet_core::metrics::new_registry("dashboard");
-        let streams = CancellationToken::new();
-        let proxy =
-            proxy::Proxy::new(&cfg, &registry, streams.clone()).map_err(StartError::Client)?;
+        // Proxied streams (the live tail) end when the drain starts, so shutdown never waits on
+        // a browser that keeps a tail open.
+        let streams = server.draining().token();
+        let proxy = proxy::Proxy::new(&cfg, &registry, streams).map_err(StartError::Client)?;
         if !cfg.static_dir.join("index.html").is_file() {
             tracing::warn!(
                 static_dir = %cfg.static_dir.display(),
                 "no index.html in static_dir: build the bundle with scripts/build-dashboard.sh"
             );
         }
+        let cfg = Arc::new(cfg);
+        let state = AppState {
+            cfg: cfg.clone(),
+            proxy,
+            registry,
+            draining: server.draining(),
+        };
         Ok(Dashboard {
-            listener,
-            state: AppState {
-                cfg: Arc::new(cfg),
-                proxy,
-                registry,
-                draining: Draining::default(),
-            },
-            streams,
+            server,
+            router: app(state),
+            cfg,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener")
+        self.server.local_addr()
+    }
+
+    /// The router [`Dashboard::run`] serves, for tests that drive it without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Dashboard {
-            listener,
-            state,
-            streams,
+            server,
+            router,
+            cfg,
         } = self;
-        tracing::info!(config = ?state.cfg.describe(), addr = %listener.local_addr().map_err(StartError::Serve)?, "dashboard starting");
-        let draining = state.draining.clone();
-        let http_stop = CancellationToken::new();
-        let trigger = http_stop.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            draining.start();
-            streams.cancel();
-            trigger.cancel();
-        });
-        let result = lhttp::serve(listener, app(state), http_stop)
-            .await
-            .map_err(StartError::Serve);
+        tracing::info!(config = ?cfg.describe(), addr = %server.local_addr(), "dashboard starting");
+        let result = server.serve(router, shutdown).await;
         tracing::info!("dashboard stopped");
-        result
+        Ok(result?)
     }
 }
 
@@ -116,46 +127,14 @@ pub async fn serve(cfg: DashboardConfig, shutdown: CancellationToken) -> Result<
     Dashboard::build(cfg).await?.run(shutdown).await
 }
 
+/// The router: pure function of the state. Registers the HTTP metrics in the state's registry:
+/// once per state.
 pub fn app(state: AppState) -> Router {
-    let http_metrics = logjet_core::metrics::HttpMetrics::new(&state.registry);
     let api = Router::new()
         .route("/api/{*path}", any(proxy::forward))
         // JSON is compressed on the way out; SSE is left alone (tower-http's default predicate).
         .layer(tower_http::compression::CompressionLayer::new().gzip(true));
-    let router = Router::new()
-        .merge(api)
-        .route("/healthz", get(lhttp::healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(assets::serve)
-        .with_state(state);
-    lhttp::instrument(router, http_metrics)
-}
-
-/// Ready when the bundle is there and the server is not shutting down.
-///
-/// The query service is deliberately not a check: while it is down the dashboard must stay in
-/// the Service's endpoints so the browser gets the page and its "query service unavailable"
-/// banner (and recovers by itself), rather than a connection error from the load balancer.
-/// Whether the query service answers is exported as `logjet_dashboard_upstream_up`.
-async fn readyz(State(st): State<AppState>) -> Response {
-    let index = st.cfg.static_dir.join("index.html");
-    let bundle = if tokio::fs::metadata(&index).await.is_ok_and(|m| m.is_file()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} missing: run scripts/build-dashboard.sh",
-            index.display()
-        ))
-    };
-    let draining = if st.draining.is_draining() {
-        Err("shutting down".into())
-    } else {
-        Ok(())
-    };
-    lhttp::readiness(&[("bundle", bundle), ("shutdown", draining)])
-}
-
-async fn metrics(State(st): State<AppState>) -> Response {
-    lhttp::metrics_handler(State(st.registry.clone())).await
+    // The app bundle, not the JSON 404, answers every other path.
+    let routes = service::standard_routes(api).fallback(assets::serve);
+    service::finish(routes, state)
 }

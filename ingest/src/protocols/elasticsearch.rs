@@ -23,20 +23,17 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use chrono::Utc;
 use logjet_core::parse::{LineError, ParseOptions, Reject, flatten_json_object, normalize_flat};
 use logjet_core::{LogEvent, ServiceName};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{UNSUPPORTED_ACTION, reject, reject_with};
-use crate::{AppState, IngestError, LogsParams, publish_events, read_body, request_options};
+use crate::{AppState, IngestError, IngestRequest, LogsParams, publish_events};
 
 /// The version logjet presents itself as.
 pub const VERSION: &str = "8.19.0";
@@ -452,13 +449,8 @@ fn ingest_error(e: IngestError) -> Response {
             headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
-pub async fn bulk(
-    State(st): State<AppState>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    bulk_into(st, None, params, headers, body).await
+pub async fn bulk(State(st): State<AppState>, req: Result<IngestRequest, IngestError>) -> Response {
+    bulk_into(st, None, req).await
 }
 
 /// Index documents in bulk into `{index}` (the index of actions that name none).
@@ -488,29 +480,20 @@ pub async fn bulk(
 pub async fn bulk_index(
     State(st): State<AppState>,
     Path(index): Path<String>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Result<IngestRequest, IngestError>,
 ) -> Response {
-    bulk_into(st, Some(index), params, headers, body).await
+    bulk_into(st, Some(index), req).await
 }
 
 async fn bulk_into(
     st: AppState,
     index: Option<String>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Result<IngestRequest, IngestError>,
 ) -> Response {
     let start = Instant::now();
-    let received_at = Utc::now();
     let result = async {
-        let params = params
-            .map(|Query(p)| p)
-            .map_err(|e| IngestError::BadService(e.body_text()))?;
-        let body = read_body(body, st.cfg.max_body_bytes)?;
-        let opts = request_options(params.service.as_deref(), received_at, &st.cfg)?;
-        if body.trim_ascii().is_empty() {
+        let req = req?;
+        if req.body.trim_ascii().is_empty() {
             return Ok(Err(es_error(
                 StatusCode::BAD_REQUEST,
                 "action_request_validation_exception",
@@ -518,7 +501,8 @@ async fn bulk_into(
                 None,
             )));
         }
-        let mut bulk = match parse(&body, index.as_deref(), params.service.is_some(), &opts) {
+        let explicit_service = req.service.is_some();
+        let mut bulk = match parse(&req.body, index.as_deref(), explicit_service, &req.options) {
             Ok(b) => b,
             Err(Malformed(reason)) => {
                 super::count_undecodable(&st.metrics);
@@ -531,7 +515,7 @@ async fn bulk_into(
             }
         };
         let events = std::mem::take(&mut bulk.events);
-        publish_events(&st, events, &bulk.rejects(), &headers, received_at).await?;
+        publish_events(&st, events, &bulk.rejects(), &req.headers, req.received_at).await?;
         Ok(Ok(bulk))
     }
     .await;

@@ -21,12 +21,9 @@
 //! (retrying would not make a bad entry good), while a 5xx or 429 makes them retry the whole batch.
 //! So a 5xx is only sent when nothing was accepted: 503 when JetStream cannot take the entries.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use logjet_core::LogEvent;
 use logjet_core::http::ApiError;
 use logjet_core::parse::{LineError, ParseOptions, Reject};
@@ -36,7 +33,7 @@ use serde_json::{Map, Value};
 
 use super::proto::loki as pb;
 use super::{Record, normalize, record_size, reject, summarize};
-use crate::{AppState, IngestError, LogsParams, publish_events, read_body, request_options};
+use crate::{AppState, IngestError, IngestRequest, LogsParams, publish_events};
 
 /// Labels that name the service, after the normaliser's own (`service`, `app`, …).
 const SERVICE_LABELS: &[&str] = &["service_name", "app", "job"];
@@ -416,22 +413,13 @@ pub fn parse_labels(s: &str) -> Result<Vec<(String, String)>, LineError> {
             headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
-pub async fn push(
-    State(st): State<AppState>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, IngestError> {
-    let received_at = Utc::now();
-    let params = params
-        .map(|Query(p)| p)
-        .map_err(|e| IngestError::BadService(e.body_text()))?;
-    let body = read_body(body, st.cfg.max_body_bytes)?;
-    let opts = request_options(params.service.as_deref(), received_at, &st.cfg)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let decoded = match decode(&body, content_type, st.cfg.max_body_bytes, &opts) {
+pub async fn push(State(st): State<AppState>, req: IngestRequest) -> Result<Response, IngestError> {
+    let decoded = match decode(
+        &req.body,
+        req.content_type(),
+        st.cfg.max_body_bytes,
+        &req.options,
+    ) {
         Ok(d) => d,
         Err(DecodeError::TooLarge { limit, .. }) => return Err(IngestError::TooLarge { limit }),
         Err(e @ DecodeError::ContentType(_)) => {
@@ -447,7 +435,8 @@ pub async fn push(
     let entry_rejects = decoded.entry_rejects();
     let total = decoded.positions.len();
     let rejects = decoded.rejects;
-    let outcome = publish_events(&st, decoded.events, &rejects, &headers, received_at).await?;
+    let outcome =
+        publish_events(&st, decoded.events, &rejects, &req.headers, req.received_at).await?;
     if rejects.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

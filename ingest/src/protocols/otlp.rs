@@ -25,13 +25,11 @@
 //! exporter must not retry). A request that cannot be decoded is a 400 and JetStream being
 //! unavailable a 503 with `Retry-After` (retryable), both with a `google.rpc.Status` body.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use chrono::Utc;
 use logjet_core::parse::{ParseOptions, Reject};
 use logjet_core::{Level, LogEvent};
 use prost::Message;
@@ -39,7 +37,7 @@ use serde_json::{Number, Value};
 
 use super::proto::{otlp_collector as col, otlp_common as common, otlp_logs as logs};
 use super::{Record, normalize, record_size, summarize};
-use crate::{AppState, IngestError, LogsParams, publish_events, read_body, request_options};
+use crate::{AppState, IngestError, IngestRequest, LogsParams, publish_events};
 
 /// How the request (and so the response) is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +61,25 @@ impl Encoding {
             Encoding::Protobuf => "application/x-protobuf",
             Encoding::Json => "application/json",
         }
+    }
+}
+
+/// The request's encoding, from `Content-Type`, or the content type that names none. Every
+/// answer, errors included, is in the request's encoding, so the handler reads it first.
+pub struct RequestEncoding(pub Result<Encoding, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestEncoding {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        Ok(RequestEncoding(
+            Encoding::from_content_type(content_type)
+                .ok_or_else(|| content_type.unwrap_or("").to_string()),
+        ))
     }
 }
 
@@ -685,40 +702,33 @@ pub struct Protobuf(#[allow(dead_code)] Vec<u8>);
 )]
 pub async fn export(
     State(st): State<AppState>,
-    params: Result<Query<LogsParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    RequestEncoding(enc): RequestEncoding,
+    req: Result<IngestRequest, IngestError>,
 ) -> Response {
-    let received_at = Utc::now();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let Some(enc) = Encoding::from_content_type(content_type) else {
-        return failure(
-            Encoding::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported content type {:?}: send application/x-protobuf or application/json",
-                content_type.unwrap_or("")
-            ),
-            None,
-        );
+    let enc = match enc {
+        Ok(enc) => enc,
+        Err(content_type) => {
+            return failure(
+                Encoding::Json,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported content type {content_type:?}: send application/x-protobuf or application/json"
+                ),
+                None,
+            );
+        }
     };
     let result = async {
-        let params = params
-            .map(|Query(p)| p)
-            .map_err(|e| IngestError::BadService(e.body_text()))?;
-        let body = read_body(body, st.cfg.max_body_bytes)?;
-        let opts = request_options(params.service.as_deref(), received_at, &st.cfg)?;
-        let req = match decode(&body, enc) {
+        let req = req?;
+        let export = match decode(&req.body, enc) {
             Ok(r) => r,
             Err(e) => {
                 super::count_undecodable(&st.metrics);
                 return Err(IngestError::BadBody(e));
             }
         };
-        let (events, rejects) = normalize_request(req, &opts);
-        publish_events(&st, events, &rejects, &headers, received_at).await?;
+        let (events, rejects) = normalize_request(export, &req.options);
+        publish_events(&st, events, &rejects, &req.headers, req.received_at).await?;
         Ok(rejects)
     }
     .await;

@@ -1,0 +1,123 @@
+//! What every service binary does around its service: the allocator tuning, `--config`, the
+//! layered configuration, logging, the signal handler and the exit code.
+
+use std::error::Error;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ServiceConfig};
+
+/// The `--config` flag of every service binary: flatten it into the binary's own clap `Parser`
+/// (which keeps the binary's name, version and description in `--help`).
+#[derive(clap::Args, Debug, Default)]
+pub struct ConfigFlag {
+    /// TOML config file (also LOGJET_CONFIG); LOGJET_* variables override it.
+    #[arg(long = "config", value_name = "CONFIG", global = true)]
+    pub path: Option<PathBuf>,
+}
+
+/// Runs a service binary until SIGTERM or SIGINT: `parse_args` reads the command line, then
+/// the config is loaded (defaults < file < `LOGJET_*`), logging starts in its `log_format`, and
+/// `serve` runs with a token cancelled by the first signal. An error is printed as
+/// `Error: …` with its causes and exits with status 1.
+pub fn run<C, Fut, E>(
+    parse_args: impl FnOnce() -> ConfigFlag,
+    serve: impl FnOnce(C, CancellationToken) -> Fut,
+) -> ExitCode
+where
+    C: ServiceConfig,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn Error + Send + Sync>>,
+{
+    run_command(
+        || (parse_args(), ()),
+        |(), cfg| serve(cfg, crate::shutdown::on_signals()),
+    )
+}
+
+/// [`run`] for a binary with subcommands (the processor's `rebuild`, `dlq replay`):
+/// `parse_args` also returns what to do, and `run` gets it with the config. It installs the
+/// signal handler itself where it needs one (`crate::shutdown::on_signals`): a one-shot command
+/// keeps the default, Ctrl-C ends it at once.
+pub fn run_command<T, C, Fut, E>(
+    parse_args: impl FnOnce() -> (ConfigFlag, T),
+    run: impl FnOnce(T, C) -> Fut,
+) -> ExitCode
+where
+    C: ServiceConfig,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn Error + Send + Sync>>,
+{
+    // First, before the allocator maps anything big: see `tune_allocator`.
+    crate::telemetry::tune_allocator();
+    let (flag, command) = parse_args();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e.into()),
+    };
+    let result: Result<(), Box<dyn Error + Send + Sync>> = runtime.block_on(async {
+        let cfg: C = config::load(flag.path.as_deref())?;
+        crate::telemetry::init(cfg.log_format());
+        run(command, cfg).await.map_err(Into::into)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Prints an error and its causes the way `anyhow` prints one returned from `main`.
+fn fail(err: Box<dyn Error + Send + Sync>) -> ExitCode {
+    eprintln!("Error: {}", report(err.as_ref()));
+    ExitCode::FAILURE
+}
+
+/// `message`, then `Caused by:` and each cause (numbered when there are several).
+fn report(err: &(dyn Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let causes: Vec<String> = std::iter::successors(err.source(), |e| (*e).source())
+        .map(ToString::to_string)
+        .collect();
+    match causes.as_slice() {
+        [] => {}
+        [one] => out.push_str(&format!("\n\nCaused by:\n    {one}")),
+        many => {
+            out.push_str("\n\nCaused by:");
+            for (i, cause) in many.iter().enumerate() {
+                out.push_str(&format!("\n    {i}: {cause}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn errors_are_reported_with_their_causes_as_anyhow_does() {
+        let plain = std::io::Error::other("plain");
+        assert_eq!(report(&plain), "plain");
+        let one = Middle(std::io::Error::other("root"));
+        assert_eq!(report(&one), "middle\n\nCaused by:\n    root");
+        let two = Outer(Middle(std::io::Error::other("root")));
+        assert_eq!(
+            report(&two),
+            "outer\n\nCaused by:\n    0: middle\n    1: root"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The prologue every ingest route shares, as one extractor: [`IngestRequest`] reads `?service=`,
+//! the body (within the limit, after decompression) and the headers, and builds the parse
+//! options. Its rejection is a protocol-neutral [`IngestError`]; each protocol's handler takes
+//! `Result<IngestRequest, IngestError>` and answers it in its own error shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, Utc};
+use logjet_core::ServiceName;
+use logjet_core::config::IngestConfig;
+use logjet_core::parse::ParseOptions;
+use serde::Deserialize;
+
+use crate::{AppState, IngestError};
+
+/// Query parameters of every ingest route.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// Service for events that do not name one.
+    pub service: Option<String>,
+}
+
+/// A request to an ingest route, read and checked up to the protocol's own decoding.
+#[derive(Debug)]
+pub struct IngestRequest {
+    /// When the body had arrived: the timestamp of events without one, and the publish context.
+    pub received_at: DateTime<Utc>,
+    /// `?service=`, sanitised: the service of events that name none.
+    pub service: Option<ServiceName>,
+    /// Parse options: `received_at`, `service` as the default, the configured limits.
+    pub options: ParseOptions,
+    pub headers: HeaderMap,
+    /// The whole body, decompressed, at most `max_body_bytes`.
+    pub body: Bytes,
+}
+
+impl IngestRequest {
+    /// `Content-Type`, when it is text.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
+impl FromRequest<AppState> for IngestRequest {
+    type Rejection = IngestError;
+
+    /// The body is read even when a parameter is bad (the parameter's error is the answer), so
+    /// the connection stays usable.
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, IngestError> {
+        let params = Query::<LogsParams>::try_from_uri(req.uri());
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, st).await;
+        let received_at = Utc::now();
+        let Query(params) = params.map_err(|e| IngestError::BadService(e.body_text()))?;
+        let body = match body {
+            Ok(b) => b,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(IngestError::TooLarge {
+                    limit: st.cfg.max_body_bytes,
+                });
+            }
+            Err(rejection) => return Err(IngestError::BadBody(rejection.body_text())),
+        };
+        let service = sanitize_service(params.service.as_deref())?;
+        let options = request_options(service.clone(), received_at, &st.cfg);
+        Ok(IngestRequest {
+            received_at,
+            service,
+            options,
+            headers,
+            body,
+        })
+    }
+}
+
+/// `?service=` as a service name; a value with no usable character is an error, not ignored.
+pub fn sanitize_service(raw: Option<&str>) -> Result<Option<ServiceName>, IngestError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => ServiceName::sanitize(raw).map(Some).ok_or_else(|| {
+            IngestError::BadService(format!(
+                "{raw:?} has no usable characters (allowed: a-z 0-9 _ -)"
+            ))
+        }),
+    }
+}
+
+/// Parse options of a request: its time of receipt, `?service=` as the default service, and the
+/// configured limits.
+pub fn request_options(
+    service: Option<ServiceName>,
+    received_at: DateTime<Utc>,
+    cfg: &IngestConfig,
+) -> ParseOptions {
+    let mut opts = ParseOptions::new(received_at)
+        .with_default_service(service)
+        .with_max_age(Some(cfg.stream.stream_max_age));
+    opts.max_line_bytes = cfg.max_line_bytes;
+    opts
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| IngestError::BadIdempotencyKey("must be visible ASCII".into()))?
+        .trim();
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(IngestError::BadIdempotencyKey(
+            "must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), passed on only when well-formed.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?.trim();
+    let parts: Vec<&str> = v.split('-').collect();
+    let well_formed = parts.len() == 4
+        && [2usize, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    well_formed.then(|| v.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_sanitised_and_unusable_ones_refused() {
+        assert_eq!(sanitize_service(None).unwrap(), None);
+        assert_eq!(
+            sanitize_service(Some("Web API")).unwrap().unwrap().as_str(),
+            "web-api"
+        );
+        assert!(matches!(
+            sanitize_service(Some("***")),
+            Err(IngestError::BadService(m)) if m.contains("no usable characters")
+        ));
+    }
+
+    #[test]
+    fn idempotency_keys_and_traceparents_are_validated() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h).unwrap(), None);
+        h.insert("idempotency-key", "abc-123".parse().unwrap());
+        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
+        h.insert("idempotency-key", "has space".parse().unwrap());
+        assert!(idempotency_key(&h).is_err());
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert!(traceparent(&h).is_some());
+        h.insert("traceparent", "garbage".parse().unwrap());
+        assert!(traceparent(&h).is_none());
+    }
+}
