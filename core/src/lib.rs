@@ -1,10 +1,10 @@
 //! The shared contract of logjet.
 //!
 //! Everything two services must agree on lives here and only here: the event model
-//! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), NATS subject and stream naming
-//! ([`subject`], [`jetstream`]), the Redis key layout ([`keys`]), typed configuration
-//! ([`config`]), and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`],
-//! [`telemetry`], [`shutdown`]).
+//! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), how a stream message decodes
+//! ([`message`]), NATS subject and stream naming ([`subject`], [`jetstream`]), the Redis key
+//! layout ([`keys`]), typed configuration ([`config`]), and the HTTP/telemetry plumbing every
+//! service shares ([`http`], [`metrics`], [`telemetry`], [`shutdown`]).
 
 pub mod auth;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod event;
 pub mod http;
 pub mod jetstream;
 pub mod keys;
+pub mod message;
 pub mod metrics;
 pub mod parse;
 pub mod pattern;

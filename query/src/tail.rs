@@ -16,7 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use logjet_core::LogEvent;
-use logjet_core::parse;
+use logjet_core::message;
 use prometheus::{IntCounter, IntGauge, Registry};
 use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
@@ -175,9 +175,9 @@ impl Tails {
                     .info()
                     .map(|i| logjet_core::jetstream::published_at(&i))
                     .unwrap_or_else(|_| Utc::now());
-                let opts = parse::message_options(msg.subject.as_str(), published, max_age);
+                let opts = message::message_options(msg.subject.as_str(), published, max_age);
                 let canonical = logjet_core::jetstream::is_canonical(msg.headers.as_ref());
-                let decoded = parse::decode_message(&msg.payload, canonical, &opts);
+                let decoded = message::decode_message(&msg.payload, canonical, &opts);
                 for ev in decoded.events {
                     if !q.matches(&ev) {
                         continue;

@@ -7,7 +7,8 @@
 //!
 //! The stages, one file each: `framing` cuts a body into lines or array elements, `flatten` reads
 //! a JSON object into dotted keys in one pass, `normalize` maps aliases onto the canonical event,
-//! and `time` reads timestamps and checks their bounds.
+//! and `time` reads timestamps and checks their bounds. Decoding a message of the stream is
+//! [`crate::message`].
 
 mod flatten;
 mod framing;
@@ -156,42 +157,6 @@ impl Parsed {
             Err(e) => self.reject(line, e),
         }
     }
-}
-
-/// How a message on `logs.<service>` is read, for every reader (processor, tail, history): the
-/// subject's token is the default service and the time JetStream stored the message is the time
-/// of receipt, so every reader, and every redelivery, decodes the very same events.
-pub fn message_options(subject: &str, published: DateTime<Utc>, max_age: Duration) -> ParseOptions {
-    ParseOptions::new(published)
-        .with_default_service(ServiceName::from_subject(subject))
-        .with_max_age(Some(max_age))
-}
-
-/// Decodes a stream message into full events. `canonical` is true for ingest's batches
-/// (`Logjet-Format: canonical-ndjson`): their lines deserialize directly, and a line that does not
-/// falls back to the forgiving parser.
-pub fn decode_message(payload: &[u8], canonical: bool, opts: &ParseOptions) -> Parsed {
-    if !canonical {
-        return parse_body(payload, BodyFormat::Auto, opts);
-    }
-    let mut out = Parsed::default();
-    for (i, line) in payload.split(|&b| b == b'\n').enumerate() {
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<LogEvent>(line) {
-            Ok(ev) if ServiceName::parse_strict(&ev.service).is_ok() => out.events.push(ev),
-            _ => {
-                let sub = parse_body(line, BodyFormat::Auto, opts);
-                out.events.extend(sub.events);
-                out.rejects.extend(sub.rejects.into_iter().map(|mut r| {
-                    r.line = i + 1;
-                    r
-                }));
-            }
-        }
-    }
-    out
 }
 
 fn json_error(e: serde_json::Error) -> LineError {
