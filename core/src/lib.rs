@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod config;
-pub mod event;
+/// The canonical event, defined in `logjet-api` so the browser app decodes the very type the
+/// services write.
+pub use logjet_api::event;
 pub mod http;
 pub mod jetstream;
 pub mod keys;

@@ -18,27 +18,14 @@ use futures::{Stream, StreamExt};
 use logjet_core::LogEvent;
 use logjet_core::message;
 use prometheus::{IntCounter, IntGauge, Registry};
-use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use utoipa::IntoParams;
 
 use crate::error::QueryError;
 use crate::search::{EventQuery, QueryRequest, parse_time};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct TailParams {
-    pub service: Option<String>,
-    pub level: Option<String>,
-    pub min_level: Option<String>,
-    pub contains: Option<String>,
-    pub regex: Option<String>,
-    pub filter: Option<String>,
-    pub trace_id: Option<String>,
-    /// Start here (RFC 3339, epoch, or a duration ago) instead of now.
-    pub since: Option<String>,
-}
+pub use logjet_api::TailParams;
 
 #[derive(Clone)]
 pub struct TailMetrics {

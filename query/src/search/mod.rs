@@ -19,37 +19,17 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionManager;
 use chrono::{DateTime, Utc};
-use logjet_core::LogEvent;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::error::QueryError;
 
+pub use logjet_api::{QueryRequest, QueryResponse};
 pub use matcher::TextMatcher;
 pub use merge::Position;
 pub use redis::recent_horizon_ms;
-pub use request::{
-    DEFAULT_LIMIT, EventQuery, MAX_LIMIT, MAX_REGEX_BYTES, QueryRequest, parse_time,
-};
+pub use request::{DEFAULT_LIMIT, EventQuery, MAX_LIMIT, MAX_REGEX_BYTES, parse_time};
 
 /// Chunks decoded per round trip.
 const LOAD_BATCH: usize = 4;
-
-/// The answer of `POST /logs/query`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct QueryResponse {
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<LogEvent>,
-    /// Pass back as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-    /// Events decoded to answer this page.
-    pub scanned: u64,
-    /// True when the scan budget ran out before the page was full; continue with the cursor.
-    pub truncated: bool,
-    /// Where the events came from: `redis` (recent events), `stream` (older than Redis holds,
-    /// read from JetStream) or `redis+stream`.
-    pub source: String,
-}
 
 /// Limits on one query's work.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,11 @@
 //! The request body of `POST /logs/query`, validated into an [`EventQuery`].
 
 use chrono::{DateTime, Utc};
+use logjet_api::QueryRequest;
 use logjet_core::parse::parse_timestamp_str;
 use logjet_core::tokens;
 use logjet_core::{Level, ServiceName};
 use regex::{Regex, RegexBuilder};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::Position;
 use super::matcher::TextMatcher;
@@ -15,39 +14,6 @@ use crate::filter::{self, Clause, Filter, Literal, Op, Target};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
-
-/// The request body of `POST /logs/query`. Every field is optional.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    /// Only this service.
-    pub service: Option<String>,
-    /// Only this level.
-    pub level: Option<String>,
-    /// This level and above (`warn` → warn, error, fatal).
-    pub min_level: Option<String>,
-    /// Oldest event time: RFC 3339, epoch, or a duration ago (`15m`, `2h`).
-    pub since: Option<String>,
-    /// Newest event time, same forms as `since`.
-    pub until: Option<String>,
-    /// Case-insensitive text to find in the message or a field value. A single identifier (a
-    /// digit, 4 to 128 of `[A-Za-z0-9_.:-]`, e.g. a request id or an IP) matches whole tokens and
-    /// is answered from the token index.
-    pub contains: Option<String>,
-    /// A regular expression the message must match (linear-time engine, at most 1 KiB).
-    pub regex: Option<String>,
-    /// Field filters, e.g. `fields.order_id = "A-17" and http.status >= 500`.
-    pub filter: Option<String>,
-    /// Only events with this trace id.
-    pub trace_id: Option<String>,
-    /// Shorthand for equality filters: `{"order_id": "A-17"}`.
-    #[schema(value_type = Option<Object>)]
-    pub fields: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// Events per page, 1 to 1000 (default 100).
-    pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
 
 /// A validated query.
 #[derive(Debug, Clone)]
