@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use dioxus::prelude::*;
 
 use crate::api::{
-    self, LEVELS, PatternsResponse, PipelineStats, ServiceInfo, Summary, Timeseries, query_string,
+    self, Level, PatternParams, PatternsResponse, PipelineStats, ServiceInfo, Summary, Timeseries,
+    TimeseriesParams, non_empty, params_query,
 };
 use crate::filters::{ChartRange, Filters};
 use crate::util::{self, compact, nice_ceiling, parse_ts, percent, thousands};
@@ -81,19 +82,25 @@ fn merge_patterns(parts: Vec<PatternsResponse>, limit: usize) -> PatternsRespons
 
 async fn fetch_patterns(f: &Filters) -> Result<PatternsResponse, api::ApiError> {
     const LIMIT: usize = 10;
-    let limit = LIMIT.to_string();
+    let params = |level: Option<Level>| {
+        params_query(&PatternParams {
+            service: non_empty(&f.service),
+            since: Some("1h".into()),
+            level: level.map(|l| l.as_str().into()),
+            limit: Some(LIMIT),
+            ..PatternParams::default()
+        })
+    };
     if f.level.is_empty() || f.level == "trace" {
-        let qs = query_string(&[("service", &f.service), ("since", "1h"), ("limit", &limit)]);
+        let qs = params(None);
         return api::get(&format!("/api/patterns?{qs}")).await;
     }
-    let from = LEVELS.iter().position(|l| *l == f.level).unwrap_or(0);
-    let requests = LEVELS[from..].iter().map(|level| {
-        let qs = query_string(&[
-            ("service", &f.service),
-            ("since", "1h"),
-            ("level", level),
-            ("limit", &limit),
-        ]);
+    let from = Level::ALL
+        .iter()
+        .position(|l| l.as_str() == f.level)
+        .unwrap_or(0);
+    let requests = Level::ALL[from..].iter().map(|level| {
+        let qs = params(Some(*level));
         async move { api::get::<PatternsResponse>(&format!("/api/patterns?{qs}")).await }
     });
     let parts = futures::future::join_all(requests).await;
@@ -116,8 +123,16 @@ pub fn Overview() -> Element {
             (summary, hour, day, pipeline, patterns);
         loop {
             let f = ctx.filters.peek().clone();
-            let hour_qs = query_string(&[("service", &f.service), ("step", "10s"), ("from", "1h")]);
-            let day_qs = query_string(&[("service", &f.service), ("step", "1m"), ("from", "24h")]);
+            let series = |step: &str, from: &str| {
+                params_query(&TimeseriesParams {
+                    service: non_empty(&f.service),
+                    step: Some(step.into()),
+                    from: Some(from.into()),
+                    to: None,
+                })
+            };
+            let hour_qs = series("10s", "1h");
+            let day_qs = series("1m", "24h");
             let want_day = f.chart == ChartRange::Day;
             let hour_url = format!("/api/stats/timeseries?{hour_qs}");
             let day_url = format!("/api/stats/timeseries?{day_qs}");
@@ -281,7 +296,12 @@ fn Cards(
         None => (loading.clone(), String::new(), String::new()),
     };
     let (lag, lag_raw, lag_note) = match (&pipeline.data, &pipeline.error) {
-        (Some(PipelineStats { consumer: Some(c) }), _) => (
+        (
+            Some(PipelineStats {
+                consumer: Some(c), ..
+            }),
+            _,
+        ) => (
             thousands(c.lag),
             c.lag.to_string(),
             format!(
@@ -290,7 +310,7 @@ fn Cards(
                 thousands(c.num_ack_pending)
             ),
         ),
-        (Some(PipelineStats { consumer: None }), _) => (
+        (Some(PipelineStats { consumer: None, .. }), _) => (
             "—".into(),
             String::new(),
             "no processor has started yet".into(),
@@ -419,11 +439,11 @@ fn Chart(series: Timeseries, range: ChartRange) -> Element {
         Some(i) => {
             let p = &points[i];
             let when = parse_ts(&p.ts).map(util::clock).unwrap_or_default();
-            let parts: Vec<String> = LEVELS
+            let parts: Vec<String> = Level::ALL
                 .iter()
                 .rev()
                 .filter_map(|l| {
-                    let c = p.by_level.get(*l).copied().unwrap_or(0);
+                    let c = p.by_level.get(l.as_str()).copied().unwrap_or(0);
                     (c > 0).then(|| format!("{} {l}", thousands(c)))
                 })
                 .collect();
