@@ -1,18 +1,22 @@
 //! The shared contract of logjet.
 //!
 //! Everything two services must agree on lives here and only here: the event model
-//! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), NATS subject and stream naming
-//! ([`subject`], [`jetstream`]), the Redis key layout ([`keys`]), typed configuration
-//! ([`config`]), the skeleton every service is built on ([`service`]: bind, serve and drain, the
-//! standard routes, `main`), and the HTTP/telemetry plumbing every service shares ([`http`],
-//! [`metrics`], [`telemetry`], [`shutdown`]).
+//! ([`event::LogEvent`], defined in `logjet-api`), the forgiving input parser ([`parse`]), how a
+//! stream message decodes ([`message`]), NATS subject and stream naming ([`subject`],
+//! [`jetstream`]), the Redis key layout ([`keys`]), typed configuration ([`config`]), the skeleton
+//! every service is built on ([`service`]: bind, serve and drain, the standard routes, `main`),
+//! and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`], [`telemetry`],
+//! [`shutdown`]).
 
 pub mod auth;
 pub mod config;
-pub mod event;
+/// The canonical event, defined in `logjet-api` so the browser app decodes the very type the
+/// services write.
+pub use logjet_api::event;
 pub mod http;
 pub mod jetstream;
 pub mod keys;
+pub mod message;
 pub mod metrics;
 pub mod parse;
 pub mod pattern;

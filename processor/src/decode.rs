@@ -142,7 +142,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 }
 
 fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
-    let opts = parse::message_options(meta.subject, meta.published, meta.max_age);
+    let opts = logjet_core::message::message_options(meta.subject, meta.published, meta.max_age);
     let parsed = parse::parse_body(payload, BodyFormat::Auto, &opts);
     let events = parsed
         .events

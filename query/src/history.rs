@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::Client;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use logjet_core::{LogEvent, parse};
+use logjet_core::{LogEvent, message};
 
 use crate::search::{Budget, EventQuery, Position};
 
@@ -155,9 +155,9 @@ impl History {
             if published.timestamp_nanos_opt().unwrap_or(i64::MAX) > publish_limit {
                 return Ok(true);
             }
-            let opts = parse::message_options(msg.subject.as_str(), published, self.max_age);
+            let opts = message::message_options(msg.subject.as_str(), published, self.max_age);
             let canonical = logjet_core::jetstream::is_canonical(msg.headers.as_ref());
-            let decoded = parse::decode_message(&msg.payload, canonical, &opts);
+            let decoded = message::decode_message(&msg.payload, canonical, &opts);
             for (i, ev) in decoded.events.into_iter().enumerate() {
                 *scanned += 1;
                 let ts = ev.ts_nanos();

@@ -29,11 +29,11 @@ use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
 use redis::aio::ConnectionManager;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::OpenApi;
 
 pub use error::QueryError;
+pub use logjet_api::TimeseriesParams;
 use search::{Budget, EventQuery, QueryRequest, QueryResponse};
 use stats::{Summary, Timeseries};
 
@@ -434,18 +434,6 @@ async fn get_patterns(
     Ok(axum::Json(
         retry_once(|| async { Ok(patterns::patterns(&st.redis, &q).await?) }).await?,
     ))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct TimeseriesParams {
-    /// Only this service.
-    pub service: Option<String>,
-    /// Bucket width: `1s`, `10s`, `1m` or `1h` (default: chosen from the range).
-    pub step: Option<String>,
-    /// Start: RFC 3339, epoch, or a duration ago (`1h`). Default: one hour before `to`.
-    pub from: Option<String>,
-    /// End, same forms. Default: now.
-    pub to: Option<String>,
 }
 
 /// Event counts per time bucket and level.

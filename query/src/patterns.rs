@@ -13,56 +13,17 @@ use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern::WILDCARD;
 use logjet_core::{Level, ServiceName};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
 
 use crate::error::QueryError;
 use crate::search::parse_time;
+
+pub use logjet_api::{Pattern, PatternParams, PatternsResponse};
 
 /// Share of equal tokens above which two templates are one pattern (Drain's `st`).
 pub const SIMILARITY: f64 = 0.5;
 /// Longest window, in minutes.
 pub const MAX_MINUTES: i64 = 24 * 60;
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct PatternParams {
-    /// Only this service.
-    pub service: Option<String>,
-    /// Start: RFC 3339, epoch, or a duration ago (`1h`). Default: one hour ago.
-    pub since: Option<String>,
-    /// End. Default: now.
-    pub until: Option<String>,
-    /// Only this level.
-    pub level: Option<String>,
-    /// Most patterns returned (default 50, at most 1000).
-    pub limit: Option<usize>,
-}
-
-/// One pattern.
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct Pattern {
-    /// Tokens with variable parts masked (`<num>`, `<ip>`, …) and `<*>` where lines differ.
-    pub template: String,
-    pub count: u64,
-    /// One real line of this pattern.
-    pub sample: String,
-    pub first_seen: String,
-    pub last_seen: String,
-    /// Count per minute from the response's `since`, one entry per minute.
-    pub series: Vec<u64>,
-    /// Masked templates merged into this pattern.
-    pub templates: usize,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PatternsResponse {
-    pub since: String,
-    pub until: String,
-    pub step_secs: i64,
-    /// Events in the window matching the service/level filters.
-    pub total: u64,
-    pub patterns: Vec<Pattern>,
-}
 
 /// A validated request.
 #[derive(Debug)]

@@ -4,38 +4,10 @@
 
 use async_nats::Client;
 use async_nats::jetstream;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::error::QueryError;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StreamState {
-    pub name: String,
-    pub messages: u64,
-    pub bytes: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ConsumerState {
-    pub name: String,
-    /// `num_pending + num_ack_pending`: what KEDA scales on.
-    pub lag: u64,
-    pub num_pending: u64,
-    pub num_ack_pending: u64,
-    pub num_redelivered: u64,
-    /// Pull requests waiting: roughly, processor replicas idle and asking for work.
-    pub num_waiting: u64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PipelineStats {
-    pub stream: StreamState,
-    /// `null` until a processor has created the consumer.
-    pub consumer: Option<ConsumerState>,
-}
+pub use logjet_api::{ConsumerState, PipelineStats, StreamState};
 
 pub async fn pipeline(
     client: &Client,

@@ -1,7 +1,8 @@
 //! Statistics from the counter hashes: summary and time series.
 //!
-//! The planners ([`summary_keys`], [`timeseries_keys`]) and reducers ([`Summary::add`],
-//! [`Timeseries`]) are plain functions; [`read_hashes`] is the only Redis call.
+//! The planners ([`summary_keys`], [`timeseries_starts`]) and reducers (`add_counts`,
+//! [`reduce_timeseries`]) are plain functions; [`read_hashes`] is the only Redis call. The
+//! response types are `logjet-api`'s, shared with the dashboard app.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -10,8 +11,8 @@ use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
 use redis::aio::ConnectionManager;
-use serde::Serialize;
-use utoipa::ToSchema;
+
+pub use logjet_api::{Point, ServiceInfo, ServicesResponse, Summary, Timeseries};
 
 /// Reads many counter hashes in one round trip.
 pub async fn read_hashes(
@@ -37,50 +38,37 @@ pub fn empty_levels() -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// `GET /stats/summary`
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct Summary {
-    /// Events in the retained window.
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
-    pub by_service: BTreeMap<String, u64>,
-    /// Per service, per level.
-    pub by_service_level: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Events per second over the last full minute.
-    pub events_per_sec: f64,
-    /// Start of the window covered (RFC 3339).
-    pub since: String,
-    pub until: String,
+/// A summary of nothing yet, over `[since, until]`.
+fn empty_summary(since: DateTime<Utc>, until: DateTime<Utc>) -> Summary {
+    Summary {
+        total: 0,
+        by_level: empty_levels(),
+        by_service: BTreeMap::new(),
+        by_service_level: BTreeMap::new(),
+        events_per_sec: 0.0,
+        since: logjet_core::event::format_ts(&since),
+        until: logjet_core::event::format_ts(&until),
+    }
 }
 
-impl Summary {
-    fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> Summary {
-        Summary {
-            total: 0,
-            by_level: empty_levels(),
-            by_service: BTreeMap::new(),
-            by_service_level: BTreeMap::new(),
-            events_per_sec: 0.0,
-            since: logjet_core::event::format_ts(&since),
-            until: logjet_core::event::format_ts(&until),
-        }
-    }
-
-    fn add(&mut self, hash: &HashMap<String, u64>) {
-        for (field, n) in hash {
-            let Some((service, level)) = keys::split_counter_field(field) else {
-                continue;
-            };
-            self.total += n;
-            *self.by_level.entry(level.as_str().to_string()).or_default() += n;
-            *self.by_service.entry(service.to_string()).or_default() += n;
-            *self
-                .by_service_level
-                .entry(service.to_string())
-                .or_insert_with(empty_levels)
-                .entry(level.as_str().to_string())
-                .or_default() += n;
-        }
+/// Adds one counter hash (`service|level` → count) to a summary.
+fn add_counts(summary: &mut Summary, hash: &HashMap<String, u64>) {
+    for (field, n) in hash {
+        let Some((service, level)) = keys::split_counter_field(field) else {
+            continue;
+        };
+        summary.total += n;
+        *summary
+            .by_level
+            .entry(level.as_str().to_string())
+            .or_default() += n;
+        *summary.by_service.entry(service.to_string()).or_default() += n;
+        *summary
+            .by_service_level
+            .entry(service.to_string())
+            .or_insert_with(empty_levels)
+            .entry(level.as_str().to_string())
+            .or_default() += n;
     }
 }
 
@@ -125,32 +113,13 @@ pub async fn summary(
     let mut all = window.clone();
     all.extend(rate.iter().cloned());
     let hashes = read_hashes(conn, &all).await?;
-    let mut summary = Summary::new(now - retention, now);
+    let mut summary = empty_summary(now - retention, now);
     for h in &hashes[..window.len()] {
-        summary.add(h);
+        add_counts(&mut summary, h);
     }
     let last_minute: u64 = hashes[window.len()..].iter().flat_map(|h| h.values()).sum();
     summary.events_per_sec = last_minute as f64 / 60.0;
     Ok(summary)
-}
-
-/// One point of a time series.
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct Point {
-    /// Bucket start, RFC 3339.
-    pub ts: String,
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
-}
-
-/// `GET /stats/timeseries`
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct Timeseries {
-    pub step_secs: i64,
-    pub from: String,
-    pub to: String,
-    pub service: Option<String>,
-    pub points: Vec<Point>,
 }
 
 /// Most points one request may ask for.
@@ -220,86 +189,6 @@ pub async fn timeseries(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_keys_cover_the_window_without_overlap() {
-        let now = DateTime::from_timestamp(1_795_694_430, 0).unwrap(); // 12:00:30
-        let (window, rate) =
-            summary_keys(now, Duration::from_secs(86_400), Duration::from_secs(600));
-        // oldest ragged hour: minutes from 12:01 (yesterday) to 13:00 (yesterday)
-        assert_eq!(window[0], keys::counter_key(Bucket::M1, 1_795_608_060));
-        let minutes = window.iter().filter(|k| k.contains(":m1:")).count();
-        assert_eq!(minutes, 59);
-        let hours: Vec<&String> = window.iter().filter(|k| k.contains(":h1:")).collect();
-        assert_eq!(
-            hours.first().unwrap().as_str(),
-            keys::counter_key(Bucket::H1, 1_795_611_600)
-        );
-        assert_eq!(
-            hours.last().unwrap().as_str(),
-            keys::counter_key(Bucket::H1, 1_795_694_400)
-        );
-        assert_eq!(hours.len(), 24);
-        assert_eq!(rate.len(), 60);
-        assert_eq!(rate[0], keys::counter_key(Bucket::S1, 1_795_694_429));
-    }
-
-    #[test]
-    fn summary_adds_hashes() {
-        let mut s = Summary::new(Utc::now(), Utc::now());
-        let h: HashMap<String, u64> = [
-            ("api|error".to_string(), 2),
-            ("web|info".to_string(), 3),
-            ("junk".to_string(), 9),
-        ]
-        .into();
-        s.add(&h);
-        s.add(&h);
-        assert_eq!(s.total, 10);
-        assert_eq!(s.by_level["error"], 4);
-        assert_eq!(s.by_level["fatal"], 0);
-        assert_eq!(s.by_service["web"], 6);
-        assert_eq!(s.by_service_level["api"]["error"], 4);
-    }
-
-    #[test]
-    fn timeseries_filters_by_service() {
-        let starts = timeseries_starts(Bucket::S10, 105, 130);
-        assert_eq!(starts, vec![100, 110, 120, 130]);
-        let h: HashMap<String, u64> =
-            [("api|error".to_string(), 2), ("web|info".to_string(), 3)].into();
-        let hashes = vec![h.clone(), HashMap::new(), h.clone(), h];
-        let pts = reduce_timeseries(Bucket::S10, &starts, &hashes, Some("api"));
-        assert_eq!(pts.len(), 4);
-        assert_eq!(pts[0].total, 2);
-        assert_eq!(pts[1].total, 0);
-        assert_eq!(pts[0].by_level["error"], 2);
-        let all = reduce_timeseries(Bucket::S10, &starts, &hashes, None);
-        assert_eq!(all[0].total, 5);
-    }
-}
-
-/// One service as `GET /services` lists it.
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-pub struct ServiceInfo {
-    pub name: String,
-    /// Newest event time seen (RFC 3339).
-    pub last_seen: String,
-    /// Events in the retained window.
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
-    /// Share of error and fatal events in the window, 0 to 1.
-    pub error_rate: f64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ServicesResponse {
-    pub services: Vec<ServiceInfo>,
-}
-
 /// Most services listed.
 pub const MAX_SERVICES: isize = 1000;
 
@@ -346,4 +235,66 @@ pub async fn services(
         })
         .collect();
     Ok(ServicesResponse { services })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keys_cover_the_window_without_overlap() {
+        let now = DateTime::from_timestamp(1_795_694_430, 0).unwrap(); // 12:00:30
+        let (window, rate) =
+            summary_keys(now, Duration::from_secs(86_400), Duration::from_secs(600));
+        // oldest ragged hour: minutes from 12:01 (yesterday) to 13:00 (yesterday)
+        assert_eq!(window[0], keys::counter_key(Bucket::M1, 1_795_608_060));
+        let minutes = window.iter().filter(|k| k.contains(":m1:")).count();
+        assert_eq!(minutes, 59);
+        let hours: Vec<&String> = window.iter().filter(|k| k.contains(":h1:")).collect();
+        assert_eq!(
+            hours.first().unwrap().as_str(),
+            keys::counter_key(Bucket::H1, 1_795_611_600)
+        );
+        assert_eq!(
+            hours.last().unwrap().as_str(),
+            keys::counter_key(Bucket::H1, 1_795_694_400)
+        );
+        assert_eq!(hours.len(), 24);
+        assert_eq!(rate.len(), 60);
+        assert_eq!(rate[0], keys::counter_key(Bucket::S1, 1_795_694_429));
+    }
+
+    #[test]
+    fn summary_adds_hashes() {
+        let mut s = empty_summary(Utc::now(), Utc::now());
+        let h: HashMap<String, u64> = [
+            ("api|error".to_string(), 2),
+            ("web|info".to_string(), 3),
+            ("junk".to_string(), 9),
+        ]
+        .into();
+        add_counts(&mut s, &h);
+        add_counts(&mut s, &h);
+        assert_eq!(s.total, 10);
+        assert_eq!(s.by_level["error"], 4);
+        assert_eq!(s.by_level["fatal"], 0);
+        assert_eq!(s.by_service["web"], 6);
+        assert_eq!(s.by_service_level["api"]["error"], 4);
+    }
+
+    #[test]
+    fn timeseries_filters_by_service() {
+        let starts = timeseries_starts(Bucket::S10, 105, 130);
+        assert_eq!(starts, vec![100, 110, 120, 130]);
+        let h: HashMap<String, u64> =
+            [("api|error".to_string(), 2), ("web|info".to_string(), 3)].into();
+        let hashes = vec![h.clone(), HashMap::new(), h.clone(), h];
+        let pts = reduce_timeseries(Bucket::S10, &starts, &hashes, Some("api"));
+        assert_eq!(pts.len(), 4);
+        assert_eq!(pts[0].total, 2);
+        assert_eq!(pts[1].total, 0);
+        assert_eq!(pts[0].by_level["error"], 2);
+        let all = reduce_timeseries(Bucket::S10, &starts, &hashes, None);
+        assert_eq!(all[0].total, 5);
+    }
 }

@@ -16,29 +16,16 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use logjet_core::LogEvent;
-use logjet_core::parse;
+use logjet_core::message;
 use prometheus::{IntCounter, IntGauge, Registry};
-use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use utoipa::IntoParams;
 
 use crate::error::QueryError;
 use crate::search::{EventQuery, QueryRequest, parse_time};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct TailParams {
-    pub service: Option<String>,
-    pub level: Option<String>,
-    pub min_level: Option<String>,
-    pub contains: Option<String>,
-    pub regex: Option<String>,
-    pub filter: Option<String>,
-    pub trace_id: Option<String>,
-    /// Start here (RFC 3339, epoch, or a duration ago) instead of now.
-    pub since: Option<String>,
-}
+pub use logjet_api::TailParams;
 
 #[derive(Clone)]
 pub struct TailMetrics {
@@ -175,9 +162,9 @@ impl Tails {
                     .info()
                     .map(|i| logjet_core::jetstream::published_at(&i))
                     .unwrap_or_else(|_| Utc::now());
-                let opts = parse::message_options(msg.subject.as_str(), published, max_age);
+                let opts = message::message_options(msg.subject.as_str(), published, max_age);
                 let canonical = logjet_core::jetstream::is_canonical(msg.headers.as_ref());
-                let decoded = parse::decode_message(&msg.payload, canonical, &opts);
+                let decoded = message::decode_message(&msg.payload, canonical, &opts);
                 for ev in decoded.events {
                     if !q.matches(&ev) {
                         continue;

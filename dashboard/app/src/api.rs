@@ -1,132 +1,38 @@
 //! The query API as the browser sees it: `/api/*` on the dashboard's own origin, proxied to the
-//! query service. Types mirror `query/src/{search,stats,patterns,pipeline}.rs`; every field the
-//! app does not need is ignored, and missing ones default, so a newer query service still works.
+//! query service. The request and response types are the query service's own, from
+//! `logjet-api`: a field renamed there breaks this build instead of a panel in the browser.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-/// Levels, lowest first, as the API spells them.
-pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+pub use logjet_api::{
+    FieldValue, Level, LogEvent, Pattern, PatternParams, PatternsResponse, PipelineStats,
+    QueryRequest, QueryResponse, ServiceInfo, ServicesResponse, Summary, TailParams, Timeseries,
+    TimeseriesParams,
+};
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Summary {
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
-    pub by_service: BTreeMap<String, u64>,
-    pub events_per_sec: f64,
+/// Identity of an event for de-duplicating pages and keeping rows expanded across refreshes.
+pub fn event_key(ev: &LogEvent) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        event_ts(ev),
+        ev.service,
+        ev.level,
+        ev.message.len()
+    ) + &ev.message.chars().take(64).collect::<String>()
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Point {
-    pub ts: String,
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
+/// An event's time in milliseconds since the epoch, as the browser's clock counts.
+pub fn event_ms(ev: &LogEvent) -> f64 {
+    ev.ts.timestamp_micros() as f64 / 1000.0
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Timeseries {
-    pub step_secs: i64,
-    pub points: Vec<Point>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ServiceInfo {
-    pub name: String,
-    pub last_seen: String,
-    pub total: u64,
-    pub by_level: BTreeMap<String, u64>,
-    pub error_rate: f64,
-}
-
-impl ServiceInfo {
-    pub fn errors(&self) -> u64 {
-        self.by_level.get("error").copied().unwrap_or(0)
-            + self.by_level.get("fatal").copied().unwrap_or(0)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ServicesResponse {
-    pub services: Vec<ServiceInfo>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ConsumerState {
-    pub name: String,
-    pub lag: u64,
-    pub num_pending: u64,
-    pub num_ack_pending: u64,
-    pub num_waiting: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct PipelineStats {
-    pub consumer: Option<ConsumerState>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Pattern {
-    pub template: String,
-    pub count: u64,
-    pub sample: String,
-    pub last_seen: String,
-    pub series: Vec<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct PatternsResponse {
-    pub total: u64,
-    pub patterns: Vec<Pattern>,
-}
-
-/// A canonical event; `fields` keeps the JSON values as they came.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct LogEvent {
-    pub ts: String,
-    pub service: String,
-    pub level: String,
-    pub message: String,
-    pub fields: BTreeMap<String, serde_json::Value>,
-    pub trace_id: Option<String>,
-    pub host: Option<String>,
-}
-
-impl LogEvent {
-    /// Identity for de-duplicating pages and keeping rows expanded across refreshes.
-    pub fn key(&self) -> String {
-        format!(
-            "{}|{}|{}|{}",
-            self.ts,
-            self.service,
-            self.level,
-            self.message.len()
-        ) + &self.message.chars().take(64).collect::<String>()
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct QueryResponse {
-    pub events: Vec<LogEvent>,
-    pub next_cursor: Option<String>,
-    pub scanned: u64,
-    pub truncated: bool,
-    pub source: String,
+/// An event's time as the API writes it (RFC 3339, nanoseconds, `Z`).
+pub fn event_ts(ev: &LogEvent) -> String {
+    logjet_api::event::format_ts(&ev.ts)
 }
 
 /// What went wrong with a request.
@@ -250,12 +156,36 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-pub async fn post<T: DeserializeOwned>(
-    path: &str,
-    body: &serde_json::Value,
-) -> Result<T, ApiError> {
-    let text = send("POST", path, Some(body.to_string())).await?;
+pub async fn post<T: DeserializeOwned>(path: &str, body: &impl Serialize) -> Result<T, ApiError> {
+    let body = serde_json::to_string(body).map_err(|e| ApiError::Decode(e.to_string()))?;
+    let text = send("POST", path, Some(body)).await?;
     serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+/// `a=b&c=d` from one of the API's parameter types, skipping what is unset or empty.
+pub fn params_query(params: &impl Serialize) -> String {
+    let fields = match serde_json::to_value(params) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => return String::new(),
+    };
+    let values: Vec<(String, String)> = fields
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some((k, s)),
+            other => Some((k, other.to_string())),
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    query_string(&pairs)
+}
+
+/// Some(`s`) unless it is empty: a filter left blank is no filter.
+pub fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
 }
 
 /// `a=b&c=d` from pairs, skipping empty values.

@@ -4,32 +4,27 @@
 use std::collections::HashSet;
 
 use dioxus::prelude::*;
-use serde_json::{Value, json};
 
-use crate::api::{self, LogEvent, QueryResponse};
+use crate::api::{self, FieldValue, LogEvent, QueryRequest, QueryResponse, event_key, non_empty};
 use crate::filters::Filters;
-use crate::util::{self, parse_ts, thousands};
+use crate::util::{self, thousands};
 use crate::{Ctx, ErrorText, POLL_MS, wait_tick};
 
 /// Events per page.
 const PAGE: usize = 100;
 
-fn request(f: &Filters, cursor: Option<&str>) -> Value {
-    let mut body = json!({ "limit": PAGE });
-    let put = |body: &mut Value, k: &str, v: &str| {
-        if !v.is_empty() {
-            body[k] = Value::String(v.to_string());
-        }
-    };
-    put(&mut body, "service", &f.service);
-    put(&mut body, "min_level", &f.level);
-    put(&mut body, "since", &f.range);
-    let (k, v) = f.text_param();
-    put(&mut body, k, v);
-    if let Some(c) = cursor {
-        put(&mut body, "cursor", c);
+fn request(f: &Filters, cursor: Option<&str>) -> QueryRequest {
+    let (contains, regex) = f.text_params();
+    QueryRequest {
+        service: non_empty(&f.service),
+        min_level: non_empty(&f.level),
+        since: non_empty(&f.range),
+        contains,
+        regex,
+        limit: Some(PAGE),
+        cursor: cursor.and_then(non_empty),
+        ..QueryRequest::default()
     }
-    body
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -85,13 +80,15 @@ pub fn Explorer() -> Element {
                             } else {
                                 // Keep what was loaded; put what is new on top.
                                 let seen: HashSet<String> =
-                                    cur.events.iter().map(LogEvent::key).collect();
-                                let newest =
-                                    cur.events.first().map(|e| e.ts.clone()).unwrap_or_default();
+                                    cur.events.iter().map(event_key).collect();
+                                let newest = cur.events.first().map(|e| e.ts);
                                 let mut events: Vec<LogEvent> = resp
                                     .events
                                     .into_iter()
-                                    .filter(|e| e.ts >= newest && !seen.contains(&e.key()))
+                                    .filter(|e| {
+                                        newest.is_none_or(|n| e.ts >= n)
+                                            && !seen.contains(&event_key(e))
+                                    })
                                     .collect();
                                 events.extend(cur.events.iter().cloned());
                                 Page {
@@ -146,9 +143,12 @@ pub fn Explorer() -> Element {
             match r {
                 Ok(resp) if page.peek().key == search_key(&f) => {
                     let mut p = page.write();
-                    let seen: HashSet<String> = p.events.iter().map(LogEvent::key).collect();
-                    p.events
-                        .extend(resp.events.into_iter().filter(|e| !seen.contains(&e.key())));
+                    let seen: HashSet<String> = p.events.iter().map(event_key).collect();
+                    p.events.extend(
+                        resp.events
+                            .into_iter()
+                            .filter(|e| !seen.contains(&event_key(e))),
+                    );
                     p.next_cursor = resp.next_cursor;
                     p.scanned += resp.scanned;
                     p.truncated = resp.truncated;
@@ -162,7 +162,7 @@ pub fn Explorer() -> Element {
     };
 
     let p = page.read().clone();
-    let keys: Vec<String> = p.events.iter().map(LogEvent::key).collect();
+    let keys: Vec<String> = p.events.iter().map(event_key).collect();
     let sel_idx = selected
         .read()
         .as_ref()
@@ -315,18 +315,20 @@ fn EventRow(
     on_toggle: EventHandler<()>,
     on_focus: EventHandler<()>,
 ) -> Element {
-    let ms = parse_ts(&event.ts).unwrap_or(0.0);
+    let ms = api::event_ms(&event);
+    let ts = api::event_ts(&event);
     let time = util::clock_ms(ms);
     let full = util::date_time(ms);
     let ago = util::ago(ms, now);
-    let level = event.level.clone();
+    let level = event.level;
     let fields: Vec<(String, String)> = event
         .fields
         .iter()
         .map(|(k, v)| {
+            // Numbers and booleans as JSON writes them.
             let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+                FieldValue::Str(s) => s.clone(),
+                other => serde_json::to_string(other).unwrap_or_default(),
             };
             (k.clone(), v)
         })
@@ -340,7 +342,7 @@ fn EventRow(
             "data-testid": "event-row",
             onclick: move |_| on_toggle.call(()),
             onfocus: move |_| on_focus.call(()),
-            td { class: "col-time", title: "{full} ({ago})", time { datetime: "{event.ts}", "{time}" } }
+            td { class: "col-time", title: "{full} ({ago})", time { datetime: "{ts}", "{time}" } }
             td { class: "col-level", span { class: "lvl lvl-{level}", "{level}" } }
             td { class: "col-svc", "{event.service}" }
             td { class: "msg", "{event.message}" }
@@ -350,7 +352,7 @@ fn EventRow(
                 td { colspan: "4",
                     dl {
                         dt { "time" }
-                        dd { "{event.ts}" }
+                        dd { "{ts}" }
                         dt { "service" }
                         dd { "{event.service}" }
                         dt { "level" }

@@ -119,7 +119,7 @@ impl Filters {
         f.view = View::parse(&get("view"));
         f.service = get("service");
         let level = get("level");
-        if crate::api::LEVELS.contains(&level.as_str()) {
+        if crate::api::Level::ALL.iter().any(|l| l.as_str() == level) {
             f.level = level;
         }
         f.q = get("q");
@@ -174,13 +174,11 @@ impl Filters {
         }
     }
 
-    /// The filters that the search and the tail share, as API parameters.
-    pub fn text_param(&self) -> (&'static str, &str) {
-        if self.regex {
-            ("regex", &self.q)
-        } else {
-            ("contains", &self.q)
-        }
+    /// The text box as the API's `(contains, regex)` parameters: the search and the tail share
+    /// it. At most one is set, and neither when the box is empty.
+    pub fn text_params(&self) -> (Option<String>, Option<String>) {
+        let q = crate::api::non_empty(&self.q);
+        if self.regex { (None, q) } else { (q, None) }
     }
 }
 

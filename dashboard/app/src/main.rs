@@ -7,6 +7,7 @@
 //! belong to, a hint on how to send the first log while there is none.
 
 mod api;
+mod chart;
 mod explorer;
 mod filters;
 mod overview;

@@ -14,9 +14,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
-use crate::api::{LogEvent, query_string};
+use crate::api::{LogEvent, TailParams, non_empty, params_query};
 use crate::filters::Filters;
-use crate::util::{self, parse_ts, thousands};
+use crate::util::{self, thousands};
 use crate::{Ctx, ErrorText};
 
 /// Lines kept on screen.
@@ -85,8 +85,14 @@ impl Drop for Conn {
 }
 
 fn tail_url(f: &Filters) -> String {
-    let (k, v) = f.text_param();
-    let qs = query_string(&[("service", &f.service), ("min_level", &f.level), (k, v)]);
+    let (contains, regex) = f.text_params();
+    let qs = params_query(&TailParams {
+        service: non_empty(&f.service),
+        min_level: non_empty(&f.level),
+        contains,
+        regex,
+        ..TailParams::default()
+    });
     if qs.is_empty() {
         "/api/logs/tail".into()
     } else {
@@ -96,11 +102,11 @@ fn tail_url(f: &Filters) -> String {
 
 fn parse_line(data: &str, seq: u64) -> Option<TailLine> {
     let ev: LogEvent = serde_json::from_str(data).ok()?;
-    let ms = parse_ts(&ev.ts).unwrap_or_else(util::now_ms);
+    let ms = crate::api::event_ms(&ev);
     Some(TailLine {
         seq,
         time: util::clock_ms(ms),
-        level: ev.level,
+        level: ev.level.as_str().into(),
         service: ev.service,
         message: ev.message,
     })

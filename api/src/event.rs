@@ -1,4 +1,7 @@
 //! The canonical event: what every input becomes and what every reader gets back.
+//!
+//! Plain data with serde and chrono only, so the dashboard app (WebAssembly) reads events with
+//! this very type; `logjet-core` re-exports it as `logjet_core::event` and `logjet_core::LogEvent`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -197,7 +200,7 @@ pub struct LogEvent {
     /// Event time, UTC, nanosecond precision; RFC 3339 on the wire.
     #[serde(serialize_with = "ser_ts", deserialize_with = "de_ts")]
     pub ts: DateTime<Utc>,
-    /// Sanitised service name (`[a-z0-9_-]`), see [`crate::ServiceName`].
+    /// Sanitised service name (`[a-z0-9_-]`), see `logjet_core::ServiceName`.
     pub service: String,
     pub level: Level,
     pub message: String,
