@@ -223,8 +223,11 @@ fn report(
     let mut status = ExitCode::SUCCESS;
     for path in rendered {
         let m = Manifests::read(path)?;
-        let Some((errors, ok)) = check(&m)? else {
-            continue;
+        // A model error (an object it cannot read) is a finding like the others.
+        let (errors, ok) = match check(&m) {
+            Ok(Some(verdict)) => verdict,
+            Ok(None) => continue,
+            Err(e) => (vec![e.to_string()], String::new()),
         };
         if errors.is_empty() {
             println!("ok   {}: {ok}", stem(path));

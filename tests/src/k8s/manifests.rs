@@ -131,14 +131,16 @@ impl Manifests {
         Ok(Manifests { objects })
     }
 
-    /// The objects as multi-document YAML.
+    /// The objects as multi-document YAML, each document in JSON's flow style: every string is
+    /// quoted, so YAML 1.1 readers (PyYAML: `on`, `yes`, `0440`) and 1.2 readers read the same.
     pub fn to_yaml<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Result<String> {
         let mut out = String::new();
         for o in objects {
-            let doc = serde_yaml_ng::to_string(&o.value)
+            let doc = serde_json::to_string_pretty(&o.value)
                 .map_err(|e| ModelError::Yaml(o.id(), e.to_string()))?;
             out.push_str("---\n");
             out.push_str(&doc);
+            out.push('\n');
         }
         Ok(out)
     }
@@ -212,7 +214,7 @@ mod tests {
 
     const DOCS: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n\
         data: {a: \"aGVs\\n  bG8=\", b: d29ybGQ=}\nstringData: {b: over}\n---\n\
-        apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {nats.conf: 'listen: 1'}\n";
+        apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {nats.conf: 'listen: 1', auth: 'on'}\n";
 
     #[test]
     fn secrets_decode_data_and_string_data_wins() {
@@ -228,7 +230,12 @@ mod tests {
     #[test]
     fn round_trips_through_yaml() {
         let m = Manifests::parse(DOCS, "test").unwrap();
-        let again = Manifests::parse(&Manifests::to_yaml(&m.objects).unwrap(), "again").unwrap();
+        let yaml = Manifests::to_yaml(&m.objects).unwrap();
+        let again = Manifests::parse(&yaml, "again").unwrap();
         assert_eq!(again.objects, m.objects);
+        assert!(
+            yaml.contains(r#""auth": "on""#),
+            "quoted for YAML 1.1: {yaml}"
+        );
     }
 }
