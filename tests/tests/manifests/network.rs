@@ -2,12 +2,21 @@
 
 use std::collections::BTreeSet;
 
+use logjet_tests::k8s::defaults;
 use logjet_tests::k8s::netpol::{Peer, Policies};
 
 use super::overlays;
 
 /// An edge: source, destination, port, protocol (peers by a readable name).
 type Edge = (String, String, u16, &'static str);
+
+/// A service's port, from the code's defaults (the drift test holds the manifests to them).
+fn port(service: &str) -> u16 {
+    defaults::service(service)
+        .unwrap_or_else(|| panic!("no service {service}"))
+        .listen
+        .port()
+}
 
 #[test]
 fn every_pod_is_under_a_default_deny() {
@@ -72,15 +81,15 @@ fn network_policies_allow_exactly_the_data_flow() {
         };
         for (src, _) in &others {
             // Clients, from anywhere outside the namespace.
-            edge(src, "ingest", 8000, "TCP");
-            edge(src, "dashboard", 3000, "TCP");
+            edge(src, "ingest", port("ingest"), "TCP");
+            edge(src, "dashboard", port("dashboard"), "TCP");
         }
         for (src, _) in &ours {
             // DNS for every pod.
             edge(src, "kube-system", 53, "UDP");
             edge(src, "kube-system", 53, "TCP");
         }
-        edge("dashboard", "query", 8001, "TCP");
+        edge("dashboard", "query", port("query"), "TCP");
         for s in ["ingest", "processor", "query"] {
             edge(s, "nats", 4222, "TCP");
         }
@@ -92,10 +101,10 @@ fn network_policies_allow_exactly_the_data_flow() {
         edge("nats", "nats", 6222, "TCP");
         // Prometheus: every service's port, NATS monitoring, the prometheus-nats-exporter sidecar.
         for (svc, port) in [
-            ("ingest", 8000),
-            ("query", 8001),
-            ("processor", 9100),
-            ("dashboard", 3000),
+            ("ingest", port("ingest")),
+            ("query", port("query")),
+            ("processor", port("processor")),
+            ("dashboard", port("dashboard")),
             ("nats", 8222),
             ("nats", 7777),
         ] {
