@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use self::address::Addresses;
-use self::files::{Dir, File, lines_file, volume_files};
+use self::files::{Dir, File, lines_file};
 use super::env::{EnvSource, Environment, PodIdentity};
-use super::pod::{ProbeKind, SecurityContext};
-use super::{Manifests, ModelError, Result, quantity};
+use super::pod::{Container, PodSpec, ProbeKind, SecurityContext};
+use super::{Manifests, ModelError, Result};
 
 pub use servers::ServerPlan;
 
@@ -180,54 +180,8 @@ fn pod_plan(
     args.extend(runtime::security_args(&spec, &sc));
     args.extend(runtime::resource_args(&spec, c)?);
 
-    let (mut dirs, mut files, mut mounts) = (Vec::new(), Vec::new(), Vec::new());
-    for mount in &c.volume_mounts {
-        let v = spec
-            .volume(&mount.name)
-            .ok_or_else(|| ModelError::Missing(format!("{svc}: volume {}", mount.name)))?;
-        if mount.sub_path.is_some() {
-            return Err(ModelError::Unsupported(format!(
-                "{svc}: subPath mount {}",
-                mount.mount_path
-            )));
-        }
-        if let Some(e) = &v.empty_dir {
-            let size = e.size_limit.as_ref().map(quantity::parse).transpose()?;
-            let size_opt = size.map_or(String::new(), |s| format!(",size={}", s as u64));
-            args.extend([
-                "--tmpfs".into(),
-                format!("{}:rw,mode=1777{size_opt}", mount.mount_path),
-            ]);
-            let shown = e.size_limit.as_ref().map_or(String::new(), |s| {
-                format!("({})", s.as_str().unwrap_or("?"))
-            });
-            mounts.push(format!("{}=tmpfs{shown}", mount.mount_path));
-            continue;
-        }
-        let src = dir.join("vol").join(&v.name);
-        let planned = volume_files(m, v, &src, spec.security_context.fs_group)?
-            .ok_or_else(|| ModelError::Unsupported(format!("{svc}: volume {}", v.name)))?;
-        files.extend(planned);
-        dirs.push(Dir {
-            path: src.clone(),
-            mode: 0o755,
-        });
-        let ro = if mount.read_only { "ro" } else { "rw" };
-        args.extend([
-            "--volume".into(),
-            format!("{}:{}:{ro}", src.display(), mount.mount_path),
-        ]);
-        let kind = if v.secret.is_some() {
-            "secret"
-        } else {
-            "configmap"
-        };
-        mounts.push(format!(
-            "{}={kind}{}",
-            mount.mount_path,
-            if mount.read_only { ":ro" } else { "" }
-        ));
-    }
+    let mounts = runtime::mounts(m, &spec, c, dir)?;
+    args.extend(mounts.args);
 
     if !c.command.is_empty() {
         let command: Vec<String> = c.command.iter().map(|a| env.expand(a).value).collect();
@@ -242,23 +196,7 @@ fn pod_plan(
             .map(|a| addresses.rewrite(&env.expand(a).value, &pod_ports)),
     );
 
-    let url = |which: ProbeKind| -> Result<(String, u16)> {
-        let get = c
-            .probe(which)
-            .and_then(|p| p.http_get.as_ref())
-            .ok_or_else(|| ModelError::Missing(format!("{svc}: an httpGet {}", which.field())))?;
-        if get.scheme.as_deref().is_some_and(|s| s != "HTTP") {
-            return Err(ModelError::Unsupported(format!(
-                "{svc}: {} is not plain HTTP",
-                which.field()
-            )));
-        }
-        let cport = spec.resolve_port(&get.port)?;
-        let lport = pod_ports
-            .get(&cport)
-            .ok_or_else(|| ModelError::Missing(format!("{svc}: port {cport}")))?;
-        Ok((format!("http://127.0.0.1:{lport}{}", get.path), cport))
-    };
+    let url = |which| probe_url(&spec, c, which, &pod_ports);
     let (ready_url, cport) = url(ProbeKind::Readiness)?;
     let (live_url, _) = url(ProbeKind::Liveness)?;
     let budget_seconds = c.startup_probe.clone().unwrap_or_default().budget_seconds();
@@ -278,10 +216,10 @@ fn pod_plan(
         format!("-{}", sc.capabilities.drop.join(",")),
         format!("{}c/{}s/{}v", counts[0], counts[1], counts[2]),
         format!("{cport}->{local}"),
-        if mounts.is_empty() {
+        if mounts.shown.is_empty() {
             "-".to_string()
         } else {
-            mounts.join(",")
+            mounts.shown.join(",")
         },
     ];
     Ok(PodPlan {
@@ -292,7 +230,29 @@ fn pod_plan(
         live_url,
         budget_seconds,
         info,
-        dirs,
-        files,
+        dirs: mounts.dirs,
+        files: mounts.files,
     })
+}
+
+/// A probe's URL on this machine, and the container port it names.
+fn probe_url(
+    spec: &PodSpec,
+    c: &Container,
+    which: ProbeKind,
+    pod_ports: &BTreeMap<u16, u16>,
+) -> Result<(String, u16)> {
+    let what = format!("{}: {}", c.name, which.field());
+    let get = c
+        .probe(which)
+        .and_then(|p| p.http_get.as_ref())
+        .ok_or_else(|| ModelError::Missing(format!("{what} with httpGet")))?;
+    if get.scheme.as_deref().is_some_and(|s| s != "HTTP") {
+        return Err(ModelError::Unsupported(format!("{what}: not plain HTTP")));
+    }
+    let cport = spec.resolve_port(&get.port)?;
+    let lport = pod_ports
+        .get(&cport)
+        .ok_or_else(|| ModelError::Missing(format!("{what}: port {cport}")))?;
+    Ok((format!("http://127.0.0.1:{lport}{}", get.path), cport))
 }

@@ -1,8 +1,11 @@
 //! What a pod spec asks of the container runtime, as `podman run` options: the user and groups,
-//! the security context, the resource limits, the grace period.
+//! the security context, the resource limits, the grace period, the volumes.
+
+use std::path::Path;
 
 use super::super::pod::{Container, PodSpec, SecurityContext};
-use super::super::{Result, quantity};
+use super::super::{Manifests, ModelError, Result, quantity};
+use super::files::{Dir, File, volume_files};
 
 /// The user and groups, read-only root, capabilities, privilege escalation, seccomp; `sc` is the
 /// container's effective security context.
@@ -65,4 +68,72 @@ pub(super) fn resource_args(spec: &PodSpec, c: &Container) -> Result<Vec<String>
     }
 
     Ok(args)
+}
+
+/// The container's volumes: `--tmpfs` for an emptyDir (its sizeLimit), `--volume` of files for
+/// a Secret or ConfigMap (written under `dir/vol/<volume>`), read-only where mounted so.
+pub(super) struct Mounts {
+    pub args: Vec<String>,
+    pub dirs: Vec<Dir>,
+    pub files: Vec<File>,
+    /// `path=kind` per mount, for the report.
+    pub shown: Vec<String>,
+}
+
+pub(super) fn mounts(m: &Manifests, spec: &PodSpec, c: &Container, dir: &Path) -> Result<Mounts> {
+    let mut out = Mounts {
+        args: Vec::new(),
+        dirs: Vec::new(),
+        files: Vec::new(),
+        shown: Vec::new(),
+    };
+    for mount in &c.volume_mounts {
+        let v = spec
+            .volume(&mount.name)
+            .ok_or_else(|| ModelError::Missing(format!("{}: volume {}", c.name, mount.name)))?;
+        if mount.sub_path.is_some() {
+            return Err(ModelError::Unsupported(format!(
+                "{}: subPath mount {}",
+                c.name, mount.mount_path
+            )));
+        }
+        if let Some(e) = &v.empty_dir {
+            let size = e.size_limit.as_ref().map(quantity::parse).transpose()?;
+            let size_opt = size.map_or(String::new(), |s| format!(",size={}", s as u64));
+            out.args.extend([
+                "--tmpfs".into(),
+                format!("{}:rw,mode=1777{size_opt}", mount.mount_path),
+            ]);
+            let shown = e.size_limit.as_ref().map_or(String::new(), |s| {
+                format!("({})", s.as_str().unwrap_or("?"))
+            });
+            out.shown.push(format!("{}=tmpfs{shown}", mount.mount_path));
+            continue;
+        }
+        let src = dir.join("vol").join(&v.name);
+        let planned = volume_files(m, v, &src, spec.security_context.fs_group)?
+            .ok_or_else(|| ModelError::Unsupported(format!("{}: volume {}", c.name, v.name)))?;
+        out.files.extend(planned);
+        out.dirs.push(Dir {
+            path: src.clone(),
+            mode: 0o755,
+        });
+        let ro = if mount.read_only { "ro" } else { "rw" };
+        out.args.extend([
+            "--volume".into(),
+            format!("{}:{}:{ro}", src.display(), mount.mount_path),
+        ]);
+        let kind = if v.secret.is_some() {
+            "secret"
+        } else {
+            "configmap"
+        };
+        out.shown.push(format!(
+            "{}={kind}{}",
+            mount.mount_path,
+            if mount.read_only { ":ro" } else { "" }
+        ));
+    }
+
+    Ok(out)
 }
