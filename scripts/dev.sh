@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole platform locally: NATS (JetStream) and Redis (the ones already running at the
-# configured URLs, or its own under .data/), then ingest, processor, query and the dashboard (:3000) in release mode.
+# configured URLs, or its own under .data/), then ingest, processor, query and the dashboard in
+# release mode, each on its default address (from the code: logjet-k8s defaults).
 # Ctrl-C stops everything it started.
 #   ./scripts/dev.sh
 #   ./scripts/dev.sh --with-monitoring   also a Prometheus on :9090 scraping every service, with
@@ -14,8 +15,6 @@ cd "$ROOT"
 WITH_MONITORING=0
 [[ " $* " == *" --with-monitoring "* ]] && WITH_MONITORING=1
 
-export LOGJET_NATS_URL="${LOGJET_NATS_URL:-nats://127.0.0.1:4222}"
-export LOGJET_REDIS_URL="${LOGJET_REDIS_URL:-redis://127.0.0.1:6379}"
 export LOGJET_LOG_FORMAT="${LOGJET_LOG_FORMAT:-pretty}"
 # Local development: no API keys (the services say so loudly at start-up).
 export LOGJET_AUTH="${LOGJET_AUTH:-off}"
@@ -38,6 +37,24 @@ port_open() { local hp; hp="$(hostport "$1")"; (exec 3<>"/dev/tcp/${hp%:*}/${hp#
 
 apt_install curl
 command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
+
+log "building release binaries (first time takes a few minutes)"
+cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard
+"$ROOT/scripts/build-dashboard.sh"
+BIN="$ROOT/target/release"
+
+# The services' defaults, from the code (logjet-k8s defaults: `<service>.<key>=<value>` lines).
+LOGJET_K8S="$(logjet_k8s_bin release)"
+declare -A DEFAULT=()
+while IFS='=' read -r key value; do DEFAULT[$key]=$value; done < <("$LOGJET_K8S" defaults)
+SERVICES=(ingest processor query dashboard)
+declare -A PORT=()
+for svc in "${SERVICES[@]}"; do
+  [[ -n "${DEFAULT[$svc.listen]:-}" ]] || die "logjet-k8s defaults names no listen address for $svc"
+  PORT[$svc]="${DEFAULT[$svc.port]}"
+done
+export LOGJET_NATS_URL="${LOGJET_NATS_URL:-${DEFAULT[processor.nats_url]}}"
+export LOGJET_REDIS_URL="${LOGJET_REDIS_URL:-${DEFAULT[processor.redis_url]}}"
 
 # --- NATS -------------------------------------------------------------------------------------
 if port_open "$LOGJET_NATS_URL"; then
@@ -68,23 +85,14 @@ else
 fi
 
 # --- services ---------------------------------------------------------------------------------
-log "building release binaries (first time takes a few minutes)"
-cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard
-"$ROOT/scripts/build-dashboard.sh"
-BIN="$ROOT/target/release"
-
-start() { # name listen binary
-  log "starting $1 on $2"
-  LOGJET_LISTEN="$2" "$BIN/$3" >"$DATA/logs/$1.log" 2>&1 &
+start() { # name
+  log "starting $1 on ${DEFAULT[$1.listen]}"
+  LOGJET_LISTEN="${DEFAULT[$1.listen]}" "$BIN/logjet-$1" >"$DATA/logs/$1.log" 2>&1 &
   PIDS+=($!)
 }
-start ingest 0.0.0.0:8000 logjet-ingest
-start processor 0.0.0.0:9100 logjet-processor
-start query 0.0.0.0:8001 logjet-query
-start dashboard 0.0.0.0:3000 logjet-dashboard
-
-for u in http://127.0.0.1:8000/readyz http://127.0.0.1:9100/readyz http://127.0.0.1:8001/readyz \
-  http://127.0.0.1:3000/readyz; do
+for svc in "${SERVICES[@]}"; do start "$svc"; done
+for svc in "${SERVICES[@]}"; do
+  u="http://127.0.0.1:${PORT[$svc]}/readyz"
   wait_http "$u" 30 || die "$u not ready; see .data/logs/"
 done
 
@@ -105,22 +113,22 @@ cat <<MSG
 
   logjet is running (logs in .data/logs/, Ctrl-C stops it)
 
-  dashboard  http://localhost:3000      open it in a browser
-  ingest     http://localhost:8000      POST /logs
-  query      http://localhost:8001      POST /logs/query, GET /stats/summary, /openapi.json
-  processor  http://localhost:9100      /metrics
+  dashboard  http://localhost:${PORT[dashboard]}      open it in a browser
+  ingest     http://localhost:${PORT[ingest]}      POST /logs
+  query      http://localhost:${PORT[query]}      POST /logs/query, GET /stats/summary, /openapi.json
+  processor  http://localhost:${PORT[processor]}      /metrics
 
   Send a log:
-    curl -X POST http://localhost:8000/logs -H 'Content-Type: application/json' \\
+    curl -X POST http://localhost:${PORT[ingest]}/logs -H 'Content-Type: application/json' \\
          -d '{"service":"api","level":"error","message":"boom"}'
   Or publish straight to JetStream (nats CLI):
     nats pub logs.api '{"level":"error","message":"boom"}'
   Then look:
-    curl -s http://localhost:8001/stats/summary
-    curl -s -X POST http://localhost:8001/logs/query -H 'Content-Type: application/json' \\
+    curl -s http://localhost:${PORT[query]}/stats/summary
+    curl -s -X POST http://localhost:${PORT[query]}/logs/query -H 'Content-Type: application/json' \\
          -d '{"service":"api","limit":10}'
   Load:
-    ./scripts/load-test.sh http://localhost:8000 10000
+    ./scripts/load-test.sh http://localhost:${PORT[ingest]} 10000
 
 MSG
 if [[ -n "$PROM_MSG" ]]; then printf '%s\n\n' "$PROM_MSG"; fi

@@ -44,7 +44,6 @@ READY_GOAL_MS=100
 SERVICES=(ingest processor query)
 [[ -d dashboard ]] && SERVICES+=(dashboard)
 [[ ${#ONLY[@]} -gt 0 ]] && SERVICES=("${ONLY[@]}")
-declare -A DEFAULT_PORT=([ingest]=8000 [processor]=9100 [query]=8001 [dashboard]=3000)
 declare -A PORT=() # the free loopback port each container listens on in this test
 EVENTS=100
 
@@ -71,7 +70,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------------------------
-apt_install podman buildah runc curl redis-server
+apt_install podman buildah runc curl jq redis-server
+# logjet-k8s: the services' default ports (from the code) and the start-up timing of a container.
+LOGJET_K8S="$(logjet_k8s_bin debug)"
+declare -A DEFAULT_PORT=()
+while IFS='=' read -r key value; do
+  if [[ "$key" == *.port ]]; then DEFAULT_PORT[${key%.port}]=$value; fi
+done < <("$LOGJET_K8S" defaults)
+[[ ${#DEFAULT_PORT[@]} -gt 0 ]] || die "logjet-k8s defaults printed no ports"
 if [[ -x "$VENV/bin/nats-server" ]]; then
   NATS_SERVER="$VENV/bin/nats-server"
 elif command -v nats-server >/dev/null 2>&1; then
@@ -118,47 +124,14 @@ NATS_URL="nats://127.0.0.1:$NATS_PORT"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 # --- 3. run each image ------------------------------------------------------------------------
-# run_ready NAME URL PODMAN-RUN-ARGS... — starts the container and polls URL every millisecond;
-# prints "<podman run -> ready ms> <process start -> ready ms>". The process start comes from
-# /proc/<pid>/stat (boot-time clock, 10 ms ticks), so the second figure is +-10 ms.
-cat >"$WORK/run_ready.py" <<'PY'
-import http.client, os, subprocess, sys, time
-
-name, url, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-host, _, rest = url.partition("//")[2].partition(":")
-port, path = int(rest.split("/", 1)[0]), "/" + rest.split("/", 1)[1]
-t0 = time.monotonic()
-run = subprocess.run(["podman", "run", "-d", "--name", name, *args], capture_output=True, text=True)
-if run.returncode != 0:
-    sys.stderr.write(run.stderr)
-    sys.exit(2)
-deadline = t0 + 30
-while True:
-    try:
-        c = http.client.HTTPConnection(host, port, timeout=1)
-        c.request("GET", path)
-        if c.getresponse().status == 200:
-            ready_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
-            t1 = time.monotonic()
-            break
-    except OSError:
-        pass
-    if time.monotonic() > deadline:
-        sys.stderr.write(f"{url} not 200 within 30 s\n")
-        sys.exit(3)
-    time.sleep(0.001)
-pid = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", name],
-                     capture_output=True, text=True).stdout.strip()
-start_ms = "?"
-try:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
-    start_ms = f"{max(0.0, (ready_boot - started) * 1000):.0f}"
-except (OSError, ValueError, IndexError):
-    pass
-print(f"{(t1 - t0) * 1000:.0f} {start_ms}")
-PY
+# run_ready NAME PORT PODMAN-RUN-ARGS... — starts the container and polls its /readyz every
+# millisecond; prints "<podman run -> ready ms> <process start -> ready ms>". The process start
+# comes from /proc/<pid>/stat (boot-time clock, 10 ms ticks), so the second figure is +-10 ms.
+run_ready() {
+  local name="$1" port="$2"
+  shift 2
+  "$LOGJET_K8S" run-ready "$name" "$port" /readyz -- "$@"
+}
 
 # The production posture: nothing writable (not even podman's default tmpfs mounts), an
 # unprivileged uid, no capabilities, no privilege escalation.
@@ -183,8 +156,7 @@ for svc in "${SERVICES[@]}"; do
   ENV_ARGS[$svc]="${env[*]}"
   log "running logjet/$svc:dev on 127.0.0.1:$port (read-only, uid 65532, no capabilities)"
   CONTAINERS+=("$name")
-  if timing="$(python3 "$WORK/run_ready.py" "$name" "http://127.0.0.1:$port/readyz" \
-      "${RUN_ARGS[@]}" "${env[@]}" "logjet/$svc:dev")"; then
+  if timing="$(run_ready "$name" "$port" "${RUN_ARGS[@]}" "${env[@]}" "logjet/$svc:dev")"; then
     RUN_MS[$svc]="${timing% *}" START_MS[$svc]="${timing#* }"
   else
     RUN_MS[$svc]="-" START_MS[$svc]="-"
@@ -212,7 +184,7 @@ elif [[ ${READY[ingest]} == 200 && ${READY[processor]} == 200 && ${READY[query]}
   code="$(curl -s -o "$WORK/post.json" -w '%{http_code}' --max-time 30 -X POST \
     -H 'Content-Type: application/x-ndjson' --data-binary "@$WORK/events.ndjson" \
     "http://127.0.0.1:${PORT[ingest]}/logs" || true)"
-  accepted="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("accepted"))' "$WORK/post.json" 2>/dev/null || echo "?")"
+  accepted="$(jq -r '.accepted' "$WORK/post.json" 2>/dev/null || echo "?")"
   if [[ $code != 202 || $accepted != "$EVENTS" ]]; then
     fail "pipeline: POST /logs answered $code, accepted $accepted (want 202, $EVENTS): $(head -c 300 "$WORK/post.json" 2>/dev/null)"
     PIPELINE="POST /logs: $code"
@@ -221,7 +193,7 @@ elif [[ ${READY[ingest]} == 200 && ${READY[processor]} == 200 && ${READY[query]}
     total="?" t0=$SECONDS
     while ((SECONDS - t0 < 30)); do
       curl -s --max-time 5 "http://127.0.0.1:${PORT[query]}/stats/summary" >"$WORK/summary.json" || true
-      total="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total"])' "$WORK/summary.json" 2>/dev/null || echo "?")"
+      total="$(jq -er '.total' "$WORK/summary.json" 2>/dev/null || echo "?")"
       [[ $total == "$EVENTS" ]] && break
       sleep 0.2
     done
@@ -324,8 +296,7 @@ for svc in "${SERVICES[@]}"; do
   runs=()
   for i in 1 2 3; do
     CONTAINERS+=("$name-again$i")
-    if timing="$(python3 "$WORK/run_ready.py" "$name-again$i" "http://127.0.0.1:${PORT[$svc]}/readyz" \
-        "${RUN_ARGS[@]}" "${env[@]}" "$image")"; then
+    if timing="$(run_ready "$name-again$i" "${PORT[$svc]}" "${RUN_ARGS[@]}" "${env[@]}" "$image")"; then
       runs+=("${timing#* }")
     fi
     podman rm -f -t 2 "$name-again$i" >/dev/null 2>&1 || true

@@ -53,48 +53,10 @@ if "$VENV/bin/checkov" --config-file "$CHECKOV_CONFIG" -o json >"$WORK/checkov.j
 else
   ck_rc=$?
 fi
-if "$VENV/bin/python" - "$WORK/checkov.json" "$ck_rc" "$CHECKOV_CONFIG" >"$WORK/checkov.out" 2>&1 <<'PY'
-import json, re, sys
-import yaml
-
-path, rc, config_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ok = rc == 0
-config_text = open(config_path).read()
-config = yaml.safe_load(config_text)
-if config.get("framework") != ["dockerfile"]:
-    print(f"{config_path}: framework must be [dockerfile]")
-    ok = False
-# Every skip-check needs its justification in the file: a comment line starting with its id.
-for check in config.get("skip-check") or []:
-    if not re.search(rf"^#\s*{re.escape(check)}\b", config_text, re.M):
-        print(f"UNJUSTIFIED SKIP {check}: explain it in a comment in {config_path}")
-        ok = False
-try:
-    reports = json.load(open(path))
-except ValueError:
-    print(f"checkov produced no JSON report (exit {rc})")
-    sys.exit(1)
-reports = reports if isinstance(reports, list) else [reports]
-if not any(r.get("check_type") == "dockerfile" for r in reports):
-    print("checkov ran no dockerfile scan")
-    ok = False
-for r in reports:
-    s, res = r["summary"], r["results"]
-    for f in res.get("failed_checks", []):
-        print(f"FAILED {f['check_id']} {f['check_name']}: {f['file_path']}:{f['file_line_range']}")
-    for f in res.get("skipped_checks", []):
-        print(f"UNJUSTIFIED SKIP {f['check_id']} (inline suppression; skip it in {config_path})")
-        ok = False
-    if s.get("resource_count", 0) < 1:
-        print("checkov scanned no Dockerfile")
-        ok = False
-    ok = ok and s["failed"] == 0 and s.get("parsing_errors", 0) == 0
-    skipped = ", ".join(config.get("skip-check") or []) or "none"
-    print(f"{r['check_type']}: {s['passed']} passed, {s['failed']} failed "
-          f"(skipped by {config_path}: {skipped})")
-sys.exit(0 if ok else 1)
-PY
-then
+# Judged by logjet-k8s (tests/src/bin/logjet-k8s.rs): also the config's framework, and every
+# skip-check justified by a comment in it.
+LOGJET_K8S="$(logjet_k8s_bin debug)"
+if "$LOGJET_K8S" checkov-dockerfile "$WORK/checkov.json" "$ck_rc" "$CHECKOV_CONFIG" >"$WORK/checkov.out" 2>&1; then
   while read -r line; do record checkov ok "$line"; done <"$WORK/checkov.out"
 else
   cat "$WORK/checkov.out" >&2

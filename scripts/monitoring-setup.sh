@@ -47,37 +47,8 @@ export KUBE_CONTEXT
 k() { kubectl --context "$KUBE_CONTEXT" "$@"; }
 k cluster-info >/dev/null 2>&1 || die "cluster of context '$KUBE_CONTEXT' is not reachable"
 
-# Values for a laptop-sized cluster: kind's control-plane components do not expose their metrics
-# to other pods, so their scrapes (and the alerts on them) are off; Grafana's sidecar loads the
-# dashboards of ConfigMaps labelled grafana_dashboard=1 in its own namespace (the component puts
-# logjet's there).
-VALUES="$(mktemp)"
-trap 'rm -f "$VALUES"' EXIT
-cat >"$VALUES" <<'YAML'
-kubeEtcd:
-  enabled: false
-kubeControllerManager:
-  enabled: false
-kubeScheduler:
-  enabled: false
-kubeProxy:
-  enabled: false
-prometheus:
-  prometheusSpec:
-    retention: 2d
-    scrapeInterval: 15s
-    evaluationInterval: 15s
-    resources:
-      requests:
-        cpu: 100m
-        memory: 512Mi
-grafana:
-  sidecar:
-    dashboards:
-      enabled: true
-      label: grafana_dashboard
-      labelValue: "1"
-YAML
+# Values for a laptop-sized cluster (why each is set: in the file).
+VALUES="infra/kind/kube-prometheus-stack.values.yaml"
 
 echo "==> helm: $CHART $CHART_VERSION as release '$RELEASE' in namespace '$NAMESPACE'"
 helm repo add prometheus-community "$CHART_REPO" --force-update >/dev/null

@@ -8,14 +8,14 @@
 #                              (scripts/observability-gen.sh --check)
 #   5. grafana schema          every dashboard JSON typed as @grafana/schema's Dashboard, checked
 #                              with tsc --noEmit --strict (unknown fields and wrong types fail)
-#   6. panel expressions       every panel query parses (promtool check rules on a generated
-#                              file with each expression as a recording rule)
+#   6. panel expressions       every panel query parses (promtool check rules on a file with
+#                              each expression as a recording rule, written by logjet-k8s)
 #   7. live                    cargo nextest run -p logjet-tests --test observability: a real
 #                              Prometheus scraping the services (promtool check metrics on every
 #                              /metrics, every metric of the rules and panels in the scrape, the
 #                              "pipeline stalled" alert with the processors stopped)
 # Usage: ./scripts/observability-test.sh            everything
-#        ./scripts/observability-test.sh --static   steps 1-6 only (no Rust build)
+#        ./scripts/observability-test.sh --static   steps 1-6 only (of Rust, only logjet-k8s is built)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -80,49 +80,19 @@ grafana_schema() {
       echo ';'
     } >"$check/${name//[^a-zA-Z0-9_]/_}.ts"
   done
-  cat >"$SCHEMA_DIR/tsconfig.json" <<'JSON'
-{
-  "compilerOptions": {
-    "strict": true,
-    "noEmit": true,
-    "target": "ES2020",
-    "module": "ESNext",
-    "moduleResolution": "Bundler",
-    "resolveJsonModule": true,
-    "types": []
-  },
-  "include": ["check/*.ts"]
-}
-JSON
+  # Its "include" (check/*.ts) is relative to where it lies: copied beside the generated files.
+  cp infra/grafana/tsconfig.check.json "$SCHEMA_DIR/tsconfig.json" || return 1
   "$SCHEMA_DIR/node_modules/.bin/tsc" --noEmit --strict -p "$SCHEMA_DIR/tsconfig.json" &&
     echo "$(find "$check" -name '*.ts' | wc -l) dashboard(s) match @grafana/schema $GRAFANA_SCHEMA_VERSION"
 }
 
-# Every panel expression as a recording rule; promtool parses each with Prometheus' parser.
+# Every panel expression as a recording rule (logjet-k8s panel-rules, the panel queries the live
+# tests read too); promtool parses each with Prometheus' parser.
 panel_exprs_parse() {
-  python3 - "$WORK/panels.rules.yml" infra/grafana/dashboards/*.json <<'PY' && promtool check rules "$WORK/panels.rules.yml"
-import json, sys
-out, files = sys.argv[1], sys.argv[2:]
-rules = []
-def walk(panels, where):
-    for p in panels:
-        for t in p.get("targets") or []:
-            if "expr" in t:
-                expr = t["expr"]
-                for v in ("$__rate_interval", "${__rate_interval}", "$__interval", "$__range"):
-                    expr = expr.replace(v, "1m")
-                rules.append((f"{where}: {p.get('title')} {t.get('refId')}", expr))
-        walk(p.get("panels") or [], where)
-for f in files:
-    walk(json.load(open(f))["panels"], f)
-if not rules:
-    sys.exit("no panel expressions found")
-with open(out, "w") as fh:
-    fh.write("groups:\n  - name: panels\n    rules:\n")
-    for i, (where, expr) in enumerate(rules):
-        fh.write(f"      # {where}\n      - record: panel_{i}\n        expr: {json.dumps(expr)}\n")
-print(f"{len(rules)} panel expressions")
-PY
+  local tool
+  tool="$(logjet_k8s_bin debug)" &&
+    "$tool" panel-rules "$WORK/panels.rules.yml" infra/grafana/dashboards/*.json &&
+    promtool check rules "$WORK/panels.rules.yml"
 }
 
 live() {

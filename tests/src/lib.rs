@@ -2,7 +2,10 @@
 //! ([`platform`]). The tests themselves live in `tests/tests/`.
 
 pub mod browser;
+pub mod container_start;
 pub mod dashboard;
+pub mod grafana;
+pub mod k8s;
 pub mod platform;
 pub mod servers;
 pub mod soak;

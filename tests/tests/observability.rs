@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use logjet_tests::grafana::panel_queries;
 use logjet_tests::platform::Platform;
 use logjet_tests::servers::free_port;
 use serde_json::Value;
@@ -64,35 +65,14 @@ fn rules() -> Vec<(String, String)> {
     out
 }
 
-/// Grafana's interval variables, replaced by a duration Prometheus accepts.
-fn grafana_to_promql(expr: &str) -> String {
-    [
-        "$__rate_interval",
-        "${__rate_interval}",
-        "$__interval",
-        "$__range",
-    ]
-    .iter()
-    .fold(expr.to_string(), |e, v| e.replace(v, "1m"))
-}
-
 /// (panel title, expression) of every query of every panel, rows included.
 fn panel_exprs() -> Vec<(String, String)> {
-    fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
-        for p in panels {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(e) = t["expr"].as_str() {
-                    let title = p["title"].as_str().unwrap_or("?");
-                    out.push((title.to_string(), grafana_to_promql(e)));
-                }
-            }
-            walk(p["panels"].as_array().map_or(&[], |v| v), out);
-        }
-    }
     let text = std::fs::read_to_string(root().join(DASHBOARD)).unwrap();
     let dash: Value = serde_json::from_str(&text).unwrap();
-    let mut out = Vec::new();
-    walk(dash["panels"].as_array().unwrap(), &mut out);
+    let out: Vec<(String, String)> = panel_queries(&dash)
+        .into_iter()
+        .map(|q| (q.title, q.expr))
+        .collect();
     assert!(out.len() >= 20, "panel queries not found in {DASHBOARD}");
     out
 }
