@@ -6,7 +6,7 @@
 #   wasm-opt -Oz                     (npm's binaryen; Debian's binaryen 108 breaks the output)
 # then content-hashed file names, index.html, and a .gz sibling for every file.
 #   ./scripts/build-dashboard.sh [--out DIR] [--no-opt]
-# Tools go to .tools/ (wasm-bindgen-cli under .tools/cargo, binaryen under .tools/binaryen).
+# Tools go to $TOOLS (scripts/lib.sh; wasm-bindgen-cli under cargo/, binaryen under binaryen/).
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 set -euo pipefail
@@ -25,7 +25,6 @@ done
 
 TARGET=wasm32-unknown-unknown
 APP=logjet-dashboard-app
-TOOLS="$ROOT/.tools"
 WB_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
 [[ -n "$WB_VERSION" ]] || die "wasm-bindgen is not in Cargo.lock"
 
@@ -35,7 +34,7 @@ if command -v rustup >/dev/null; then
 fi
 WASM_BINDGEN="$TOOLS/cargo/bin/wasm-bindgen"
 if [[ "$("$WASM_BINDGEN" --version 2>/dev/null)" != "wasm-bindgen $WB_VERSION" ]]; then
-  log "installing wasm-bindgen-cli $WB_VERSION into .tools/cargo (a few minutes, once)"
+  log "installing wasm-bindgen-cli $WB_VERSION into $TOOLS/cargo (a few minutes, once per machine)"
   # Not --locked: the CLI's own lock file pins crates that no longer build with current Rust.
   cargo install -q wasm-bindgen-cli --version "$WB_VERSION" --root "$TOOLS/cargo" --force \
     || die "cargo install wasm-bindgen-cli $WB_VERSION failed"
@@ -47,7 +46,7 @@ if [[ "$OPT" == 1 ]]; then
   if [[ ! -x "$WASM_OPT" ]] || ! grep -q "\"version\": \"$BINARYEN_VERSION\"" \
       "$TOOLS/binaryen/node_modules/binaryen/package.json" 2>/dev/null; then
     if command -v npm >/dev/null; then
-      log "installing binaryen $BINARYEN_VERSION (npm) into .tools/binaryen"
+      log "installing binaryen $BINARYEN_VERSION (npm) into $TOOLS/binaryen"
       mkdir -p "$TOOLS/binaryen"
       npm install -s --no-audit --no-fund --prefix "$TOOLS/binaryen" "binaryen@$BINARYEN_VERSION" >/dev/null \
         || { warn "npm install binaryen failed: building without wasm-opt"; WASM_OPT=""; }

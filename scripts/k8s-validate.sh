@@ -24,8 +24,8 @@
 #   6. shellcheck  the Kubernetes scripts (skipped with a note when shellcheck is missing)
 #
 # Steps 3-5 are judged by logjet-k8s (tests/src/bin/logjet-k8s.rs, the Kubernetes model of the
-# drift tests, cargo-built on first use). Python tools live in a repo-local venv (.venv/,
-# gitignored), installed once and reused.
+# drift tests, cargo-built on first use). Python tools live in the shared venv ($TOOLS/venv,
+# scripts/lib.sh), installed once per machine and reused.
 # Usage: scripts/k8s-validate.sh            exits non-zero on any failure
 #        KEEP_RENDERED=dir scripts/k8s-validate.sh   also leaves the rendered YAML in dir
 set -euo pipefail

@@ -2,7 +2,10 @@
 # shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+# Tools live once per machine, outside the clone, so a fresh clone (CI) does not install them
+# again: LOGJET_TOOLS, default ~/.cache/logjet. tests/src/tools.rs resolves the same directory.
+TOOLS="${LOGJET_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/logjet}"
+VENV="$TOOLS/venv"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
@@ -32,7 +35,7 @@ apt_install() {
     || die "apt-get install ${missing[*]} failed"
 }
 
-# venv_install SPEC... — pip-installs into the repo's .venv what is not there yet.
+# venv_install SPEC... — pip-installs into the shared venv ($TOOLS/venv) what is not there yet.
 venv_install() {
   if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating $VENV"
@@ -44,15 +47,15 @@ venv_install() {
     "$VENV/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$spec")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
-  log "installing into .venv: ${missing[*]}"
+  log "installing into $VENV: ${missing[*]}"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
 }
 
-# tool_venv NAME SPEC... — a separate venv under .tools/NAME for a tool whose dependencies would
+# tool_venv NAME SPEC... — a separate venv under $TOOLS/NAME for a tool whose dependencies would
 # clash with the others (schemathesis and checkov disagree on `packaging`). Prints the venv path.
 tool_venv() {
   local name="$1"; shift
-  local dir="$ROOT/.tools/$name"
+  local dir="$TOOLS/$name"
   if [[ ! -x "$dir/bin/python" ]]; then
     python3 -m venv "$dir" >&2 || { apt_install python3-venv; python3 -m venv "$dir" >&2; }
   fi
@@ -61,7 +64,7 @@ tool_venv() {
     "$dir/bin/python" -m pip show -q "${spec%%[=<>]*}" >/dev/null 2>&1 || missing+=("$spec")
   done
   if [[ ${#missing[@]} -gt 0 ]]; then
-    log "installing into .tools/$name: ${missing[*]}"
+    log "installing into $dir: ${missing[*]}"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" >&2 || die "pip install ${missing[*]} failed"
   fi
   echo "$dir"
@@ -77,6 +80,20 @@ ensure_nextest() {
   cargo nextest --version >/dev/null 2>&1 && return 0
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null || die "cargo install cargo-nextest failed"
+}
+
+# use_sccache — compiler output cached once per machine (sccache's own cache, ~/.cache/sccache), so
+# a fresh clone (CI) does not compile every dependency again. sccache is installed into
+# ~/.cargo/bin once per machine.
+use_sccache() {
+  if ! command -v sccache >/dev/null; then
+    log "installing sccache into ~/.cargo/bin (once per machine)"
+    cargo install -q --locked sccache --no-default-features >/dev/null || {
+      warn "cargo install sccache failed: building without a compiler cache"
+      return 0
+    }
+  fi
+  export RUSTC_WRAPPER=sccache
 }
 
 # Stage timing: stage NAME CMD... runs CMD and records how long it took.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks logjet's observability files, installing what it needs (Debian `prometheus` for
-# promtool and prometheus; typescript and @grafana/schema from npm into .tools/grafana-schema):
+# promtool and prometheus; typescript and @grafana/schema from npm into $TOOLS/grafana-schema):
 #   1. promtool check config   infra/prometheus/prometheus.yml (and the rule files it loads)
 #   2. promtool check rules    infra/prometheus/rules/*.yml
 #   3. promtool test rules     infra/prometheus/tests/*.yml (firing and silent cases per alert)
@@ -27,7 +27,7 @@ STATIC=0
 # Pinned: @grafana/schema follows Grafana's releases (13.2.3 = Grafana 13.2).
 GRAFANA_SCHEMA_VERSION="13.2.3"
 TYPESCRIPT_VERSION="5.9.3"
-SCHEMA_DIR="$ROOT/.tools/grafana-schema"
+SCHEMA_DIR="$TOOLS/grafana-schema"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -39,14 +39,14 @@ setup() {
     schema_tools
 }
 
-# typescript and @grafana/schema in .tools/grafana-schema (gitignored), installed once.
+# typescript and @grafana/schema in $TOOLS/grafana-schema, installed once per machine.
 schema_tools() {
   local stamp="$SCHEMA_DIR/.logjet-versions"
   local pkgs=("typescript@$TYPESCRIPT_VERSION" "@grafana/schema@$GRAFANA_SCHEMA_VERSION")
   if [[ -f "$stamp" && "$(cat "$stamp")" == "${pkgs[*]}" && -x "$SCHEMA_DIR/node_modules/.bin/tsc" ]]; then
     return 0
   fi
-  log "installing into .tools/grafana-schema: ${pkgs[*]}"
+  log "installing into $SCHEMA_DIR: ${pkgs[*]}"
   mkdir -p "$SCHEMA_DIR" &&
     { [[ -f "$SCHEMA_DIR/package.json" ]] || echo '{"private": true}' >"$SCHEMA_DIR/package.json"; } &&
     (cd "$SCHEMA_DIR" && npm install --no-audit --no-fund --silent --save-exact "${pkgs[@]}") &&

@@ -40,6 +40,7 @@ rust_tests() {
 }
 
 overall=0
+use_sccache
 stage "install test dependencies" setup || overall=1
 # The browser test serves dashboard/dist: built before the Rust tests (and the wasm lint).
 stage "dashboard bundle (wasm)" ./scripts/build-dashboard.sh || overall=1

@@ -1,6 +1,6 @@
 """Real client libraries sending logs to logjet's ingest, driven by tests/tests/shippers.rs.
 
-Runs in the venv that scripts/test.sh builds with `tool_venv shippers ...` (.tools/shippers).
+Runs in the venv that scripts/test.sh builds with `tool_venv shippers ...` ($TOOLS/shippers, see scripts/lib.sh).
 Each subcommand sends its logs and prints one JSON object on stdout for the Rust test to check.
 
   shippers.py loki-handler URL           python-logging-loki (Loki JSON push, both its formats)

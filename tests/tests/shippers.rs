@@ -1,4 +1,4 @@
-//! The shippers' protocols end to end: real client libraries (Python, from the `.tools/shippers`
+//! The shippers' protocols end to end: real client libraries (Python, from the `shippers` tool venv
 //! venv that scripts/test.sh builds) and the wire formats of Fluent Bit and Vector send to ingest;
 //! the events are counted exactly and searchable with the right service, level, message and
 //! fields; partially bad requests keep the good records and name the bad ones.
@@ -20,10 +20,10 @@ fn python() -> PathBuf {
     if let Ok(p) = std::env::var("LOGJET_TEST_SHIPPERS_PYTHON") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/shippers/bin/python");
+    let p = logjet_tests::tools::tool_bin("shippers", "python");
     assert!(
         p.exists(),
-        "the shippers' client libraries are not installed: run ./scripts/test.sh (it installs them into .tools/shippers)"
+        "the shippers' client libraries are not installed: run ./scripts/test.sh (it installs them once per machine, see tests/src/tools.rs)"
     );
     p
 }
