@@ -6,6 +6,7 @@
 //! ([`config`]), and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`],
 //! [`telemetry`], [`shutdown`]).
 
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod event;
