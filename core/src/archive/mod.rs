@@ -15,5 +15,66 @@
 pub mod retention;
 pub mod url;
 
+#[cfg(feature = "archive")]
+pub mod bloom;
+#[cfg(feature = "archive")]
+pub mod header;
+#[cfg(feature = "archive")]
+pub mod index;
+#[cfg(feature = "archive")]
+pub mod layout;
+#[cfg(feature = "archive")]
+pub mod sample;
+#[cfg(feature = "archive")]
+pub mod segment;
+
 pub use retention::{RetentionError, RetentionRules};
 pub use url::{ArchiveUrl, ArchiveUrlError};
+
+#[cfg(feature = "archive")]
+pub use header::SegmentHeader;
+#[cfg(feature = "archive")]
+pub use segment::{
+    ArchivedEvent, FinishedSegment, SegmentOptions, SegmentReader, SegmentWriter, TsRange,
+};
+
+/// What can go wrong reading or writing the archive.
+#[cfg(feature = "archive")]
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The object store refused or failed (network, permissions, missing object…).
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// An object exists but is not what the format says (truncated, corrupt, wrong version).
+    #[error("{object}: {problem}")]
+    Corrupt { object: String, problem: String },
+    /// A line handed to a segment writer that is not a canonical event of its service.
+    #[error("not a canonical event line: {0}")]
+    BadLine(String),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("local file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("archive url: {0}")]
+    Url(#[from] ArchiveUrlError),
+}
+
+#[cfg(feature = "archive")]
+impl ArchiveError {
+    pub fn corrupt(object: impl Into<String>, problem: impl Into<String>) -> ArchiveError {
+        ArchiveError::Corrupt {
+            object: object.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Whether the object was simply not there (deleted by retention, or never committed).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Store(object_store::Error::NotFound { .. })
+        )
+    }
+}
