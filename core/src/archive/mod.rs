@@ -18,6 +18,8 @@ pub mod url;
 #[cfg(feature = "archive")]
 pub mod bloom;
 #[cfg(feature = "archive")]
+pub mod catalog;
+#[cfg(feature = "archive")]
 pub mod header;
 #[cfg(feature = "archive")]
 pub mod index;
@@ -27,16 +29,22 @@ pub mod layout;
 pub mod sample;
 #[cfg(feature = "archive")]
 pub mod segment;
+#[cfg(feature = "archive")]
+pub mod store;
 
 pub use retention::{RetentionError, RetentionRules};
 pub use url::{ArchiveUrl, ArchiveUrlError};
 
+#[cfg(feature = "archive")]
+pub use catalog::{Catalog, CatalogOptions, SegmentMeta};
 #[cfg(feature = "archive")]
 pub use header::SegmentHeader;
 #[cfg(feature = "archive")]
 pub use segment::{
     ArchivedEvent, FinishedSegment, SegmentOptions, SegmentReader, SegmentWriter, TsRange,
 };
+#[cfg(feature = "archive")]
+pub use store::ArchiveStore;
 
 /// What can go wrong reading or writing the archive.
 #[cfg(feature = "archive")]
