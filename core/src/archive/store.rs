@@ -185,9 +185,17 @@ impl ArchiveStore {
     }
 }
 
-/// rustls needs a process-wide crypto provider for reqwest's TLS (built with
-/// `rustls-no-provider`, so aws-lc-rs is never compiled): ring, unless something else
-/// installed one already.
+/// Installs *ring* as rustls's process-wide crypto provider, unless one is installed already.
+///
+/// The `archive` feature builds reqwest with `rustls-no-provider` (so aws-lc-rs is never
+/// compiled), and such a reqwest **panics when any `Client` is built before a provider is
+/// installed**, for plain-HTTP clients too. Feature unification extends that to every reqwest
+/// client in a binary that enables `archive` (the archiver, query, the system tests): call this
+/// first thing in `main` (and in test set-up). [`ArchiveStore::open`] calls it too. Idempotent.
+pub fn install_tls_provider() {
+    install_ring_provider()
+}
+
 fn install_ring_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another installer is fine: a provider is installed either way.
@@ -259,6 +267,14 @@ mod tests {
         assert_eq!(store.list("segments").await.unwrap()[0].path, "segments/x");
         let other = ArchiveStore::new(root, "team/b", "test".into());
         assert!(other.list("segments").await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn reqwest_clients_build_once_the_provider_is_installed() {
+        install_tls_provider();
+        install_tls_provider();
+        let client = reqwest::Client::builder().build();
+        assert!(client.is_ok());
     }
 
     #[test]
