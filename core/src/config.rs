@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::telemetry::LogFormat;
 
+mod archive;
+pub use archive::{ArchiveSettings, ArchiverConfig};
+
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
 pub const ENV_CONFIG_FILE: &str = "LOGJET_CONFIG";
@@ -602,6 +605,8 @@ pub struct QueryConfig {
     pub max_tails: usize,
     /// Events buffered per tail before a client that does not read is dropped.
     pub tail_buffer: usize,
+    #[serde(flatten)]
+    pub archive: ArchiveSettings,
 }
 
 impl Default for QueryConfig {
@@ -620,6 +625,7 @@ impl Default for QueryConfig {
             max_concurrent_requests: 256,
             max_tails: 256,
             tail_buffer: 1024,
+            archive: ArchiveSettings::default(),
         }
     }
 }
@@ -642,6 +648,7 @@ impl ServiceConfig for QueryConfig {
             "max_concurrent_requests",
             self.max_concurrent_requests as u64,
         )?;
+        self.archive.validate()?;
         Ok(())
     }
 }

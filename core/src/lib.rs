@@ -8,6 +8,7 @@
 //! and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`], [`telemetry`],
 //! [`shutdown`]).
 
+pub mod archive;
 pub mod auth;
 pub mod config;
 /// The canonical event, defined in `logjet-api` so the browser app decodes the very type the

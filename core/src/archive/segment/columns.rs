@@ -1,0 +1,94 @@
+//! Typed access to the columns of a batch read from a segment.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, PrimitiveArray, RecordBatch, StringArray};
+use chrono::DateTime;
+
+use super::ArchivedEvent;
+use super::rows::{RowKey, RowStrings};
+use crate::{Fields, Level, LogEvent};
+
+/// The exact lower-case level names the writer stores.
+pub fn level_from_column(s: &str) -> Option<Level> {
+    Level::ALL.into_iter().find(|l| l.as_str() == s)
+}
+
+/// A full-width batch (every column of the schema, in schema order), downcast once.
+pub struct Columns<'a> {
+    ts: &'a PrimitiveArray<TimestampNanosecondType>,
+    service: &'a StringArray,
+    level: &'a StringArray,
+    message: &'a StringArray,
+    fields: &'a StringArray,
+    trace_id: &'a StringArray,
+    host: &'a StringArray,
+    seq: &'a PrimitiveArray<UInt64Type>,
+    idx: &'a PrimitiveArray<UInt32Type>,
+}
+
+impl<'a> Columns<'a> {
+    /// `None` when a column is missing or of another type than the schema's.
+    pub fn new(batch: &'a RecordBatch) -> Option<Columns<'a>> {
+        let col = |name: &str| batch.column_by_name(name);
+        let string = |name: &str| col(name)?.as_string_opt::<i32>();
+        Some(Columns {
+            ts: col("ts")?.as_primitive_opt::<TimestampNanosecondType>()?,
+            service: string("service")?,
+            level: string("level")?,
+            message: string("message")?,
+            fields: string("fields")?,
+            trace_id: string("trace_id")?,
+            host: string("host")?,
+            seq: col("stream_seq")?.as_primitive_opt::<UInt64Type>()?,
+            idx: col("event_idx")?.as_primitive_opt::<UInt32Type>()?,
+        })
+    }
+
+    pub fn ts(&self, i: usize) -> i64 {
+        self.ts.value(i)
+    }
+
+    pub fn key(&self, i: usize) -> RowKey {
+        (self.ts.value(i), self.seq.value(i), self.idx.value(i))
+    }
+
+    pub fn level(&self, i: usize) -> Option<Level> {
+        level_from_column(self.level.value(i))
+    }
+
+    pub fn strings(&self, i: usize) -> RowStrings<'a> {
+        let opt = |a: &'a StringArray| (!a.is_null(i)).then(|| a.value(i));
+        RowStrings {
+            message: self.message.value(i),
+            fields: self.fields.value(i),
+            trace_id: opt(self.trace_id),
+            host: opt(self.host),
+        }
+    }
+
+    /// Row `i` as an event; `Err` names what is wrong with it.
+    pub fn event(&self, i: usize) -> Result<ArchivedEvent, String> {
+        let (ts_nanos, stream_seq, event_idx) = self.key(i);
+        let level = self
+            .level(i)
+            .ok_or_else(|| format!("row {i}: level {:?}", self.level.value(i)))?;
+        let s = self.strings(i);
+        let fields: Fields =
+            serde_json::from_str(s.fields).map_err(|e| format!("row {i}: fields: {e}"))?;
+        Ok(ArchivedEvent {
+            ts_nanos,
+            stream_seq,
+            event_idx,
+            event: LogEvent {
+                ts: DateTime::from_timestamp_nanos(ts_nanos),
+                service: self.service.value(i).to_string(),
+                level,
+                message: s.message.to_string(),
+                fields,
+                trace_id: s.trace_id.map(str::to_string),
+                host: s.host.map(str::to_string),
+            },
+        })
+    }
+}

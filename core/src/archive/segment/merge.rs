@@ -1,0 +1,123 @@
+//! Merging a spool file's sorted runs into one globally sorted file.
+//!
+//! Each run is a sequence of row groups in key order; the runs overlap because some events
+//! arrived later than the writer's one-row-group reorder window. A k-way merge reads every run
+//! batch by batch (memory: one decoded batch per run plus one row group of output) and writes
+//! row groups of the usual size.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use super::SegmentOptions;
+use super::columns::Columns;
+use super::rows::{RowBuffer, RowKey};
+use crate::archive::ArchiveError;
+
+const MERGE_BATCH_ROWS: usize = 8192;
+
+/// One run being read: its reader, the current batch and the next row in it.
+struct Run {
+    reader: ParquetRecordBatchReader,
+    batch: Option<RecordBatch>,
+    next: usize,
+}
+
+impl Run {
+    /// Moves to a batch with a row left; `false` when the run is exhausted.
+    fn ready(&mut self) -> Result<bool, ArchiveError> {
+        loop {
+            if let Some(b) = &self.batch
+                && self.next < b.num_rows()
+            {
+                return Ok(true);
+            }
+            match self.reader.next() {
+                Some(b) => {
+                    self.batch = Some(b?);
+                    self.next = 0;
+                }
+                None => return Ok(false),
+            }
+        }
+    }
+
+    fn key(&self) -> Result<RowKey, ArchiveError> {
+        let b = self.batch.as_ref().ok_or_else(unreadable)?;
+        Ok(Columns::new(b).ok_or_else(unreadable)?.key(self.next))
+    }
+}
+
+fn unreadable() -> ArchiveError {
+    ArchiveError::corrupt("spool file", "a merged run lost its columns")
+}
+
+/// Reads the runs starting at the row groups `runs` (of `row_groups` in all) from `spool` and
+/// writes their rows, merged by key, to `out`.
+pub fn merge_runs(
+    spool: &Path,
+    runs: &[usize],
+    row_groups: usize,
+    opts: &SegmentOptions,
+    service: &str,
+    schema: &SchemaRef,
+    out: &mut ArrowWriter<File>,
+) -> Result<(), ArchiveError> {
+    let mut readers = Vec::with_capacity(runs.len());
+    for (i, &start) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).copied().unwrap_or(row_groups);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(spool)?)?
+            .with_row_groups((start..end).collect())
+            .with_batch_size(MERGE_BATCH_ROWS)
+            .build()?;
+        readers.push(Run {
+            reader,
+            batch: None,
+            next: 0,
+        });
+    }
+    let mut heap = BinaryHeap::new();
+    for (i, run) in readers.iter_mut().enumerate() {
+        if run.ready()? {
+            heap.push(Reverse((run.key()?, i)));
+        }
+    }
+    let mut pending = RowBuffer::default();
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let run = &mut readers[i];
+        {
+            let batch = run.batch.as_ref().ok_or_else(unreadable)?;
+            let cols = Columns::new(batch).ok_or_else(unreadable)?;
+            let level = cols.level(run.next).ok_or_else(unreadable)?;
+            pending.push(cols.key(run.next), level, cols.strings(run.next));
+        }
+        run.next += 1;
+        if run.ready()? {
+            heap.push(Reverse((run.key()?, i)));
+        }
+        if pending.len() >= opts.row_group_rows || pending.string_bytes() >= opts.row_group_bytes {
+            write(out, &std::mem::take(&mut pending), schema, service)?;
+        }
+    }
+    write(out, &pending, schema, service)
+}
+
+fn write(
+    out: &mut ArrowWriter<File>,
+    rows: &RowBuffer,
+    schema: &SchemaRef,
+    service: &str,
+) -> Result<(), ArchiveError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    out.write(&rows.to_batch(schema, service)?)?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! [`SegmentReader`]: reading a segment object back, newest first.
+//!
+//! The reader works on the whole object in memory (segments are tens of MiB at most): it
+//! verifies the object against its index header (size and xxh3 checksum) before decoding a
+//! byte, so a corrupt or truncated object is an error value, never garbage or a panic. Row
+//! groups are pruned by their `ts` statistics; a row group that may match is decoded whole and
+//! walked backwards (row groups are in key order, see the module docs of
+//! [`crate::archive::segment`]).
+
+use std::collections::VecDeque;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{TimestampNanosecondType, UInt64Type};
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::statistics::Statistics;
+
+use super::columns::{Columns, level_from_column};
+use super::writer::checksum;
+use super::{ArchivedEvent, COLUMNS, TsRange, arrow_schema};
+use crate::archive::ArchiveError;
+use crate::archive::bloom::{TokenFilter, token_hash};
+use crate::archive::header::{LevelCounts, PARQUET_METADATA_KEY, SegmentHeader};
+use crate::tokens;
+
+/// A segment object, opened.
+pub struct SegmentReader {
+    name: String,
+    bytes: Bytes,
+    meta: ArrowReaderMetadata,
+}
+
+impl SegmentReader {
+    /// Opens a segment from its object bytes. With `expected` (the header from its index
+    /// object) the size and checksum are verified first; without (rebuilding the catalog from
+    /// the segments alone) only Parquet's own structure is checked. `name` is used in errors.
+    pub fn open(
+        name: &str,
+        bytes: Bytes,
+        expected: Option<&SegmentHeader>,
+    ) -> Result<SegmentReader, ArchiveError> {
+        let corrupt = |p: String| ArchiveError::corrupt(name, p);
+        if let Some(h) = expected {
+            if bytes.len() as u64 != h.bytes {
+                return Err(corrupt(format!(
+                    "{} bytes, the index says {}",
+                    bytes.len(),
+                    h.bytes
+                )));
+            }
+            if let Some(want) = &h.checksum
+                && checksum(&bytes) != *want
+            {
+                return Err(corrupt("checksum mismatch".into()));
+            }
+        }
+        let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+            .map_err(|e| corrupt(format!("parquet: {e}")))?;
+        let schema = meta.schema();
+        for field in arrow_schema().fields() {
+            match schema.field_with_name(field.name()) {
+                Ok(f) if f.data_type() == field.data_type() => {}
+                _ => {
+                    return Err(corrupt(format!(
+                        "column {} missing or mistyped",
+                        field.name()
+                    )));
+                }
+            }
+        }
+        Ok(SegmentReader {
+            name: name.to_string(),
+            bytes,
+            meta,
+        })
+    }
+
+    /// The header the segment carries in its own metadata (without `bytes`, `checksum` and
+    /// `filter`).
+    pub fn embedded_header(&self) -> Result<SegmentHeader, ArchiveError> {
+        let kv = self.meta.metadata().file_metadata().key_value_metadata();
+        let value = kv
+            .and_then(|kv| kv.iter().find(|k| k.key == PARQUET_METADATA_KEY))
+            .and_then(|k| k.value.as_deref())
+            .ok_or_else(|| ArchiveError::corrupt(&self.name, "no logjet.segment metadata"))?;
+        serde_json::from_str(value)
+            .map_err(|e| ArchiveError::corrupt(&self.name, format!("logjet.segment: {e}")))
+    }
+
+    /// The complete header for a new index object of this segment: the embedded one with the
+    /// object's size and checksum (for rebuilding the catalog from the segments).
+    pub fn index_header(&self) -> Result<SegmentHeader, ArchiveError> {
+        Ok(SegmentHeader {
+            bytes: self.bytes.len() as u64,
+            checksum: Some(checksum(&self.bytes)),
+            ..self.embedded_header()?
+        })
+    }
+
+    /// The token filter of its rows, rebuilt from each row's canonical line (what the writer
+    /// indexed, for canonical input) for rebuilding the catalog.
+    pub fn token_filter(&self) -> Result<TokenFilter, ArchiveError> {
+        let mut hashes = Vec::new();
+        for batch in self.read((0..self.row_groups()).collect(), Some(&COLUMNS))? {
+            let cols = Columns::new(&batch).ok_or_else(|| self.corrupt("columns"))?;
+            for i in 0..batch.num_rows() {
+                let ev = cols.event(i).map_err(|e| self.corrupt(e))?;
+                let line = serde_json::to_vec(&ev.event).map_err(|e| self.corrupt(e))?;
+                tokens::canonical_line_tokens(&line, |t| hashes.push(token_hash(t)));
+            }
+            hashes.sort_unstable();
+            hashes.dedup();
+        }
+        Ok(TokenFilter::from_hashes(&hashes))
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// `(min, max)` event time of a row group from its statistics.
+    pub fn row_group_ts(&self, rg: usize) -> Option<(i64, i64)> {
+        let col = self.meta.metadata().row_group(rg).columns().first()?;
+        match col.statistics()? {
+            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+            _ => None,
+        }
+    }
+
+    /// Row groups that may hold events in `range`, ascending.
+    pub fn row_groups_in(&self, range: TsRange) -> Vec<usize> {
+        (0..self.row_groups())
+            .filter(|&rg| {
+                self.row_group_ts(rg)
+                    .is_none_or(|(min, max)| range.overlaps(min, max))
+            })
+            .collect()
+    }
+
+    fn read(
+        &self,
+        row_groups: Vec<usize>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>, ArchiveError> {
+        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(row_groups)
+        .with_batch_size(64 * 1024);
+        if let Some(names) = columns {
+            let roots = self.meta.metadata().file_metadata().schema_descr();
+            let indices = (0..roots.root_schema().get_fields().len())
+                .filter(|&i| names.contains(&roots.root_schema().get_fields()[i].name()));
+            b = b.with_projection(ProjectionMask::roots(roots, indices));
+        }
+        let reader = b.build().map_err(|e| self.corrupt(e))?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> ArchiveError {
+        ArchiveError::corrupt(&self.name, e.to_string())
+    }
+
+    /// The events in `range`, newest first (by `(ts, stream_seq, event_idx)` descending). Each
+    /// item is an event or the error that ended the walk.
+    pub fn newest_first(&self, range: TsRange) -> NewestFirst<'_> {
+        NewestFirst {
+            reader: self,
+            range,
+            row_groups: self.row_groups_in(range),
+            batches: VecDeque::new(),
+            row: 0,
+            failed: false,
+        }
+    }
+
+    /// Events per level in `range`, reading only the `ts` and `level` columns.
+    pub fn count(&self, range: TsRange) -> Result<LevelCounts, ArchiveError> {
+        let mut counts = LevelCounts::default();
+        for batch in self.read(self.row_groups_in(range), Some(&["ts", "level"]))? {
+            let ts = batch
+                .column_by_name("ts")
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+                .ok_or_else(|| self.corrupt("ts column"))?;
+            let level = batch
+                .column_by_name("level")
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| self.corrupt("level column"))?;
+            for i in 0..batch.num_rows() {
+                if range.contains(ts.value(i)) {
+                    let l = level_from_column(level.value(i))
+                        .ok_or_else(|| self.corrupt(format!("level {:?}", level.value(i))))?;
+                    counts[l.index()] += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The distinct stream sequences of its rows, ascending (for rebuilding an index object).
+    pub fn stream_seqs(&self) -> Result<Vec<u64>, ArchiveError> {
+        let mut seqs = Vec::new();
+        for batch in self.read((0..self.row_groups()).collect(), Some(&["stream_seq"]))? {
+            let col = batch
+                .column_by_name("stream_seq")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+                .ok_or_else(|| self.corrupt("stream_seq column"))?;
+            seqs.extend(col.values().iter().copied());
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs)
+    }
+}
+
+impl std::fmt::Debug for SegmentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentReader")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .field("rows", &self.rows())
+            .field("row_groups", &self.row_groups())
+            .finish()
+    }
+}
+
+/// Iterator of [`SegmentReader::newest_first`]: decodes one row group at a time.
+pub struct NewestFirst<'a> {
+    reader: &'a SegmentReader,
+    range: TsRange,
+    /// Row groups still to read, ascending (taken from the back).
+    row_groups: Vec<usize>,
+    /// Batches of the current row group still to walk (taken from the back).
+    batches: VecDeque<RecordBatch>,
+    /// Rows of the last batch in `batches` not yet returned.
+    row: usize,
+    failed: bool,
+}
+
+impl Iterator for NewestFirst<'_> {
+    type Item = Result<ArchivedEvent, ArchiveError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(batch) = self.batches.back() {
+                if self.row == 0 {
+                    self.batches.pop_back();
+                    self.row = self.batches.back().map_or(0, RecordBatch::num_rows);
+                    continue;
+                }
+                self.row -= 1;
+                let Some(cols) = Columns::new(batch) else {
+                    self.failed = true;
+                    return Some(Err(self.reader.corrupt("columns")));
+                };
+                if !self.range.contains(cols.ts(self.row)) {
+                    continue;
+                }
+                return Some(cols.event(self.row).map_err(|e| {
+                    self.failed = true;
+                    self.reader.corrupt(e)
+                }));
+            }
+            let rg = self.row_groups.pop()?;
+            match self.reader.read(vec![rg], Some(&COLUMNS)) {
+                Ok(batches) => {
+                    self.batches = batches.into();
+                    self.row = self.batches.back().map_or(0, RecordBatch::num_rows);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Rows waiting to be written: fixed-size row records plus one byte arena for their strings,
+//! sortable by `(ts, stream_seq, event_idx)` and turned into an Arrow batch per row group.
+
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use crate::Level;
+
+/// The sort key of a row and the identity of an event.
+pub type RowKey = (i64, u64, u32);
+
+const NULL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    key: RowKey,
+    level: Level,
+    /// Start of the row's strings in the arena: message, fields, trace id, host, back to back.
+    start: usize,
+    message: u32,
+    fields: u32,
+    /// `NULL` for none.
+    trace_id: u32,
+    host: u32,
+}
+
+/// One row's strings, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct RowStrings<'a> {
+    pub message: &'a str,
+    pub fields: &'a str,
+    pub trace_id: Option<&'a str>,
+    pub host: Option<&'a str>,
+}
+
+#[derive(Debug, Default)]
+pub struct RowBuffer {
+    rows: Vec<Row>,
+    arena: String,
+}
+
+impl RowBuffer {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Bytes of strings held.
+    pub fn string_bytes(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// Heap memory held (capacity, not length: what the process really pays).
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.rows.capacity() * std::mem::size_of::<Row>()
+    }
+
+    pub fn push(&mut self, key: RowKey, level: Level, s: RowStrings<'_>) {
+        let start = self.arena.len();
+        let len = |t: &str| u32::try_from(t.len()).unwrap_or(NULL - 1);
+        self.arena.push_str(s.message);
+        self.arena.push_str(s.fields);
+        self.arena.push_str(s.trace_id.unwrap_or(""));
+        self.arena.push_str(s.host.unwrap_or(""));
+        self.rows.push(Row {
+            key,
+            level,
+            start,
+            message: len(s.message),
+            fields: len(s.fields),
+            trace_id: s.trace_id.map_or(NULL, len),
+            host: s.host.map_or(NULL, len),
+        });
+    }
+
+    fn strings(&self, r: &Row) -> RowStrings<'_> {
+        let mut at = r.start;
+        let mut take = |n: u32| {
+            let n = if n == NULL { 0 } else { n as usize };
+            let s = &self.arena[at..at + n];
+            at += n;
+            s
+        };
+        let message = take(r.message);
+        let fields = take(r.fields);
+        let trace_id = take(r.trace_id);
+        let host = take(r.host);
+        RowStrings {
+            message,
+            fields,
+            trace_id: (r.trace_id != NULL).then_some(trace_id),
+            host: (r.host != NULL).then_some(host),
+        }
+    }
+
+    pub fn sort(&mut self) {
+        self.rows.sort_unstable_by_key(|r| r.key);
+    }
+
+    pub fn min_key(&self) -> Option<RowKey> {
+        self.rows.iter().map(|r| r.key).min()
+    }
+
+    pub fn max_key(&self) -> Option<RowKey> {
+        self.rows.iter().map(|r| r.key).max()
+    }
+
+    /// Splits off the first `n` rows (the oldest, once sorted); `self` keeps the rest, with its
+    /// strings compacted so the arena does not grow without bound.
+    pub fn split_front(&mut self, n: usize) -> RowBuffer {
+        let n = n.min(self.rows.len());
+        let mut front = RowBuffer::default();
+        let mut rest = RowBuffer::default();
+        front.rows.reserve(n);
+        rest.rows.reserve(self.rows.len() - n);
+        for (i, r) in self.rows.iter().enumerate() {
+            let target = if i < n { &mut front } else { &mut rest };
+            target.push(r.key, r.level, self.strings(r));
+        }
+        *self = rest;
+        front
+    }
+
+    /// The rows, in their current order, as a batch of the segment schema.
+    pub fn to_batch(&self, schema: &SchemaRef, service: &str) -> Result<RecordBatch, ArrowError> {
+        let n = self.rows.len();
+        let mut message = StringBuilder::with_capacity(n, self.arena.len());
+        let mut fields = StringBuilder::with_capacity(n, n * 16);
+        let mut trace_id = StringBuilder::with_capacity(n, n * 32);
+        let mut host = StringBuilder::with_capacity(n, n * 16);
+        for r in &self.rows {
+            let s = self.strings(r);
+            message.append_value(s.message);
+            fields.append_value(s.fields);
+            trace_id.append_option(s.trace_id);
+            host.append_option(s.host);
+        }
+        let ts = TimestampNanosecondArray::from_iter_values(self.rows.iter().map(|r| r.key.0))
+            .with_timezone("UTC");
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ts),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                service, n,
+            ))),
+            Arc::new(StringArray::from_iter_values(
+                self.rows.iter().map(|r| r.level.as_str()),
+            )),
+            Arc::new(message.finish()),
+            Arc::new(fields.finish()),
+            Arc::new(trace_id.finish()),
+            Arc::new(host.finish()),
+            Arc::new(UInt64Array::from_iter_values(
+                self.rows.iter().map(|r| r.key.1),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                self.rows.iter().map(|r| r.key.2),
+            )),
+        ];
+        RecordBatch::try_new(schema.clone(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array;
+
+    fn strings(m: &str) -> RowStrings<'_> {
+        RowStrings {
+            message: m,
+            fields: "{}",
+            trace_id: None,
+            host: Some("h"),
+        }
+    }
+
+    #[test]
+    fn sorts_splits_and_keeps_strings_with_their_rows() {
+        let mut b = RowBuffer::default();
+        b.push((30, 1, 0), Level::Info, strings("thirty"));
+        b.push((10, 2, 1), Level::Error, strings("ten-b"));
+        b.push((10, 2, 0), Level::Warn, strings("ten-a"));
+        b.push(
+            (20, 1, 0),
+            Level::Info,
+            RowStrings {
+                message: "twenty",
+                fields: r#"{"a":1}"#,
+                trace_id: Some(""),
+                host: None,
+            },
+        );
+        b.sort();
+        assert_eq!(b.min_key(), Some((10, 2, 0)));
+        let front = b.split_front(3);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.string_bytes(), "thirty{}h".len());
+        let schema = super::super::arrow_schema();
+        let batch = front.to_batch(&schema, "api").unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        let msg = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(
+            msg.iter().collect::<Vec<_>>(),
+            vec![Some("ten-a"), Some("ten-b"), Some("twenty")]
+        );
+        let trace = batch
+            .column(5)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert!(trace.is_null(0) && !trace.is_null(2) && trace.value(2).is_empty());
+        let host = batch
+            .column(6)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert!(host.is_null(2) && host.value(0) == "h");
+        let level = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(level.value(0), "warn");
+    }
+}

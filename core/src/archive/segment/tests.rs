@@ -1,0 +1,339 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::archive::ArchiveError;
+use crate::archive::sample::{Entropy, SampleLogs};
+use crate::{Level, tokens};
+
+const T0: i64 = 1_795_996_000_000_000_000; // 2026-11-29T23:46:40Z
+
+fn events(n: usize, seed: u64) -> Vec<LogEvent> {
+    SampleLogs::new(seed, "api", T0, 10_000, Entropy::Realistic)
+        .take(n)
+        .collect()
+}
+
+/// `(stream_seq, event_idx)` of event `i`: 40 events per message.
+fn identity(i: usize) -> (u64, u32) {
+    (1_000 + (i / 40) as u64, (i % 40) as u32)
+}
+
+fn write(
+    dir: &std::path::Path,
+    evs: &[LogEvent],
+    order: &[usize],
+    opts: SegmentOptions,
+) -> FinishedSegment {
+    let mut w = SegmentWriter::create(dir, "api", 1_700_000_000_000, opts).unwrap();
+    for &i in order {
+        let (seq, idx) = identity(i);
+        let line = serde_json::to_vec(&evs[i]).unwrap();
+        w.append_line(seq, idx, &line).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn read_all(seg: &FinishedSegment, range: TsRange) -> Vec<ArchivedEvent> {
+    let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
+    r.newest_first(range)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn expected(evs: &[LogEvent], range: TsRange) -> Vec<ArchivedEvent> {
+    let mut out: Vec<ArchivedEvent> = evs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| range.contains(e.ts_nanos()))
+        .map(|(i, e)| {
+            let (stream_seq, event_idx) = identity(i);
+            ArchivedEvent {
+                ts_nanos: e.ts_nanos(),
+                stream_seq,
+                event_idx,
+                event: e.clone(),
+            }
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.key()));
+    out
+}
+
+#[test]
+fn round_trip_of_100k_events_is_exact_and_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(100_000, 1);
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let seg = write(dir.path(), &evs, &order, SegmentOptions::default());
+    assert_eq!(seg.merged_runs, 1);
+    let h = &seg.header;
+    assert_eq!(h.rows, 100_000);
+    assert_eq!(h.messages, 2_500);
+    assert_eq!((h.first_seq, h.last_seq), (1_000, 3_499));
+    assert_eq!(seg.seqs.len(), 2_500);
+    assert_eq!(h.min_ts, evs[0].ts_nanos());
+    assert_eq!(h.max_ts, evs[99_999].ts_nanos());
+    let raw: u64 = evs
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap().len() as u64 + 1)
+        .sum();
+    assert_eq!(h.raw_bytes, raw);
+    assert_eq!(
+        h.minutes
+            .iter()
+            .map(|(_, c)| c.iter().sum::<u64>())
+            .sum::<u64>(),
+        100_000
+    );
+    assert_eq!(h.bytes, std::fs::metadata(&seg.file).unwrap().len());
+    assert!(
+        h.segment
+            .starts_with("segments/api/2026-11-29/1700000000000-")
+    );
+    let got = read_all(&seg, TsRange::ALL);
+    assert_eq!(got.len(), evs.len());
+    assert!(got == expected(&evs, TsRange::ALL), "events differ");
+
+    let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    let r = SegmentReader::open("t", bytes, Some(h)).unwrap();
+    assert_eq!(r.embedded_header().unwrap(), h.embedded());
+    assert_eq!(r.stream_seqs().unwrap(), seg.seqs);
+    let counts = r.count(TsRange::ALL).unwrap();
+    assert_eq!(counts, h.levels);
+    assert_eq!(r.index_header().unwrap(), *h);
+    assert!(r.row_groups() >= 2, "{} row groups", r.row_groups());
+}
+
+#[test]
+fn the_token_filter_holds_every_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(5_000, 2);
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let seg = write(dir.path(), &evs, &order, SegmentOptions::default());
+    let mut seen = 0;
+    for e in &evs {
+        let line = serde_json::to_vec(e).unwrap();
+        tokens::canonical_line_tokens(&line, |t| {
+            seen += 1;
+            assert!(seg.filter.may_contain(t), "{}", String::from_utf8_lossy(t));
+        });
+        if let Some(crate::FieldValue::Str(id)) = e.fields.get("request_id") {
+            assert!(seg.filter.may_contain(id.to_uppercase().as_bytes()));
+        }
+    }
+    assert!(seen > 5_000);
+    let absent = (0..10_000)
+        .filter(|i| seg.filter.may_contain(format!("nope-{i}").as_bytes()))
+        .count();
+    assert!(absent < 200, "{absent} false positives in 10,000");
+    // What rebuilding the catalog from the segment alone gets: the same filter.
+    let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
+    assert_eq!(r.token_filter().unwrap(), seg.filter);
+}
+
+#[test]
+fn late_events_within_a_row_group_need_no_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(10_000, 3);
+    // Swap neighbours 300 apart: late by less than one row group of 1,000.
+    let mut order: Vec<usize> = (0..evs.len()).collect();
+    for i in (0..order.len() - 300).step_by(700) {
+        order.swap(i, i + 300);
+    }
+    let opts = SegmentOptions {
+        row_group_rows: 1_000,
+        ..SegmentOptions::default()
+    };
+    let seg = write(dir.path(), &evs, &order, opts);
+    assert_eq!(seg.merged_runs, 1);
+    assert!(read_all(&seg, TsRange::ALL) == expected(&evs, TsRange::ALL));
+}
+
+#[test]
+fn very_late_events_are_merged_into_global_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(20_000, 4);
+    // Every 10th event arrives at the very end: late by up to the whole segment.
+    let mut order: Vec<usize> = (0..evs.len()).filter(|i| i % 10 != 0).collect();
+    order.extend((0..evs.len()).filter(|i| i % 10 == 0).rev());
+    let opts = SegmentOptions {
+        row_group_rows: 1_000,
+        ..SegmentOptions::default()
+    };
+    let seg = write(dir.path(), &evs, &order, opts.clone());
+    assert!(seg.merged_runs > 1, "{} runs", seg.merged_runs);
+    let got = read_all(&seg, TsRange::ALL);
+    assert!(got == expected(&evs, TsRange::ALL));
+    // Row groups cover ascending, disjoint ranges, and none is over the bound.
+    let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
+    let ranges: Vec<(i64, i64)> = (0..r.row_groups())
+        .map(|rg| r.row_group_ts(rg).unwrap())
+        .collect();
+    assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0), "{ranges:?}");
+    assert_eq!(r.row_groups(), 20);
+    assert_eq!(r.embedded_header().unwrap(), seg.header.embedded());
+}
+
+#[test]
+fn time_ranges_prune_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(30_000, 5);
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let opts = SegmentOptions {
+        row_group_rows: 2_000,
+        ..SegmentOptions::default()
+    };
+    let seg = write(dir.path(), &evs, &order, opts);
+    let range = TsRange {
+        since: evs[10_500].ts_nanos(),
+        until: evs[12_499].ts_nanos(),
+    };
+    let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
+    assert_eq!(r.row_groups(), 15);
+    assert_eq!(r.row_groups_in(range), vec![5, 6]);
+    let got = read_all(&seg, range);
+    assert_eq!(got.len(), 2_000);
+    assert!(got == expected(&evs, range));
+    let counts = r.count(range).unwrap();
+    assert_eq!(counts.iter().sum::<u64>(), 2_000);
+    let empty = TsRange {
+        since: T0 - 10,
+        until: T0 - 1,
+    };
+    assert!(r.row_groups_in(empty).is_empty());
+    assert_eq!(r.newest_first(empty).count(), 0);
+}
+
+#[test]
+fn bad_lines_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SegmentWriter::create(dir.path(), "api", 1, SegmentOptions::default()).unwrap();
+    let ev = events(1, 6).remove(0);
+    let other = LogEvent {
+        service: "web".into(),
+        ..ev.clone()
+    };
+    let e = w.append_event(1, 0, &other).unwrap_err();
+    assert!(matches!(e, ArchiveError::BadLine(_)), "{e}");
+    assert!(matches!(
+        w.append_line(1, 0, b"{not json"),
+        Err(ArchiveError::BadLine(_))
+    ));
+    assert_eq!((w.rows(), w.messages(), w.raw_bytes()), (0, 0, 0));
+    w.append_event(7, 0, &ev).unwrap();
+    w.append_event(7, 1, &ev).unwrap();
+    assert_eq!((w.rows(), w.messages()), (2, 1));
+    assert!(w.buffered_bytes() > 0);
+    let seg = w.finish().unwrap();
+    assert_eq!(seg.seqs, vec![7]);
+    let empty = SegmentWriter::create(dir.path(), "api", 1, SegmentOptions::default()).unwrap();
+    assert!(empty.finish().is_err());
+    assert!(SegmentWriter::create(dir.path(), "Bad Name", 1, SegmentOptions::default()).is_err());
+}
+
+#[test]
+fn spool_files_are_removed_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(100, 7);
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let seg = write(dir.path(), &evs, &order, SegmentOptions::default());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    drop(seg);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let mut w = SegmentWriter::create(dir.path(), "api", 1, SegmentOptions::default()).unwrap();
+    w.append_event(1, 0, &evs[0]).unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn buffered_bytes_stay_bounded_by_the_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SegmentOptions {
+        row_group_rows: 4_000,
+        ..SegmentOptions::default()
+    };
+    let mut w = SegmentWriter::create(dir.path(), "api", 1, opts).unwrap();
+    let mut peak = 0;
+    for (i, ev) in events(60_000, 8).iter().enumerate() {
+        let (seq, idx) = identity(i);
+        w.append_event(seq, idx, ev).unwrap();
+        peak = peak.max(w.buffered_bytes());
+    }
+    // Two row groups of ~300-byte rows, plus token hashes and sequences.
+    assert!(peak < 8 << 20, "peak {peak} bytes");
+    assert!(w.raw_bytes() > 15 << 20);
+    w.finish().unwrap();
+}
+
+#[test]
+fn corrupt_or_truncated_segments_are_errors_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(3_000, 9);
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let opts = SegmentOptions {
+        row_group_rows: 1_000,
+        ..SegmentOptions::default()
+    };
+    let seg = write(dir.path(), &evs, &order, opts);
+    let good = std::fs::read(&seg.file).unwrap();
+    let len = good.len();
+    let drain = |bytes: Vec<u8>, expected: Option<&crate::archive::SegmentHeader>| {
+        let r = SegmentReader::open("t", Bytes::from(bytes), expected)?;
+        let n = r
+            .newest_first(TsRange::ALL)
+            .collect::<Result<Vec<_>, _>>()?
+            .len();
+        r.count(TsRange::ALL)?;
+        Ok::<usize, ArchiveError>(n)
+    };
+    assert_eq!(drain(good.clone(), Some(&seg.header)).unwrap(), 3_000);
+    for cut in [0, 1, 4, 100, len / 3, len / 2, len - 9, len - 8, len - 1] {
+        let e = drain(good[..cut].to_vec(), Some(&seg.header)).unwrap_err();
+        assert!(matches!(e, ArchiveError::Corrupt { .. }), "cut {cut}: {e}");
+        // Without the index header Parquet's own checks must catch it (or read what is there).
+        let _ = drain(good[..cut].to_vec(), None);
+    }
+    let mut flipped_caught = 0;
+    for i in (0..len).step_by(len / 97) {
+        let mut b = good.clone();
+        b[i] ^= 0x20;
+        let e = drain(b.clone(), Some(&seg.header)).unwrap_err();
+        assert!(
+            matches!(e, ArchiveError::Corrupt { .. }),
+            "flip at {i}: {e}"
+        );
+        if drain(b, None).is_err() {
+            flipped_caught += 1;
+        }
+    }
+    println!("without the checksum, parquet itself caught {flipped_caught} of 98 flips");
+    let mut wrong = seg.header.clone();
+    wrong.checksum = Some("0000000000000000".into());
+    assert!(
+        drain(good, Some(&wrong))
+            .unwrap_err()
+            .to_string()
+            .contains("checksum")
+    );
+}
+
+#[test]
+fn levels_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut evs = events(6, 10);
+    for (e, l) in evs.iter_mut().zip(Level::ALL) {
+        e.level = l;
+        e.trace_id = None;
+        e.host = None;
+        e.fields.clear();
+    }
+    let order: Vec<usize> = (0..evs.len()).collect();
+    let seg = write(dir.path(), &evs, &order, SegmentOptions::default());
+    assert_eq!(seg.header.levels, [1, 1, 1, 1, 1, 1]);
+    assert!(read_all(&seg, TsRange::ALL) == expected(&evs, TsRange::ALL));
+}

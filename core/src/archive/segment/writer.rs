@@ -1,0 +1,359 @@
+//! [`SegmentWriter`]: one open segment of one service, spooled to a local Parquet file.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use tempfile::TempPath;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::line::CanonicalLine;
+use super::merge;
+use super::rows::{RowBuffer, RowKey, RowStrings};
+use super::{SegmentOptions, arrow_schema};
+use crate::archive::ArchiveError;
+use crate::archive::bloom::{TokenFilter, token_hash};
+use crate::archive::header::{HEADER_VERSION, HeaderStats, PARQUET_METADATA_KEY, SegmentHeader};
+use crate::archive::layout::SegmentName;
+use crate::{LogEvent, tokens};
+
+/// A segment being written. Append the events of one service (each message's events of this
+/// service all to the same segment), then [`SegmentWriter::finish`]. After an error other than
+/// [`ArchiveError::BadLine`] the writer is unusable: drop it (its spool file goes with it) and
+/// let the messages be redelivered.
+pub struct SegmentWriter {
+    service: String,
+    incarnation: u64,
+    opts: SegmentOptions,
+    schema: SchemaRef,
+    props: WriterProperties,
+    spool: TempPath,
+    writer: ArrowWriter<File>,
+    pending: RowBuffer,
+    stats: HeaderStats,
+    seqs: Vec<u64>,
+    tokens: TokenSet,
+    /// Largest key written to the spool file so far.
+    written_max: Option<RowKey>,
+    /// First row group of every sorted run in the spool file.
+    runs: Vec<usize>,
+    row_groups: usize,
+}
+
+/// A finished segment, ready to upload: the local file, and what its index object needs.
+#[derive(Debug)]
+pub struct FinishedSegment {
+    /// The Parquet file on the spool directory; deleted when dropped.
+    pub file: TempPath,
+    /// Complete: `bytes` and `checksum` describe `file`; `filter` is set by the index encoder.
+    pub header: SegmentHeader,
+    /// The message sequences, ascending.
+    pub seqs: Vec<u64>,
+    pub filter: TokenFilter,
+    /// Sorted runs the spool file held (1 unless events arrived more than a row group late and
+    /// `finish` had to merge).
+    pub merged_runs: usize,
+}
+
+impl SegmentWriter {
+    /// Opens a spool file in `spool_dir` for a segment of `service` from the stream
+    /// incarnation `incarnation` (the stream's creation time in ms).
+    pub fn create(
+        spool_dir: &Path,
+        service: &str,
+        incarnation: u64,
+        opts: SegmentOptions,
+    ) -> Result<SegmentWriter, ArchiveError> {
+        crate::ServiceName::parse_strict(service).map_err(ArchiveError::BadLine)?;
+        let (file, spool) = tempfile::Builder::new()
+            .prefix(&format!("{service}."))
+            .suffix(".parquet.part")
+            .tempfile_in(spool_dir)?
+            .into_parts();
+        let schema = arrow_schema();
+        let props = writer_properties(&opts)?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?;
+        Ok(SegmentWriter {
+            service: service.to_string(),
+            incarnation,
+            opts,
+            schema,
+            props,
+            spool,
+            writer,
+            pending: RowBuffer::default(),
+            stats: HeaderStats::default(),
+            seqs: Vec::new(),
+            tokens: TokenSet::default(),
+            written_max: None,
+            runs: Vec::new(),
+            row_groups: 0,
+        })
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Appends one canonical NDJSON line (without its newline), as ingest publishes them.
+    /// [`ArchiveError::BadLine`] when the line is not canonical or not of this service: nothing
+    /// was appended, give the event to [`SegmentWriter::append_event`] after the forgiving
+    /// parser.
+    pub fn append_line(
+        &mut self,
+        stream_seq: u64,
+        event_idx: u32,
+        line: &[u8],
+    ) -> Result<(), ArchiveError> {
+        let l = CanonicalLine::parse(line).map_err(ArchiveError::BadLine)?;
+        if l.service != self.service {
+            return Err(ArchiveError::BadLine(format!(
+                "service {:?} in a segment of {:?}",
+                l.service, self.service
+            )));
+        }
+        self.stats.add(l.ts_nanos, l.level, line.len());
+        if self.seqs.last() != Some(&stream_seq) {
+            self.seqs.push(stream_seq);
+        }
+        tokens::canonical_line_tokens(line, |t| self.tokens.push(token_hash(t)));
+        let strings = RowStrings {
+            message: &l.message,
+            fields: l.fields,
+            trace_id: l.trace_id.as_deref(),
+            host: l.host.as_deref(),
+        };
+        self.pending
+            .push((l.ts_nanos, stream_seq, event_idx), l.level, strings);
+        if self.pending.len() >= 2 * self.opts.row_group_rows
+            || self.pending.string_bytes() >= 2 * self.opts.row_group_bytes
+        {
+            let half = self.pending.len() / 2;
+            self.pending.sort();
+            let oldest = self.pending.split_front(half.max(1));
+            self.write_row_group(&oldest)?;
+        }
+        Ok(())
+    }
+
+    /// Appends an event that did not come as a canonical line (the forgiving parser's output):
+    /// it is serialised to its canonical line first, so both paths store the same bytes.
+    pub fn append_event(
+        &mut self,
+        stream_seq: u64,
+        event_idx: u32,
+        event: &LogEvent,
+    ) -> Result<(), ArchiveError> {
+        let line = serde_json::to_vec(event).map_err(|e| ArchiveError::BadLine(e.to_string()))?;
+        self.append_line(stream_seq, event_idx, &line)
+    }
+
+    /// Events appended.
+    pub fn rows(&self) -> u64 {
+        self.stats.rows
+    }
+
+    /// Canonical NDJSON bytes appended (what `segment_max_bytes` bounds).
+    pub fn raw_bytes(&self) -> u64 {
+        self.stats.raw_bytes
+    }
+
+    /// Distinct messages appended.
+    pub fn messages(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// Memory this writer holds: rows not yet written, the token hashes and sequences, and the
+    /// Parquet writer's buffers. Bounded by two row groups plus 8 bytes per distinct token and
+    /// message.
+    pub fn buffered_bytes(&self) -> usize {
+        self.pending.heap_bytes()
+            + self.tokens.heap_bytes()
+            + self.seqs.capacity() * 8
+            + self.stats.heap_bytes()
+            + self.writer.memory_size()
+    }
+
+    fn write_row_group(&mut self, rows: &RowBuffer) -> Result<(), ArchiveError> {
+        let (Some(min), Some(max)) = (rows.min_key(), rows.max_key()) else {
+            return Ok(());
+        };
+        if self.written_max.is_none_or(|w| min < w) {
+            self.runs.push(self.row_groups);
+        }
+        self.written_max = Some(self.written_max.map_or(max, |w| w.max(max)));
+        let batch = rows.to_batch(&self.schema, &self.service)?;
+        self.writer.write(&batch)?;
+        self.writer.flush()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    /// Writes what is left, closes the file (merging sorted runs if events came late) and
+    /// returns it with its header, sequence list and token filter.
+    pub fn finish(mut self) -> Result<FinishedSegment, ArchiveError> {
+        let (Some(min_ts), Some(max_ts)) = (self.stats.min_ts, self.stats.max_ts) else {
+            return Err(ArchiveError::BadLine(
+                "an empty segment cannot be finished".into(),
+            ));
+        };
+        self.pending.sort();
+        while !self.pending.is_empty() {
+            let chunk = self.pending.split_front(self.opts.row_group_rows);
+            self.write_row_group(&chunk)?;
+        }
+        self.seqs.sort_unstable();
+        self.seqs.dedup();
+        let name = SegmentName::for_seqs(self.incarnation, &self.seqs)
+            .ok_or_else(|| ArchiveError::BadLine("no messages".into()))?;
+        let mut header = SegmentHeader {
+            version: HEADER_VERSION,
+            segment: name.segment_path(&self.service, min_ts),
+            service: self.service.clone(),
+            min_ts,
+            max_ts,
+            rows: self.stats.rows,
+            bytes: 0,
+            raw_bytes: self.stats.raw_bytes,
+            levels: self.stats.levels,
+            minutes: std::mem::take(&mut self.stats.minutes)
+                .into_iter()
+                .collect(),
+            incarnation: self.incarnation,
+            first_seq: name.first_seq,
+            last_seq: name.last_seq,
+            messages: self.seqs.len() as u64,
+            seqhash: format!("{:016x}", name.seqhash),
+            created: chrono::Utc::now().timestamp_millis(),
+            checksum: None,
+            filter: None,
+        };
+        let meta = KeyValue::new(
+            PARQUET_METADATA_KEY.to_string(),
+            serde_json::to_string(&header.embedded())
+                .map_err(|e| ArchiveError::BadLine(e.to_string()))?,
+        );
+        let merged_runs = self.runs.len();
+        let file = if merged_runs > 1 {
+            // Events came later than one row group: the file holds several sorted runs.
+            self.writer.close()?;
+            let spool_dir = self.spool.parent().unwrap_or(Path::new("."));
+            let (out, merged) = tempfile::Builder::new()
+                .prefix(&format!("{}.", self.service))
+                .suffix(".parquet.part")
+                .tempfile_in(spool_dir)?
+                .into_parts();
+            let mut writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.props))?;
+            merge::merge_runs(
+                &self.spool,
+                &self.runs,
+                self.row_groups,
+                &self.opts,
+                &self.service,
+                &self.schema,
+                &mut writer,
+            )?;
+            writer.append_key_value_metadata(meta);
+            writer.close()?;
+            merged
+        } else {
+            self.writer.append_key_value_metadata(meta);
+            self.writer.close()?;
+            self.spool
+        };
+        let (bytes, checksum) = size_and_checksum(&file)?;
+        header.bytes = bytes;
+        header.checksum = Some(format!("{checksum:016x}"));
+        Ok(FinishedSegment {
+            file,
+            header,
+            seqs: self.seqs,
+            filter: TokenFilter::from_hashes(&self.tokens.finish()),
+            merged_runs,
+        })
+    }
+}
+
+/// xxh3-64 of a whole object, as the header's `checksum` holds it.
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+fn size_and_checksum(path: &Path) -> Result<(u64, u64), ArchiveError> {
+    let mut f = File::open(path)?;
+    let mut h = Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, h.digest()))
+}
+
+/// The Parquet writer properties of a segment: zstd, dictionaries, statistics and encodings per column.
+pub fn writer_properties(opts: &SegmentOptions) -> Result<WriterProperties, ArchiveError> {
+    let col = |name: &str| ColumnPath::from(name);
+    let sorted = |column_idx: i32| SortingColumn {
+        column_idx,
+        descending: false,
+        nulls_first: false,
+    };
+    Ok(WriterProperties::builder()
+        .set_created_by(format!("logjet {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
+        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(col("service"), true)
+        .set_column_dictionary_enabled(col("level"), true)
+        .set_column_dictionary_enabled(col("host"), true)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_statistics_enabled(col("ts"), EnabledStatistics::Page)
+        .set_column_statistics_enabled(col("message"), EnabledStatistics::None)
+        .set_column_statistics_enabled(col("fields"), EnabledStatistics::None)
+        .set_column_statistics_enabled(col("trace_id"), EnabledStatistics::None)
+        .set_column_encoding(col("ts"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(col("stream_seq"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(col("event_idx"), Encoding::DELTA_BINARY_PACKED)
+        .set_sorting_columns(Some(vec![sorted(0), sorted(7), sorted(8)]))
+        .build())
+}
+
+/// Distinct token hashes, deduplicated whenever the list doubles: about 8 bytes per distinct
+/// token (16 at worst) instead of one entry per occurrence.
+#[derive(Debug, Default)]
+struct TokenSet {
+    hashes: Vec<u64>,
+    distinct: usize,
+}
+
+impl TokenSet {
+    fn push(&mut self, h: u64) {
+        self.hashes.push(h);
+        if self.hashes.len() >= 2 * self.distinct.max(4096) {
+            self.hashes.sort_unstable();
+            self.hashes.dedup();
+            self.distinct = self.hashes.len();
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.hashes.capacity() * 8
+    }
+
+    fn finish(mut self) -> Vec<u64> {
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        self.hashes
+    }
+}
