@@ -3,9 +3,11 @@
 //! Everything two services must agree on lives here and only here: the event model
 //! ([`event::LogEvent`]), the forgiving input parser ([`parse`]), NATS subject and stream naming
 //! ([`subject`], [`jetstream`]), the Redis key layout ([`keys`]), typed configuration
-//! ([`config`]), the skeleton every service is built on ([`service`]: bind, serve and drain, the
-//! standard routes, `main`), and the HTTP/telemetry plumbing every service shares ([`http`],
-//! [`metrics`], [`telemetry`], [`shutdown`]).
+//! ([`config`]), the skeleton every service is built on ([`service`]: bind, serve and drain
+//! within a deadline, the standard routes, `main`), how a dependency's outage is tracked and
+//! logged ([`outage`], used by [`jetstream::connect`] and [`store::Redis`]), and the
+//! HTTP/telemetry plumbing every service shares ([`http`], [`metrics`], [`telemetry`],
+//! [`shutdown`]).
 
 pub mod auth;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod http;
 pub mod jetstream;
 pub mod keys;
 pub mod metrics;
+pub mod outage;
 pub mod parse;
 pub mod pattern;
 pub mod service;

@@ -52,7 +52,7 @@ pub mod binary;
 pub mod routes;
 pub mod server;
 
-pub use binary::{ConfigFlag, run, run_command};
+pub use binary::{ConfigFlag, run, run_command, serve_until_signal};
 pub use routes::{
     Check, ServiceState, finish, healthz, metrics_response, not_found, readiness, router,
     standard_routes,
