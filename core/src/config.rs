@@ -637,6 +637,8 @@ pub struct QueryConfig {
     pub max_tails: usize,
     /// Events buffered per tail before a client that does not read is dropped.
     pub tail_buffer: usize,
+    /// Largest accepted request body (a query), bytes; more is refused with 413.
+    pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
     /// dependency are answered 503 just before it, unfinished work is left for redelivery.
     #[serde(with = "humantime_serde")]
@@ -659,6 +661,7 @@ impl Default for QueryConfig {
             max_concurrent_requests: 256,
             max_tails: 256,
             tail_buffer: 1024,
+            max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
@@ -686,6 +689,7 @@ impl ServiceConfig for QueryConfig {
             "max_concurrent_requests",
             self.max_concurrent_requests as u64,
         )?;
+        positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }
 }
@@ -975,9 +979,10 @@ mod tests {
     }
 
     #[test]
-    fn every_service_has_a_drain_timeout() {
+    fn every_service_has_a_drain_timeout_and_query_a_body_limit() {
         let q: QueryConfig = load_from(None, env(&[("LOGJET_AUTH", "off")])).unwrap();
         assert_eq!(q.drain_timeout, Duration::from_secs(20));
+        assert_eq!(q.max_body_bytes, 1024 * 1024);
         let i: IngestConfig = load_from(
             None,
             env(&[("LOGJET_AUTH", "off"), ("LOGJET_DRAIN_TIMEOUT", "2s")]),
@@ -995,6 +1000,13 @@ mod tests {
                 .to_string();
             assert!(e.contains("LOGJET_DRAIN_TIMEOUT"), "{e}");
         }
+        let e = load_from::<QueryConfig>(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_MAX_BODY_BYTES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_body_bytes"), "{e}");
     }
 
     #[test]

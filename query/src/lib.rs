@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -243,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats/pipeline", get(pipeline_stats))
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
+        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,
         ));
@@ -326,6 +327,7 @@ impl ScrapeGauges {
     responses(
         (status = 200, description = "A page of events", body = QueryResponse),
         (status = 400, description = "Invalid request; the error names the field", body = logjet_core::http::ErrorBody),
+        (status = 413, description = "Body over `max_body_bytes`", body = logjet_core::http::ErrorBody),
         (status = 503, description = "Redis or NATS unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
     )
 )]
@@ -333,7 +335,15 @@ async fn query_logs(
     State(st): State<AppState>,
     body: Result<axum::Json<QueryRequest>, JsonRejection>,
 ) -> Result<axum::Json<QueryResponse>, QueryError> {
-    let axum::Json(req) = body.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let axum::Json(req) = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            QueryError::TooLarge {
+                limit: st.cfg.max_body_bytes,
+            }
+        } else {
+            QueryError::BadBody(e.body_text())
+        }
+    })?;
     let now = Utc::now();
     let q = EventQuery::from_request(&req, now)?;
     let budget = Budget {
