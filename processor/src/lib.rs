@@ -180,6 +180,7 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
         format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream),
     );
     let mut delay = Duration::from_millis(20);
+    let mut failed = false;
     let (consumer, stream_id) = loop {
         if state.nats.is_connected() {
             let bound = tokio::select! {
@@ -188,7 +189,10 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
             };
             match bound {
                 Ok(bound) => break bound,
-                Err(e) if state.nats.is_connected() => status.failed(&e),
+                Err(e) if state.nats.is_connected() => {
+                    failed = true;
+                    status.failed(&e);
+                }
                 Err(e) => tracing::debug!(error = %e, "consumer not bound during a NATS outage"),
             }
         }
@@ -197,7 +201,10 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
         }
         delay = (delay * 2).min(Duration::from_secs(1));
     };
-    status.succeeded();
+    if failed {
+        // Says how long it took; a consumer bound at the first try is said below.
+        status.succeeded();
+    }
     state.consumer_bound.store(true, Ordering::SeqCst);
     tracing::info!(stream_id = %stream_id, consumer = %cfg.consumer, "consumer bound");
 
