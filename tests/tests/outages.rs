@@ -266,6 +266,58 @@ async fn nats_frozen_with_work_in_flight() {
     nats.thaw();
 }
 
+/// A publish waiting for its acknowledgement when the connection to NATS drops is answered 503
+/// then, not left in the client's buffer to be sent (and acknowledged) once NATS is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publish_waiting_when_nats_is_lost_is_answered_at_once() {
+    let mut nats = NatsServer::start().await;
+    let env = [
+        nats_env(nats.url()),
+        drain(),
+        ("LOGJET_PUBLISH_TIMEOUT", "60s".into()),
+    ];
+    let mut ingest = ServiceProcess::spawn("logjet-ingest", &env);
+    ingest.wait_ready().await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        post_logs(&http, &ingest, &events(1, "before"))
+            .await
+            .status(),
+        202
+    );
+
+    // Frozen first, so the publish is sent and waits; then gone, so the connection drops.
+    nats.freeze();
+    let in_flight = {
+        let (http, url) = (http.clone(), format!("{}/logs", ingest.url));
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(events(5, "lost"))
+                .send()
+                .await
+                .expect("answered");
+            (r.status().as_u16(), Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the publish should be waiting on NATS"
+    );
+    let lost = Instant::now();
+    nats.kill().await;
+    let (status, answered) = in_flight.await.unwrap();
+    assert_eq!(status, 503);
+    let after = answered.saturating_duration_since(lost);
+    assert!(
+        after < Duration::from_secs(2),
+        "answered {after:?} after the loss"
+    );
+    terminate_all(&mut [&mut ingest]).await;
+}
+
 /// A Redis that never answers at start-up, with messages waiting in the stream: the processor
 /// holds a batch it cannot apply and a query request waits on Redis. SIGTERM answers the request
 /// 503 and leaves the batch unacknowledged; a processor with a working Redis counts every event
