@@ -58,6 +58,9 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
     fn validate(&self) -> Result<(), ConfigError>;
     /// `log_format`: how the binary logs (`crate::service::run` starts logging with it).
     fn log_format(&self) -> LogFormat;
+    /// `drain_timeout`: how long the service may take to stop after SIGTERM, whatever its
+    /// dependencies do (`crate::service::ServeOptions::drain_timeout`).
+    fn drain_timeout(&self) -> Duration;
 }
 
 /// Loads from the process environment and the file named by `--config`/`LOGJET_CONFIG`.
@@ -314,6 +317,20 @@ fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
     }
 }
 
+/// The default of every service's `drain_timeout`. Kubernetes' `terminationGracePeriodSeconds`
+/// must exceed the preStop pause plus this (kustomize/base, tests/tests/drain_deadlines.rs).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn validate_drain_timeout(d: Duration) -> Result<(), ConfigError> {
+    if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
+        return Err(ConfigError::invalid(
+            "drain_timeout",
+            "must be between 100ms and 10m",
+        ));
+    }
+    Ok(())
+}
+
 fn positive_duration(key: &str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         Err(ConfigError::invalid(key, "must be longer than 0s"))
@@ -421,6 +438,10 @@ pub struct IngestConfig {
     pub retry_after_secs: u64,
     /// Requests served at once; more wait in line, briefly, then get 503.
     pub max_concurrent_requests: usize,
+    /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
+    /// dependency are answered 503 just before it, unfinished work is left for redelivery.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for IngestConfig {
@@ -436,6 +457,7 @@ impl Default for IngestConfig {
             publish_timeout: Duration::from_secs(5),
             retry_after_secs: 2,
             max_concurrent_requests: 1024,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -443,6 +465,10 @@ impl Default for IngestConfig {
 impl ServiceConfig for IngestConfig {
     fn log_format(&self) -> LogFormat {
         self.log_format
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -462,7 +488,7 @@ impl ServiceConfig for IngestConfig {
             "max_concurrent_requests",
             self.max_concurrent_requests as u64,
         )?;
-        Ok(())
+        validate_drain_timeout(self.drain_timeout)
     }
 }
 
@@ -504,6 +530,10 @@ pub struct ProcessorConfig {
     /// How often consumer lag is read.
     #[serde(with = "humantime_serde")]
     pub lag_interval: Duration,
+    /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
+    /// dependency are answered 503 just before it, unfinished work is left for redelivery.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -525,6 +555,7 @@ impl Default for ProcessorConfig {
             nak_delay: Duration::from_secs(2),
             recent_retention: Duration::from_secs(3600),
             lag_interval: Duration::from_secs(2),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -532,6 +563,10 @@ impl Default for ProcessorConfig {
 impl ServiceConfig for ProcessorConfig {
     fn log_format(&self) -> LogFormat {
         self.log_format
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -576,7 +611,7 @@ impl ServiceConfig for ProcessorConfig {
             ));
         }
         positive_duration("lag_interval", self.lag_interval)?;
-        Ok(())
+        validate_drain_timeout(self.drain_timeout)
     }
 }
 
@@ -607,6 +642,12 @@ pub struct QueryConfig {
     pub tail_buffer: usize,
     #[serde(flatten)]
     pub archive: ArchiveSettings,
+    /// Largest accepted request body (a query), bytes; more is refused with 413.
+    pub max_body_bytes: usize,
+    /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
+    /// dependency are answered 503 just before it, unfinished work is left for redelivery.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for QueryConfig {
@@ -626,6 +667,8 @@ impl Default for QueryConfig {
             max_tails: 256,
             tail_buffer: 1024,
             archive: ArchiveSettings::default(),
+            max_body_bytes: 1024 * 1024,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -633,6 +676,10 @@ impl Default for QueryConfig {
 impl ServiceConfig for QueryConfig {
     fn log_format(&self) -> LogFormat {
         self.log_format
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -649,7 +696,8 @@ impl ServiceConfig for QueryConfig {
             self.max_concurrent_requests as u64,
         )?;
         self.archive.validate()?;
-        Ok(())
+        positive("max_body_bytes", self.max_body_bytes as u64)?;
+        validate_drain_timeout(self.drain_timeout)
     }
 }
 
@@ -666,6 +714,10 @@ pub struct DashboardConfig {
     /// Sent by the proxy as `Authorization: Bearer <key>` to the query service; never to the
     /// browser, never logged.
     pub query_api_key: Option<String>,
+    /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
+    /// dependency are answered 503 just before it, unfinished work is left for redelivery.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for DashboardConfig {
@@ -676,6 +728,7 @@ impl Default for DashboardConfig {
             query_url: "http://127.0.0.1:8001".into(),
             static_dir: PathBuf::from("dashboard/dist"),
             query_api_key: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -702,6 +755,7 @@ impl std::fmt::Debug for DashboardConfig {
                 "query_api_key",
                 &self.query_api_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -709,6 +763,10 @@ impl std::fmt::Debug for DashboardConfig {
 impl ServiceConfig for DashboardConfig {
     fn log_format(&self) -> LogFormat {
         self.log_format
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -725,7 +783,7 @@ impl ServiceConfig for DashboardConfig {
                 "must be non-empty printable ASCII without spaces",
             ));
         }
-        Ok(())
+        validate_drain_timeout(self.drain_timeout)
     }
 }
 
@@ -925,6 +983,37 @@ mod tests {
         );
         assert_eq!(redact_url("nats://nats:4222"), "nats://nats:4222");
         assert_eq!(redact_url("plain text"), "plain text");
+    }
+
+    #[test]
+    fn every_service_has_a_drain_timeout_and_query_a_body_limit() {
+        let q: QueryConfig = load_from(None, env(&[("LOGJET_AUTH", "off")])).unwrap();
+        assert_eq!(q.drain_timeout, Duration::from_secs(20));
+        assert_eq!(q.max_body_bytes, 1024 * 1024);
+        let i: IngestConfig = load_from(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_DRAIN_TIMEOUT", "2s")]),
+        )
+        .unwrap();
+        assert_eq!(i.drain_timeout(), Duration::from_secs(2));
+        let p: ProcessorConfig =
+            load_from(None, env(&[("LOGJET_DRAIN_TIMEOUT", "1500ms")])).unwrap();
+        assert_eq!(p.drain_timeout(), Duration::from_millis(1500));
+        let d: DashboardConfig = load_from(None, env(&[("LOGJET_DRAIN_TIMEOUT", "10s")])).unwrap();
+        assert_eq!(d.drain_timeout(), Duration::from_secs(10));
+        for bad in ["0s", "1h"] {
+            let e = load_from::<ProcessorConfig>(None, env(&[("LOGJET_DRAIN_TIMEOUT", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("LOGJET_DRAIN_TIMEOUT"), "{e}");
+        }
+        let e = load_from::<QueryConfig>(
+            None,
+            env(&[("LOGJET_AUTH", "off"), ("LOGJET_MAX_BODY_BYTES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_body_bytes"), "{e}");
     }
 
     #[test]

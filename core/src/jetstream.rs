@@ -1,12 +1,14 @@
 //! JetStream set-up shared by the services: connecting, the LOGS and LOGS_DLQ streams, and the
 //! processor's durable consumer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, Event};
 
 use crate::config::{ProcessorConfig, StreamSettings};
+use crate::outage::{OutageTracker, REMINDER_EVERY, Throttle};
 use crate::subject::{DLQ_SUBJECTS, STREAM_SUBJECTS};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,18 +29,57 @@ pub enum JetStreamError {
     },
 }
 
+/// A NATS client and the tracker its connection events feed: the one place NATS outages are
+/// logged (see [`crate::outage`]), and what a request waiting on NATS selects on to fail fast.
+#[derive(Clone, Debug)]
+pub struct Nats {
+    pub client: Client,
+    pub status: OutageTracker,
+}
+
+impl Nats {
+    /// The client's own view: what readiness and `logjet_nats_connected` report.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Sends what the client buffered (acks, naks) to the server, if connected, waiting at most
+    /// `within`: the client's own `flush` waits for a connection forever.
+    pub async fn flush_within(&self, within: Duration) {
+        if !self.is_connected() {
+            return;
+        }
+        match tokio::time::timeout(within, self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "flush failed"),
+            Err(_) => tracing::debug!("flush did not finish within {within:?}"),
+        }
+    }
+}
+
 /// Connects to NATS. With `retry` the client keeps trying in the background instead of failing,
 /// so a service can start (and report not-ready) before NATS is up. Reconnects are quick and
-/// unbounded: a NATS restart must not need a service restart.
-pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Client, JetStreamError> {
+/// unbounded: a NATS restart must not need a service restart. The client's connection events go
+/// to an [`OutageTracker`], which logs an outage once (not every reconnect attempt).
+pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Nats, JetStreamError> {
+    let status = OutageTracker::new("nats", "NATS", url);
+    let server_errors = Arc::new(Throttle::new(REMINDER_EVERY));
+    let events = status.clone();
     let mut opts = ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(3))
+        // A server that stops answering (frozen, partitioned) is noticed after two missed pings
+        // rather than the default two minutes.
+        .ping_interval(Duration::from_secs(10))
         // The client also waits this before its very first attempt: none then, so a service is
         // ready as soon as NATS answers; then 100 ms more per attempt, up to a second.
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((attempts.saturating_sub(1) as u64 * 100).min(1000))
+        })
+        .event_callback(move |event| {
+            observe(&events, &server_errors, event);
+            std::future::ready(())
         });
     if retry {
         opts = opts.retry_on_initial_connect();
@@ -51,12 +92,39 @@ pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Client, JetSt
         Some(Credentials::Token(token)) => opts = opts.token(token),
         None => {}
     }
-    opts.connect(servers.as_str())
-        .await
-        .map_err(|source| JetStreamError::Connect {
-            url: crate::config::redact_url(url),
-            source,
-        })
+    let client =
+        opts.connect(servers.as_str())
+            .await
+            .map_err(|source| JetStreamError::Connect {
+                url: crate::config::redact_url(url),
+                source,
+            })?;
+    Ok(Nats { client, status })
+}
+
+/// What a connection event means: async-nats reports every reconnect attempt (once a second
+/// during an outage); the tracker turns them into one line per outage. Its own per-event log
+/// line is filtered out in [`crate::telemetry::init`].
+fn observe(status: &OutageTracker, server_errors: &Throttle, event: Event) {
+    match event {
+        Event::Connected => status.succeeded(),
+        Event::Disconnected => status.failed(&"connection lost"),
+        Event::ClientError(e) => status.failed(&e),
+        Event::ServerError(e) => {
+            if let Some(suppressed) = server_errors.allow() {
+                tracing::warn!(error = %e, suppressed, "NATS server error");
+            }
+        }
+        Event::SlowConsumer(sid) => {
+            if let Some(suppressed) = server_errors.allow() {
+                tracing::warn!(subscription = sid, suppressed, "NATS slow consumer");
+            }
+        }
+        Event::LameDuckMode => {
+            tracing::info!("{} entered lame duck mode", status.what());
+        }
+        Event::Draining | Event::Closed => tracing::debug!(event = %event, "NATS connection"),
+    }
 }
 
 /// Credentials found in a NATS URL.

@@ -3,9 +3,11 @@
 //! Everything two services must agree on lives here and only here: the event model
 //! ([`event::LogEvent`], defined in `logjet-api`), the forgiving input parser ([`parse`]), how a
 //! stream message decodes ([`message`]), NATS subject and stream naming ([`subject`],
-//! [`jetstream`]), the Redis key layout ([`keys`]), typed configuration ([`config`]), the skeleton
-//! every service is built on ([`service`]: bind, serve and drain, the standard routes, `main`),
-//! and the HTTP/telemetry plumbing every service shares ([`http`], [`metrics`], [`telemetry`],
+//! [`jetstream`]), the Redis key layout ([`keys`]), typed configuration ([`config`]), the archive
+//! format ([`archive`]), the skeleton every service is built on ([`service`]: bind, serve and
+//! drain within a deadline, the standard routes, `main`), how a dependency's outage is tracked
+//! and logged ([`outage`], used by [`jetstream::connect`] and [`store::Redis`]), and the
+//! HTTP/telemetry plumbing every service shares ([`http`], [`metrics`], [`telemetry`],
 //! [`shutdown`]).
 
 pub mod archive;
@@ -19,6 +21,7 @@ pub mod jetstream;
 pub mod keys;
 pub mod message;
 pub mod metrics;
+pub mod outage;
 pub mod parse;
 pub mod pattern;
 pub mod service;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::Client;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +26,8 @@ use chrono::{DateTime, Utc};
 use logjet_core::LogEvent;
 use logjet_core::config::IngestConfig;
 use logjet_core::http as lhttp;
-use logjet_core::jetstream::{self as ljs, JetStreamError};
+use logjet_core::jetstream::{self as ljs, JetStreamError, Nats};
+use logjet_core::outage::{OutageTracker, REMINDER_EVERY, Throttle};
 use logjet_core::parse::{self, BodyFormat, ParseOptions, Reject};
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
@@ -69,6 +69,9 @@ pub struct AppState {
     pub recheck_stream: Arc<Notify>,
     /// Authentication and per-key rate limits of the API routes.
     pub guard: Arc<lhttp::Guard>,
+    /// Publish failures while NATS is connected (timeouts) are logged at most once a minute;
+    /// those of an outage are its tracker's to log.
+    pub publish_failures_log: Arc<Throttle>,
 }
 
 impl ServiceState for AppState {
@@ -103,7 +106,7 @@ pub struct Ingest {
     server: HttpServer,
     state: AppState,
     router: Router,
-    client: Client,
+    nats: Nats,
 }
 
 impl Ingest {
@@ -112,7 +115,7 @@ impl Ingest {
     pub async fn build(cfg: IngestConfig) -> Result<Ingest, StartError> {
         let serve_options = ServeOptions {
             header_read_timeout: cfg.api.header_read_timeout,
-            ..Default::default()
+            ..ServeOptions::with_drain_timeout(cfg.drain_timeout)
         };
         let server = HttpServer::bind(cfg.listen, serve_options).await?;
         let auth = cfg.api.load_auth()?;
@@ -121,7 +124,7 @@ impl Ingest {
                 "AUTHENTICATION IS OFF (LOGJET_AUTH=off): anyone who can reach this port can send logs. Local development only."
             );
         }
-        let client = ljs::connect(&cfg.nats_url, "logjet-ingest", true).await?;
+        let nats = ljs::connect(&cfg.nats_url, "logjet-ingest", true).await?;
         let registry = logjet_core::metrics::new_registry("ingest");
         let guard = lhttp::Guard::new(
             auth,
@@ -131,7 +134,7 @@ impl Ingest {
             &registry,
         );
         let metrics = IngestMetrics::new(&registry);
-        let publisher = Publisher::new(client.clone(), cfg.publish_timeout, metrics.clone());
+        let publisher = Publisher::new(&nats, cfg.publish_timeout, metrics.clone());
         let state = AppState {
             cfg: Arc::new(cfg),
             coalescer: Coalescer::spawn(publisher.clone()),
@@ -142,12 +145,13 @@ impl Ingest {
             stream_ready: Arc::new(AtomicBool::new(false)),
             recheck_stream: Arc::new(Notify::new()),
             guard,
+            publish_failures_log: Arc::new(Throttle::new(REMINDER_EVERY)),
         };
         Ok(Ingest {
             server,
             router: app(state.clone()),
             state,
-            client,
+            nats,
         })
     }
 
@@ -161,27 +165,25 @@ impl Ingest {
         self.router.clone()
     }
 
-    /// Serves until `shutdown`, then fails readiness, finishes in-flight requests and flushes.
+    /// Serves until `shutdown`, then fails readiness and finishes in-flight requests, within
+    /// the drain timeout whatever NATS does. Nothing is flushed after: every 202 was sent after
+    /// JetStream's acknowledgement, and what is left in the client's buffer belongs to requests
+    /// that were answered 503 (sending it now would only make their retries duplicates).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Ingest {
             server,
             state,
             router,
-            client,
+            nats,
         } = self;
         tracing::info!(
             listen = %server.local_addr(),
             config = ?logjet_core::config::describe(&*state.cfg),
             "ingest starting"
         );
-        let stream_task = tokio::spawn(keep_stream(
-            client.clone(),
-            state.clone(),
-            shutdown.child_token(),
-        ));
+        let stream_task = tokio::spawn(keep_stream(nats, state.clone(), shutdown.child_token()));
         let result = server.serve(router, shutdown).await;
         stream_task.abort();
-        let _ = client.flush().await;
         tracing::info!("ingest stopped");
         Ok(result?)
     }
@@ -193,32 +195,41 @@ pub async fn serve(cfg: IngestConfig, shutdown: CancellationToken) -> Result<(),
 }
 
 /// Makes sure the LOGS and dead-letter streams exist: at start, whenever a publish finds no
-/// stream (NATS restarted on an empty store), and every 30 s.
-async fn keep_stream(client: Client, state: AppState, shutdown: CancellationToken) {
-    let js = ljs::context(client.clone(), Duration::from_secs(5));
+/// stream (NATS restarted on an empty store), and every 30 s. Only while NATS is connected (a NATS
+/// outage is NATS's tracker's to log); a stream that cannot be made is said once, with reminders.
+async fn keep_stream(nats: Nats, state: AppState, shutdown: CancellationToken) {
+    let js = ljs::context(nats.client.clone(), Duration::from_secs(5));
+    let status = OutageTracker::describing("stream", format!("stream {}", state.cfg.stream.stream));
+    // Right after start-up (or a reconnect) NATS is usually a few milliseconds away: look again
+    // soon. A stream that cannot be made while NATS answers is retried less and less often.
+    let poll = Duration::from_millis(25);
+    let mut retry = poll;
     loop {
-        let ok = if client.connection_state() == async_nats::connection::State::Connected {
-            let logs = ljs::ensure_stream(&js, ljs::logs_stream_config(&state.cfg.stream)).await;
-            let dlq = ljs::ensure_stream(&js, ljs::dlq_stream_config(&state.cfg.stream)).await;
-            match (logs, dlq) {
-                (Ok(_), Ok(_)) => true,
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, "stream not ready");
-                    false
+        let wait = if nats.is_connected() {
+            let ensure = async {
+                ljs::ensure_stream(&js, ljs::logs_stream_config(&state.cfg.stream)).await?;
+                ljs::ensure_stream(&js, ljs::dlq_stream_config(&state.cfg.stream)).await
+            };
+            let result = tokio::select! {
+                r = ensure => r,
+                _ = shutdown.cancelled() => return,
+            };
+            state.stream_ready.store(result.is_ok(), Ordering::SeqCst);
+            match result {
+                Ok(_) => {
+                    status.succeeded();
+                    retry = poll;
+                    Duration::from_secs(30)
+                }
+                Err(e) => {
+                    status.failed(&e);
+                    retry = (retry * 2).min(Duration::from_secs(1));
+                    retry
                 }
             }
         } else {
-            false
-        };
-        let was = state.stream_ready.swap(ok, Ordering::SeqCst);
-        if ok && !was {
-            tracing::info!(stream = %state.cfg.stream.stream, "stream ready");
-        }
-        // Right after start-up NATS is usually a few milliseconds away: look again soon.
-        let wait = if ok {
-            Duration::from_secs(30)
-        } else {
-            Duration::from_millis(25)
+            state.stream_ready.store(false, Ordering::SeqCst);
+            poll
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -431,7 +442,11 @@ pub(crate) async fn publish_events(
             st.stream_ready.store(false, Ordering::SeqCst);
             st.recheck_stream.notify_one();
         }
-        tracing::warn!(error = %e, "publish failed");
+        if st.publisher.in_outage() {
+            tracing::debug!(error = %e, "publish failed during a NATS outage");
+        } else if let Some(suppressed) = st.publish_failures_log.allow() {
+            tracing::warn!(error = %e, suppressed, "publish failed");
+        }
         IngestError::Unavailable {
             reason: e.to_string(),
             retry_after: st.cfg.retry_after_secs,

@@ -12,6 +12,8 @@ use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use futures::future::join_all;
 use logjet_core::LogEvent;
+use logjet_core::jetstream::Nats;
+use logjet_core::outage::OutageTracker;
 use logjet_core::subject::{ServiceName, headers};
 use sha2::{Digest, Sha256};
 
@@ -119,20 +121,28 @@ impl PublishError {
 #[derive(Clone)]
 pub struct Publisher {
     client: Client,
+    /// Tells a publish waiting for acknowledgements that the connection is gone.
+    status: OutageTracker,
     js: jetstream::Context,
     timeout: Duration,
     metrics: IngestMetrics,
 }
 
 impl Publisher {
-    pub fn new(client: Client, timeout: Duration, metrics: IngestMetrics) -> Publisher {
-        let js = logjet_core::jetstream::context(client.clone(), timeout);
+    pub fn new(nats: &Nats, timeout: Duration, metrics: IngestMetrics) -> Publisher {
+        let js = logjet_core::jetstream::context(nats.client.clone(), timeout);
         Publisher {
-            client,
+            client: nats.client.clone(),
+            status: nats.status.clone(),
             js,
             timeout,
             metrics,
         }
+    }
+
+    /// Whether NATS is known to be unreachable (the outage is logged by its tracker).
+    pub fn in_outage(&self) -> bool {
+        !self.is_connected() || !self.status.is_up()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -148,15 +158,31 @@ impl Publisher {
         .max(1024)
     }
 
-    /// Publishes every event and waits for all acknowledgements.
+    /// Publishes every event and waits for all acknowledgements. Fails at once when NATS is
+    /// not connected, and as soon as the connection is lost while it waits: a publish must not
+    /// sit in the client's buffer through an outage and answer long after (it might be sent when
+    /// NATS is back, as a publish that timed out might: clients retry 503s, and an
+    /// `Idempotency-Key` makes such a retry count once).
     pub async fn publish(
         &self,
         events: &[LogEvent],
         ctx: &PublishContext,
     ) -> Result<PublishOutcome, PublishError> {
+        let lost = self.status.next_loss();
         if !self.is_connected() {
-            return Err(PublishError::NotConnected);
+            return Err(self.failed(PublishError::NotConnected));
         }
+        tokio::select! {
+            result = self.publish_connected(events, ctx) => result,
+            () = lost => Err(self.failed(PublishError::NotConnected)),
+        }
+    }
+
+    async fn publish_connected(
+        &self,
+        events: &[LogEvent],
+        ctx: &PublishContext,
+    ) -> Result<PublishOutcome, PublishError> {
         let batches = encode_batches(events, self.max_payload());
         let start = Instant::now();
         let mut pending = Vec::with_capacity(batches.len());
@@ -205,12 +231,16 @@ impl Publisher {
     }
 
     fn classify(&self, kind: PublishErrorKind, message: String) -> PublishError {
-        let err = match kind {
+        self.failed(match kind {
             PublishErrorKind::TimedOut => PublishError::TimedOut(self.timeout),
             PublishErrorKind::StreamNotFound => PublishError::NoStream,
             _ if !self.is_connected() => PublishError::NotConnected,
             _ => PublishError::Other(message),
-        };
+        })
+    }
+
+    /// Counts a failure in `logjet_jetstream_publish_failures_total`.
+    fn failed(&self, err: PublishError) -> PublishError {
         self.metrics
             .publish_failures
             .with_label_values(&[err.code()])

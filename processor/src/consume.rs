@@ -10,6 +10,9 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
+use logjet_core::jetstream::Nats;
+use logjet_core::outage::Throttle;
+use logjet_core::store::{self, Redis};
 use logjet_core::subject::headers;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +24,13 @@ use crate::metrics::ProcessorMetrics;
 /// Everything the loop needs.
 pub struct Worker {
     pub consumer: PullConsumer,
+    /// The connection the consumer uses: no fetch is started while it is down.
+    pub nats: Nats,
     pub aggregator: Aggregator,
+    /// Redis's outage tracker (and its ping), fed by every apply.
+    pub redis: Redis,
+    /// Failures that are not an outage (a script error) are logged at most once a minute.
+    pub failures_log: Throttle,
     pub dead_letters: DeadLetters,
     pub metrics: ProcessorMetrics,
     pub settings: PlanSettings,
@@ -43,26 +52,47 @@ pub enum Transient {
     DeadLetter(String),
 }
 
+/// After shutdown, what is left of the open pull request is read for this long past its expiry
+/// (so its messages can be handed back at once); a request that does not end by then (NATS gone)
+/// is abandoned and its messages come back after `ack_wait`.
+const DRAIN_MARGIN: Duration = Duration::from_millis(250);
+/// Acks and naks are sends into the client's buffer; they wait only when it is full (a long NATS
+/// outage). A nak that cannot be sent within this is left to `ack_wait`.
+const ACK_BOUND: Duration = Duration::from_secs(1);
+
 impl Worker {
     /// Runs until `shutdown`. Work is pulled one bounded batch request at a time (never a standing
     /// subscription), so on shutdown nothing is left on its way to this replica: the batch in hand
     /// is applied and acknowledged, the rest of the open request is drained (it ends after
     /// `fetch_expires` at the latest) and handed back with a nak, so another replica takes it at
-    /// once instead of after `ack_wait`.
+    /// once instead of after `ack_wait`. No fetch starts while NATS is down, and nothing waits on
+    /// NATS past shutdown.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let request = self
-                .consumer
-                .batch()
-                .max_messages(self.fetch_batch)
-                .max_bytes(self.fetch_max_bytes)
-                .expires(self.fetch_expires)
-                .messages()
-                .await;
+            if !self.nats.is_connected() {
+                // The outage is NATS's tracker's to log; a fetch now would only queue requests
+                // in the client until it reconnects.
+                sleep_or_shutdown(&shutdown, Duration::from_millis(100)).await;
+                continue;
+            }
+            let request = tokio::select! {
+                r = self
+                    .consumer
+                    .batch()
+                    .max_messages(self.fetch_batch)
+                    .max_bytes(self.fetch_max_bytes)
+                    .expires(self.fetch_expires)
+                    .messages() => r,
+                _ = shutdown.cancelled() => break,
+            };
             let messages = match request {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot pull from the consumer; retrying");
+                    if !self.nats.is_connected() {
+                        tracing::debug!(error = %e, "cannot pull during a NATS outage");
+                    } else if let Some(suppressed) = self.failures_log.allow() {
+                        tracing::warn!(error = %e, suppressed, "cannot pull from the consumer; retrying");
+                    }
                     sleep_or_shutdown(&shutdown, Duration::from_millis(500)).await;
                     continue;
                 }
@@ -70,7 +100,25 @@ impl Worker {
             let mut chunks = messages.ready_chunks(self.fetch_batch);
             let mut redis_down = false;
             let mut handed_back = 0usize;
-            while let Some(chunk) = chunks.next().await {
+            let mut drain_until = None;
+            loop {
+                let chunk = match drain_until {
+                    None => tokio::select! {
+                        biased;
+                        c = chunks.next() => c,
+                        _ = shutdown.cancelled() => {
+                            drain_until = Some(
+                                tokio::time::Instant::now() + self.fetch_expires + DRAIN_MARGIN,
+                            );
+                            continue;
+                        }
+                    },
+                    Some(until) => match tokio::time::timeout_at(until, chunks.next()).await {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    },
+                };
+                let Some(chunk) = chunk else { break };
                 let mut msgs = Vec::with_capacity(self.fetch_batch);
                 keep_messages(chunk, &mut msgs);
                 if shutdown.is_cancelled() || redis_down {
@@ -96,7 +144,7 @@ impl Worker {
                     continue;
                 }
                 if let Err(e) = self.process(msgs).await {
-                    tracing::warn!(error = %e, "batch nak'ed; pausing until Redis answers");
+                    self.log_transient(&e);
                     // The rest of this request is nak'ed too: fetching while Redis is down would
                     // only burn delivery attempts.
                     redis_down = true;
@@ -111,6 +159,20 @@ impl Worker {
         }
     }
 
+    /// A batch was nak'ed: an outage (Redis, or NATS for a dead letter) is its tracker's to log;
+    /// anything else is said, at most once a minute.
+    fn log_transient(&self, e: &Transient) {
+        let outage = match e {
+            Transient::Redis(e) => store::is_unavailable(e),
+            Transient::DeadLetter(_) => !self.nats.is_connected(),
+        };
+        if outage {
+            tracing::debug!(error = %e, "batch nak'ed during an outage; pausing until Redis answers");
+        } else if let Some(suppressed) = self.failures_log.allow() {
+            tracing::warn!(error = %e, suppressed, "batch nak'ed; pausing until Redis answers");
+        }
+    }
+
     /// Returns messages to the consumer: at once on shutdown, after `nak_delay` when Redis is down.
     async fn hand_back(&self, msgs: &[jetstream::Message], delayed: bool) {
         let kind = if delayed {
@@ -118,17 +180,17 @@ impl Worker {
         } else {
             AckKind::Nak(None)
         };
-        for r in join_all(msgs.iter().map(|m| m.ack_with(kind))).await {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "nak failed; the message comes back after ack_wait");
-            }
-        }
+        send_acks(msgs.iter().map(|m| m.ack_with(kind)), "nak").await;
     }
 
     async fn wait_for_redis(&self, shutdown: &CancellationToken) {
         let mut delay = Duration::from_millis(100);
         loop {
-            if self.aggregator.ping().await.is_ok() {
+            let pinged = tokio::select! {
+                r = self.redis.ping() => r,
+                _ = shutdown.cancelled() => return,
+            };
+            if pinged.is_ok() {
                 self.metrics.redis_up.set(1);
                 return;
             }
@@ -203,7 +265,7 @@ impl Worker {
                 tracing::debug!(error = %e, "apply failed on a dropped connection; retrying once");
                 result = self.aggregator.apply_batch(&planned).await;
             }
-            match result {
+            match self.redis.observe(result) {
                 Ok(applied) => {
                     self.metrics.redis_up.set(1);
                     self.metrics
@@ -262,12 +324,8 @@ impl Worker {
             };
             acks.push(m.ack_with(kind));
         }
-        for r in join_all(acks).await {
-            if let Err(e) = r {
-                // The effects are in Redis; a lost ack means a harmless redelivery.
-                tracing::debug!(error = %e, "ack failed");
-            }
-        }
+        // The effects are in Redis; a lost ack means a harmless redelivery.
+        send_acks(acks, "ack").await;
         if traceparents.is_empty() {
             tracing::debug!(messages = msgs.len(), "batch applied");
         } else {
@@ -288,10 +346,25 @@ impl Worker {
         let naks = msgs
             .iter()
             .map(|m| m.ack_with(AckKind::Nak(Some(self.nak_delay))));
-        for r in join_all(naks).await {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "nak failed; the message comes back after ack_wait");
+        send_acks(naks, "nak").await;
+    }
+}
+
+/// Sends acks or naks, waiting at most [`ACK_BOUND`]: one not sent comes back after `ack_wait`.
+async fn send_acks<F>(acks: impl IntoIterator<Item = F>, what: &str)
+where
+    F: std::future::Future<Output = Result<(), async_nats::Error>>,
+{
+    match tokio::time::timeout(ACK_BOUND, join_all(acks)).await {
+        Ok(results) => {
+            for r in results {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "{what} failed; the message comes back after ack_wait");
+                }
             }
+        }
+        Err(_) => {
+            tracing::debug!("{what}s not sent within {ACK_BOUND:?}; they come back after ack_wait")
         }
     }
 }

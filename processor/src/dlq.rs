@@ -129,8 +129,9 @@ pub async fn replay(
     dry_run: bool,
     limit: Option<u64>,
 ) -> Result<ReplayReport, ReplayError> {
-    let client =
-        logjet_core::jetstream::connect(&cfg.nats_url, "logjet-processor-dlq", false).await?;
+    let client = logjet_core::jetstream::connect(&cfg.nats_url, "logjet-processor-dlq", false)
+        .await?
+        .client;
     let js = logjet_core::jetstream::context(client, std::time::Duration::from_secs(10));
     let mut stream = js
         .get_stream(&cfg.stream.dlq_stream)

@@ -18,16 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::Client;
-use async_nats::connection::State as NatsState;
 use async_nats::jetstream::consumer::PullConsumer;
 use axum::Router;
 use logjet_core::config::ProcessorConfig;
-use logjet_core::jetstream::{self as ljs, JetStreamError};
+use logjet_core::jetstream::{self as ljs, JetStreamError, Nats};
+use logjet_core::outage::{OutageTracker, REMINDER_EVERY, Throttle};
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
-use redis::aio::ConnectionManager;
+use logjet_core::store::Redis;
 use tokio_util::sync::CancellationToken;
 
 use aggregate::{Aggregator, PlanSettings};
@@ -51,8 +50,8 @@ pub enum StartError {
 
 #[derive(Clone)]
 struct AppState {
-    client: Client,
-    redis: ConnectionManager,
+    nats: Nats,
+    redis: Redis,
     registry: prometheus::Registry,
     metrics: ProcessorMetrics,
     draining: Draining,
@@ -69,12 +68,10 @@ impl ServiceState for AppState {
     }
 
     async fn readiness(&self) -> Vec<Check> {
-        let nats = Check::when("nats", self.nats_connected(), || {
+        let nats = Check::when("nats", self.nats.is_connected(), || {
             "not connected to NATS".into()
         });
-        let redis = logjet_core::store::ping(&self.redis)
-            .await
-            .map_err(|e| format!("redis: {e}"));
+        let redis = self.redis.ping().await.map_err(|e| format!("redis: {e}"));
         let consumer = Check::when(
             "consumer",
             self.consumer_bound.load(Ordering::SeqCst),
@@ -86,13 +83,7 @@ impl ServiceState for AppState {
     async fn before_scrape(&self) {
         self.metrics
             .nats_connected
-            .set(self.nats_connected() as i64);
-    }
-}
-
-impl AppState {
-    fn nats_connected(&self) -> bool {
-        self.client.connection_state() == NatsState::Connected
+            .set(self.nats.is_connected() as i64);
     }
 }
 
@@ -106,17 +97,22 @@ pub struct Processor {
 
 impl Processor {
     pub async fn build(cfg: ProcessorConfig) -> Result<Processor, StartError> {
-        let server = HttpServer::bind(cfg.listen, ServeOptions::default()).await?;
-        let client = ljs::connect(&cfg.nats_url, "logjet-processor", true).await?;
-        let redis = logjet_core::store::connect_lazy(&cfg.redis_url, Duration::from_secs(5))
-            .map_err(|source| StartError::Redis {
+        let server = HttpServer::bind(
+            cfg.listen,
+            ServeOptions::with_drain_timeout(cfg.drain_timeout),
+        )
+        .await?;
+        let nats = ljs::connect(&cfg.nats_url, "logjet-processor", true).await?;
+        let redis = Redis::connect(&cfg.redis_url, Duration::from_secs(5)).map_err(|source| {
+            StartError::Redis {
                 url: logjet_core::config::redact_url(&cfg.redis_url),
                 source,
-            })?;
+            }
+        })?;
         let registry = logjet_core::metrics::new_registry("processor");
         let metrics = ProcessorMetrics::new(&registry);
         let state = AppState {
-            client,
+            nats,
             redis,
             registry,
             metrics,
@@ -137,7 +133,9 @@ impl Processor {
     }
 
     /// Runs until `shutdown`: then readiness fails, fetching stops, the batch in hand is applied
-    /// and acknowledged, buffered messages are handed back, and the process can exit.
+    /// and acknowledged, buffered messages are handed back, and the process can exit. All of it
+    /// within the drain timeout whatever NATS and Redis do: what is not acknowledged by then is
+    /// delivered again (the apply is atomic and idempotent, so nothing is half-applied).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
         let Processor {
             cfg,
@@ -146,11 +144,17 @@ impl Processor {
             router,
         } = self;
         tracing::info!(config = ?logjet_core::config::describe(&cfg), "processor starting");
+        // Redis is pinged now and then so its outages are noticed while nothing is applied.
+        state
+            .redis
+            .spawn_watch(REDIS_WATCH_EVERY, shutdown.child_token());
+        let drain_timeout = cfg.drain_timeout;
         let worker = tokio::spawn(run_worker(cfg, state.clone(), shutdown.child_token()));
         let finish_work = async move {
             tracing::info!("draining");
             let _ = worker.await;
-            let _ = state.client.flush().await;
+            // The acks and naks just sent must reach the server before the process ends.
+            state.nats.flush_within(drain_timeout).await;
         };
         let result = server.serve_then(router, shutdown, finish_work).await;
         tracing::info!("processor stopped");
@@ -163,15 +167,33 @@ pub async fn serve(cfg: ProcessorConfig, shutdown: CancellationToken) -> Result<
     Processor::build(cfg).await?.run(shutdown).await
 }
 
-/// Sets up the streams and the consumer (retrying until NATS answers), then consumes.
+/// How often Redis is pinged while nothing else uses it.
+const REDIS_WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Sets up the streams and the consumer (retrying until NATS answers), then consumes. The set-up
+/// waits on NATS only until `shutdown`; a stream or consumer that cannot be made while NATS
+/// answers is said once, with reminders.
 async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: CancellationToken) {
-    let js = ljs::context(state.client.clone(), Duration::from_secs(5));
+    let js = ljs::context(state.nats.client.clone(), Duration::from_secs(5));
+    let status = OutageTracker::describing(
+        "consumer",
+        format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream),
+    );
     let mut delay = Duration::from_millis(20);
+    let mut failed = false;
     let (consumer, stream_id) = loop {
-        if state.client.connection_state() == NatsState::Connected {
-            match bind(&js, &cfg).await {
+        if state.nats.is_connected() {
+            let bound = tokio::select! {
+                r = bind(&js, &cfg) => r,
+                _ = shutdown.cancelled() => return,
+            };
+            match bound {
                 Ok(bound) => break bound,
-                Err(e) => tracing::warn!(error = %e, "consumer not ready; retrying"),
+                Err(e) if state.nats.is_connected() => {
+                    failed = true;
+                    status.failed(&e);
+                }
+                Err(e) => tracing::debug!(error = %e, "consumer not bound during a NATS outage"),
             }
         }
         if !sleep_or_shutdown(&shutdown, delay).await {
@@ -179,18 +201,26 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
         }
         delay = (delay * 2).min(Duration::from_secs(1));
     };
+    if failed {
+        // Says how long it took; a consumer bound at the first try is said below.
+        status.succeeded();
+    }
     state.consumer_bound.store(true, Ordering::SeqCst);
     tracing::info!(stream_id = %stream_id, consumer = %cfg.consumer, "consumer bound");
 
     let lag = tokio::spawn(watch_lag(
         consumer.clone(),
+        state.nats.clone(),
         state.metrics.clone(),
         cfg.lag_interval,
         shutdown.clone(),
     ));
     let worker = Arc::new(Worker {
         consumer,
-        aggregator: Aggregator::new(state.redis.clone()),
+        nats: state.nats.clone(),
+        aggregator: Aggregator::new(state.redis.conn.clone()),
+        redis: state.redis.clone(),
+        failures_log: Throttle::new(REMINDER_EVERY),
         dead_letters: DeadLetters::new(js.clone(), stream_id.clone(), state.metrics.clone()),
         metrics: state.metrics.clone(),
         settings: PlanSettings {
@@ -220,19 +250,25 @@ async fn bind(
     Ok((consumer, ljs::stream_incarnation(&info)))
 }
 
-/// Reads the consumer's lag the way KEDA's `nats-jetstream` scaler does.
+/// Reads the consumer's lag the way KEDA's `nats-jetstream` scaler does (not while NATS is
+/// down: the requests would only queue in the client).
 async fn watch_lag(
     mut consumer: PullConsumer,
+    nats: Nats,
     metrics: ProcessorMetrics,
     every: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
-        match consumer.info().await {
-            Ok(info) => metrics
-                .consumer_lag
-                .set((info.num_pending + info.num_ack_pending as u64) as i64),
-            Err(e) => tracing::debug!(error = %e, "consumer info failed"),
+        if nats.is_connected() {
+            let info = tokio::select! {
+                r = consumer.info() => r.map(|i| i.num_pending + i.num_ack_pending as u64),
+                _ = shutdown.cancelled() => return,
+            };
+            match info {
+                Ok(lag) => metrics.consumer_lag.set(lag as i64),
+                Err(e) => tracing::debug!(error = %e, "consumer info failed"),
+            }
         }
         if !sleep_or_shutdown(&shutdown, every).await {
             return;

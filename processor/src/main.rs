@@ -57,8 +57,11 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, cfg: ProcessorConfig) -> anyhow::Result<()> {
     match command {
         Command::Run => {
-            let shutdown = logjet_core::shutdown::on_signals();
-            logjet_processor::serve(cfg, shutdown).await?;
+            let drain_timeout = cfg.drain_timeout;
+            service::serve_until_signal(drain_timeout, |shutdown| {
+                logjet_processor::serve(cfg, shutdown)
+            })
+            .await?;
         }
         Command::Rebuild => {
             let report = logjet_processor::rebuild::rebuild(&cfg, |r| {

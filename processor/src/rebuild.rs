@@ -47,7 +47,9 @@ pub async fn rebuild(
     cfg: &ProcessorConfig,
     mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, RebuildError> {
-    let client = ljs::connect(&cfg.nats_url, "logjet-processor-rebuild", false).await?;
+    let client = ljs::connect(&cfg.nats_url, "logjet-processor-rebuild", false)
+        .await?
+        .client;
     let redis = logjet_core::store::connect_lazy(&cfg.redis_url, Duration::from_secs(30))?;
     logjet_core::store::ping(&redis).await?;
     let js = ljs::context(client, Duration::from_secs(10));

@@ -10,6 +10,8 @@ pub enum QueryError {
     Invalid { field: String, problem: String },
     #[error("invalid request body: {0}")]
     BadBody(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("Redis is unavailable, retry later: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("the query took longer than {0:?}")]
@@ -33,6 +35,7 @@ impl QueryError {
     pub fn status(&self) -> StatusCode {
         match self {
             QueryError::Invalid { .. } | QueryError::BadBody(_) => StatusCode::BAD_REQUEST,
+            QueryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             QueryError::Redis(_)
             | QueryError::Overloaded
             | QueryError::TooManyTails

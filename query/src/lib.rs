@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -28,7 +28,7 @@ use logjet_core::keys::Bucket;
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
-use redis::aio::ConnectionManager;
+use logjet_core::store::Redis;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -56,7 +56,8 @@ pub enum StartError {
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<QueryConfig>,
-    pub redis: ConnectionManager,
+    /// The connection and its outage tracker: every read's result feeds it.
+    pub redis: Redis,
     pub tails: tail::Tails,
     pub history: history::History,
     pub gauges: ScrapeGauges,
@@ -75,9 +76,7 @@ impl ServiceState for AppState {
     }
 
     async fn readiness(&self) -> Vec<Check> {
-        let redis = logjet_core::store::ping(&self.redis)
-            .await
-            .map_err(|e| format!("redis: {e}"));
+        let redis = self.redis.ping().await.map_err(|e| format!("redis: {e}"));
         vec![Check::new("redis", redis)]
     }
 
@@ -89,12 +88,9 @@ impl ServiceState for AppState {
         let nats_up =
             self.tails.client.connection_state() == async_nats::connection::State::Connected;
         m.nats_connected.set(nats_up as i64);
-        let redis_up = tokio::time::timeout(
-            Duration::from_secs(1),
-            logjet_core::store::ping(&self.redis),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let redis_up = tokio::time::timeout(Duration::from_secs(1), self.redis.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
         m.redis_up.set(redis_up as i64);
         if nats_up
             && let Ok(Ok(p)) = tokio::time::timeout(
@@ -113,21 +109,22 @@ pub struct QueryService {
     server: HttpServer,
     router: Router,
     cfg: Arc<QueryConfig>,
+    redis: Redis,
 }
 
 impl QueryService {
     pub async fn build(cfg: QueryConfig) -> Result<QueryService, StartError> {
         let serve_options = ServeOptions {
             header_read_timeout: cfg.api.header_read_timeout,
-            ..Default::default()
+            ..ServeOptions::with_drain_timeout(cfg.drain_timeout)
         };
         let server = HttpServer::bind(cfg.listen, serve_options).await?;
-        let redis = logjet_core::store::connect_lazy(&cfg.redis_url, cfg.query_timeout).map_err(
-            |source| StartError::Redis {
+        let redis = Redis::connect(&cfg.redis_url, cfg.query_timeout).map_err(|source| {
+            StartError::Redis {
                 url: logjet_core::config::redact_url(&cfg.redis_url),
                 source,
-            },
-        )?;
+            }
+        })?;
         let auth = cfg.api.load_auth()?;
         if matches!(auth, logjet_core::auth::Auth::Off) {
             tracing::warn!(
@@ -145,6 +142,7 @@ impl QueryService {
         let nats = logjet_core::jetstream::connect(&cfg.nats_url, "logjet-query", true)
             .await
             .map_err(StartError::Nats)?;
+        let nats = nats.client;
         let history = history::History {
             client: nats.clone(),
             stream: cfg.stream.clone(),
@@ -161,7 +159,7 @@ impl QueryService {
         let cfg = Arc::new(cfg);
         let state = AppState {
             cfg: cfg.clone(),
-            redis,
+            redis: redis.clone(),
             tails,
             history,
             gauges: ScrapeGauges::new(&registry),
@@ -173,6 +171,7 @@ impl QueryService {
             server,
             router: app(state),
             cfg,
+            redis,
         })
     }
 
@@ -191,8 +190,12 @@ impl QueryService {
             server,
             router,
             cfg,
+            redis,
         } = self;
         tracing::info!(config = ?logjet_core::config::describe(&*cfg), "query starting");
+        // Redis is pinged now and then so its outages are noticed (and logged once) between
+        // requests too.
+        redis.spawn_watch(REDIS_WATCH_EVERY, shutdown.child_token());
         let result = server.serve(router, shutdown).await;
         tracing::info!("query stopped");
         Ok(result?)
@@ -240,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats/pipeline", get(pipeline_stats))
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
+        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,
         ));
@@ -254,17 +258,30 @@ pub fn app(state: AppState) -> Router {
     service::router(own, state)
 }
 
-/// Reads are safe to repeat: after Redis restarted, the first command on the old connection fails
-/// while the connection manager reconnects, and one retry turns that into a normal answer.
-async fn retry_once<T, F, Fut>(f: F) -> Result<T, QueryError>
+/// How often Redis is pinged while no request uses it.
+const REDIS_WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Every Redis read goes through here. Reads are safe to repeat: after Redis restarted, the first
+/// command on the old connection fails while the connection manager reconnects, and one retry
+/// turns that into a normal answer. The final result feeds Redis's outage tracker (an outage is
+/// logged there once, not per request).
+async fn retry_once<T, F, Fut>(redis: &Redis, f: F) -> Result<T, QueryError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, QueryError>>,
 {
-    match f().await {
+    let result = match f().await {
         Err(QueryError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() => f().await,
         other => other,
+    };
+    match &result {
+        Ok(_) => redis.status.succeeded(),
+        Err(QueryError::Redis(e)) if logjet_core::store::is_unavailable(e) => {
+            redis.status.failed(e)
+        }
+        Err(_) => {}
     }
+    result
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -310,6 +327,7 @@ impl ScrapeGauges {
     responses(
         (status = 200, description = "A page of events", body = QueryResponse),
         (status = 400, description = "Invalid request; the error names the field", body = logjet_core::http::ErrorBody),
+        (status = 413, description = "Body over `max_body_bytes`", body = logjet_core::http::ErrorBody),
         (status = 503, description = "Redis or NATS unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
     )
 )]
@@ -317,14 +335,25 @@ async fn query_logs(
     State(st): State<AppState>,
     body: Result<axum::Json<QueryRequest>, JsonRejection>,
 ) -> Result<axum::Json<QueryResponse>, QueryError> {
-    let axum::Json(req) = body.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let axum::Json(req) = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            QueryError::TooLarge {
+                limit: st.cfg.max_body_bytes,
+            }
+        } else {
+            QueryError::BadBody(e.body_text())
+        }
+    })?;
     let now = Utc::now();
     let q = EventQuery::from_request(&req, now)?;
     let budget = Budget {
         max_events: st.cfg.max_scan_events as u64,
         max_time: st.cfg.query_timeout / 2,
     };
-    let resp = retry_once(|| search::search_all(&st.redis, &st.history, &q, budget, now)).await?;
+    let resp = retry_once(&st.redis, || {
+        search::search_all(&st.redis.conn, &st.history, &q, budget, now)
+    })
+    .await?;
     Ok(axum::Json(resp))
 }
 
@@ -338,9 +367,9 @@ async fn query_logs(
     )
 )]
 async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, QueryError> {
-    let s = retry_once(|| async {
+    let s = retry_once(&st.redis, || async {
         Ok(stats::summary(
-            &st.redis,
+            &st.redis.conn,
             Utc::now(),
             st.cfg.retention,
             logjet_core::parse::DEFAULT_MAX_FUTURE,
@@ -401,9 +430,9 @@ async fn services(
     State(st): State<AppState>,
 ) -> Result<axum::Json<stats::ServicesResponse>, QueryError> {
     Ok(axum::Json(
-        retry_once(|| async {
+        retry_once(&st.redis, || async {
             Ok(stats::services(
-                &st.redis,
+                &st.redis.conn,
                 Utc::now(),
                 st.cfg.retention,
                 logjet_core::parse::DEFAULT_MAX_FUTURE,
@@ -432,7 +461,10 @@ async fn get_patterns(
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     let q = patterns::PatternQuery::from_params(&p, Utc::now())?;
     Ok(axum::Json(
-        retry_once(|| async { Ok(patterns::patterns(&st.redis, &q).await?) }).await?,
+        retry_once(&st.redis, || async {
+            Ok(patterns::patterns(&st.redis.conn, &q).await?)
+        })
+        .await?,
     ))
 }
 
@@ -453,9 +485,9 @@ async fn timeseries(
 ) -> Result<axum::Json<Timeseries>, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     let plan = plan_timeseries(&p, Utc::now(), st.cfg.retention)?;
-    let ts = retry_once(|| async {
+    let ts = retry_once(&st.redis, || async {
         Ok(stats::timeseries(
-            &st.redis,
+            &st.redis.conn,
             plan.step,
             plan.from,
             plan.to,

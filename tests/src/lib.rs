@@ -1,5 +1,5 @@
-//! Harness for logjet's system tests: real servers ([`servers`]) and the services in-process
-//! ([`platform`]). The tests themselves live in `tests/tests/`.
+//! Harness for logjet's system tests: real servers ([`servers`]), the services in-process
+//! ([`platform`]) or as processes ([`process`]). The tests themselves live in `tests/tests/`.
 
 pub mod browser;
 pub mod container_start;
@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod grafana;
 pub mod k8s;
 pub mod platform;
+pub mod process;
 pub mod servers;
 pub mod soak;
 pub mod tools;

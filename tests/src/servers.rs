@@ -141,6 +141,56 @@ impl NatsServer {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(|c| c.id())
     }
+
+    /// SIGSTOP: connections stay open and nothing answers, as with a hung or partitioned server.
+    pub fn freeze(&self) {
+        signal(self.pid(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`NatsServer::freeze`].
+    pub fn thaw(&self) {
+        signal(self.pid(), libc::SIGCONT);
+    }
+}
+
+fn signal(pid: Option<u32>, sig: i32) {
+    let pid = pid.expect("the server is running") as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// A port that accepts connections and never says a word: a dependency that hangs (a server
+/// that is frozen, or a load balancer in front of nothing). Connections are held until drop.
+pub struct SilentServer {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        SilentServer { port, task }
+    }
+
+    /// `scheme://127.0.0.1:port`.
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A redis-server; without persistence unless started with [`RedisServer::start_persistent`].

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use logjet_core::Level;
@@ -364,16 +364,21 @@ async fn a_crash_between_redis_write_and_ack_changes_nothing() {
 
 /// Posts batches of `size` events until stopped, each retried with its Idempotency-Key until
 /// ingest answers 202. Returns (events acknowledged, 503s seen).
-fn spawn_loader(
-    p: &Platform,
-    size: usize,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(u64, u64)> {
+/// What a loader saw: events acknowledged, requests refused, and when each acknowledged request
+/// was sent and answered.
+struct Load {
+    acked: u64,
+    unavailable: u64,
+    accepted: Vec<(Instant, Instant)>,
+}
+
+fn spawn_loader(p: &Platform, size: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Load> {
     let http = p.http.clone();
     let url = format!("{}/logs", p.ingest_url());
     tokio::spawn(async move {
         let acked = AtomicU64::new(0);
         let mut unavailable = 0u64;
+        let mut accepted = Vec::new();
         let mut batch = 0u64;
         while !stop.load(Ordering::SeqCst) {
             let body: String = (0..size)
@@ -381,6 +386,7 @@ fn spawn_loader(
                 .collect();
             let key = format!("batch-{batch}");
             loop {
+                let sent = Instant::now();
                 let r = http
                     .post(&url)
                     .header("content-type", "application/x-ndjson")
@@ -392,6 +398,7 @@ fn spawn_loader(
                 match r {
                     Ok(r) if r.status() == 202 => {
                         acked.fetch_add(size as u64, Ordering::SeqCst);
+                        accepted.push((sent, Instant::now()));
                         break;
                     }
                     Ok(r) => {
@@ -406,7 +413,11 @@ fn spawn_loader(
             batch += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (acked.load(Ordering::SeqCst), unavailable)
+        Load {
+            acked: acked.load(Ordering::SeqCst),
+            unavailable,
+            accepted,
+        }
     })
 }
 
@@ -417,6 +428,7 @@ async fn nats_down_means_503_and_nothing_acknowledged_is_lost() {
     let loader = spawn_loader(&p, 50, stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    let killed = Instant::now();
     p.nats.kill().await;
     // While NATS is away: 503 with Retry-After, and ingest is not ready.
     let mut saw_503 = false;
@@ -447,11 +459,24 @@ async fn nats_down_means_503_and_nothing_acknowledged_is_lost() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    let restarting = Instant::now();
     p.nats.restart().await;
     p.wait_ready(&p.ingest_url()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
-    let (acked, unavailable) = loader.await.unwrap();
+    let Load {
+        acked,
+        unavailable,
+        accepted,
+    } = loader.await.unwrap();
+    // A request in flight when NATS went away was answered then (503), not accepted once it came
+    // back: no publish waits out an outage in the client's buffer.
+    for (sent, answered) in &accepted {
+        assert!(
+            !(*sent < killed && *answered > restarting),
+            "a request sent before the outage was acknowledged after it"
+        );
+    }
     assert!(unavailable > 0, "the loader never saw the outage");
     assert!(acked > 0);
     p.wait_for_total(acked, Duration::from_secs(60)).await;
@@ -468,7 +493,7 @@ async fn redis_down_for_five_seconds_under_load_recovers_exactly() {
     p.redis.restart().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
-    let (acked, _) = loader.await.unwrap();
+    let acked = loader.await.unwrap().acked;
     p.wait_for_total(acked, Duration::from_secs(60)).await;
     let naks = p
         .processors_metric("logjet_processor_messages_total{outcome=\"nak\"}")

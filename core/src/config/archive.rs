@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, ServiceConfig, StreamSettings, positive, positive_duration, validate_nats_url,
-    validate_stream_name,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, positive, positive_duration,
+    validate_drain_timeout, validate_nats_url, validate_stream_name,
 };
 use crate::archive::{ArchiveUrl, RetentionRules};
 use crate::telemetry::LogFormat;
@@ -110,6 +110,10 @@ pub struct ArchiverConfig {
     /// whose commit never happened).
     #[serde(with = "humantime_serde")]
     pub orphan_grace: Duration,
+    /// After SIGTERM, the service stops within this: open segments are published if the store
+    /// answers in time, otherwise left unacknowledged for redelivery.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for ArchiverConfig {
@@ -134,6 +138,7 @@ impl Default for ArchiverConfig {
             upload_retry_max: Duration::from_secs(30),
             retention_interval: Duration::from_secs(600),
             orphan_grace: Duration::from_secs(3600),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -148,6 +153,10 @@ impl ArchiverConfig {
 impl ServiceConfig for ArchiverConfig {
     fn log_format(&self) -> LogFormat {
         self.log_format
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -232,7 +241,7 @@ impl ServiceConfig for ArchiverConfig {
                 "must be at least 10m, far longer than one upload and its commit",
             ));
         }
-        Ok(())
+        validate_drain_timeout(self.drain_timeout)
     }
 }
 

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -19,10 +20,19 @@ pub struct ConfigFlag {
     pub path: Option<PathBuf>,
 }
 
+/// How long after its drain timeout a service that is still stopping is given up on: the
+/// server's own bound ([`super::HttpServer::serve_then`]) ends it at the drain timeout, this is
+/// the backstop for whatever a service awaits after that.
+const STOP_BACKSTOP: Duration = Duration::from_millis(300);
+/// Blocking tasks (a DNS lookup of a NATS host that does not answer) are not waited for longer
+/// than this when the runtime shuts down.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
+
 /// Runs a service binary until SIGTERM or SIGINT: `parse_args` reads the command line, then
 /// the config is loaded (defaults < file < `LOGJET_*`), logging starts in its `log_format`, and
-/// `serve` runs with a token cancelled by the first signal. An error is printed as
-/// `Error: …` with its causes and exits with status 1.
+/// `serve` runs with a token cancelled by the first signal ([`serve_until_signal`]: the process
+/// exits within the config's `drain_timeout` of the signal). An error is printed as `Error: …`
+/// with its causes and exits with status 1.
 pub fn run<C, Fut, E>(
     parse_args: impl FnOnce() -> ConfigFlag,
     serve: impl FnOnce(C, CancellationToken) -> Fut,
@@ -34,8 +44,36 @@ where
 {
     run_command(
         || (parse_args(), ()),
-        |(), cfg| serve(cfg, crate::shutdown::on_signals()),
+        |(), cfg: C| {
+            let drain_timeout = cfg.drain_timeout();
+            serve_until_signal(drain_timeout, move |shutdown| serve(cfg, shutdown))
+        },
     )
+}
+
+/// Runs `serve` with a token cancelled by the first SIGTERM or SIGINT, and returns at the latest
+/// shortly after `drain_timeout` has passed since the signal, whatever `serve` still waits for.
+/// For a binary with subcommands, around the one that runs the service.
+pub async fn serve_until_signal<Fut, E>(
+    drain_timeout: Duration,
+    serve: impl FnOnce(CancellationToken) -> Fut,
+) -> Result<(), E>
+where
+    Fut: Future<Output = Result<(), E>>,
+{
+    let shutdown = crate::shutdown::on_signals();
+    let serving = serve(shutdown.clone());
+    let given_up = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain_timeout + STOP_BACKSTOP).await;
+    };
+    tokio::select! {
+        result = serving => result,
+        () = given_up => {
+            tracing::warn!(?drain_timeout, "still stopping after the drain timeout; exiting");
+            Ok(())
+        }
+    }
 }
 
 /// [`run`] for a binary with subcommands (the processor's `rebuild`, `dlq replay`):
@@ -66,6 +104,7 @@ where
         crate::telemetry::init(cfg.log_format());
         run(command, cfg).await.map_err(Into::into)
     });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

@@ -38,6 +38,15 @@
 //!
 //! and its `main.rs` is its allocator, its clap `Args` with a flattened [`ConfigFlag`], and
 //! `fn main() -> ExitCode { service::run(|| Args::parse().config, logjet_archiver::serve) }`.
+//!
+//! Stopping is bounded the same way for every service: its config's `drain_timeout`
+//! (`ServiceConfig::drain_timeout`, `LOGJET_DRAIN_TIMEOUT`) goes into
+//! [`ServeOptions::with_drain_timeout`]; after SIGTERM, `finish_work` and in-flight requests get
+//! that long in all (requests still waiting are answered 503 just before), and [`run`] returns
+//! shortly after it whatever is still awaited. Its NATS connection comes from
+//! `crate::jetstream::connect` and its Redis from `crate::store::Redis`, whose outages are logged
+//! once by `crate::outage::OutageTracker`; on the way out, wait on them only with a bound
+//! (`Nats::flush_within`).
 //! The `#[global_allocator]` stays in each binary, not here: a library declaring one would impose
 //! it on everything linking `logjet-core` (the tests, the benches), and two declarations do not
 //! link.
@@ -52,7 +61,7 @@ pub mod binary;
 pub mod routes;
 pub mod server;
 
-pub use binary::{ConfigFlag, run, run_command};
+pub use binary::{ConfigFlag, run, run_command, serve_until_signal};
 pub use routes::{
     Check, ServiceState, finish, healthz, metrics_response, not_found, readiness, router,
     standard_routes,

@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
 
 use super::server::Draining;
 use crate::http::ApiError;
@@ -61,12 +62,40 @@ pub fn standard_routes<S: ServiceState>(own: Router<S>) -> Router<S> {
         .fallback(not_found)
 }
 
-/// The router a service serves: its routes with the state applied and every route counted in
+/// The router a service serves: its routes with the state applied, every request answered by
+/// the drain deadline ([`answer_before_deadline`]), and every route counted in
 /// `logjet_http_requests_total` and `logjet_http_request_duration_seconds`. Registers those
 /// metrics in the state's registry, so call it once per state.
 pub fn finish<S: ServiceState>(routes: Router<S>, state: S) -> Router {
     let http_metrics = HttpMetrics::new(state.registry());
+    let expired = state.draining().expired();
+    let routes = routes.layer(middleware::from_fn_with_state(
+        expired,
+        answer_before_deadline,
+    ));
     instrument(routes.with_state(state), http_metrics)
+}
+
+/// A request still in progress when the drain deadline is near (its handler waiting on a
+/// dependency that does not answer) is answered 503 with `Retry-After` instead of being cut off
+/// with its connection: the handler is dropped where it waits, before it answered anything, so
+/// the client retries (an ingest publish whose acknowledgement never came is the same as a
+/// publish timeout; with an `Idempotency-Key` the retry is deduplicated).
+pub async fn answer_before_deadline(
+    State(expired): State<CancellationToken>,
+    req: Request,
+    next: Next,
+) -> Response {
+    tokio::select! {
+        biased;
+        resp = next.run(req) => resp,
+        _ = expired.cancelled() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is shutting down and this request did not finish in time: retry",
+        )
+        .retry_after(1)
+        .into_response(),
+    }
 }
 
 /// [`standard_routes`] then [`finish`]: the whole router of a service with the JSON 404.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Why a service's HTTP side could not start or stopped early.
@@ -23,22 +24,38 @@ pub enum ServerError {
 
 /// Readiness shared between a service's probes and its shutdown: once draining, `/readyz` fails
 /// so load balancers stop sending work while in-flight requests finish. It is also a token, for
-/// what must end as soon as the drain starts (the dashboard's proxied live tails).
+/// what must end as soon as the drain starts (the dashboard's proxied live tails), and a second
+/// one cancelled just before the drain deadline, when requests still waiting on a dependency are
+/// answered 503 ([`answer_before_deadline`](super::routes::answer_before_deadline)).
 #[derive(Clone, Debug, Default)]
-pub struct Draining(CancellationToken);
+pub struct Draining {
+    started: CancellationToken,
+    expired: CancellationToken,
+}
 
 impl Draining {
     pub fn start(&self) {
-        self.0.cancel();
+        self.started.cancel();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.is_cancelled()
+        self.started.is_cancelled()
     }
 
     /// A token cancelled when the drain starts.
     pub fn token(&self) -> CancellationToken {
-        self.0.clone()
+        self.started.clone()
+    }
+
+    /// Requests still in progress are to be answered now: the drain deadline is near.
+    pub fn expire(&self) {
+        self.started.cancel();
+        self.expired.cancel();
+    }
+
+    /// A token cancelled just before the drain deadline.
+    pub fn expired(&self) -> CancellationToken {
+        self.expired.clone()
     }
 }
 
@@ -47,8 +64,9 @@ impl Draining {
 pub struct ServeOptions {
     /// A client must send its request headers within this (slowloris protection).
     pub header_read_timeout: Duration,
-    /// After shutdown, in-flight requests get this long to finish (long streams such as live
-    /// tails are cut after it).
+    /// After shutdown, the service's own work and in-flight requests get this long in all
+    /// (long streams such as live tails are cut after it); requests still waiting on a
+    /// dependency are answered 503 shortly before ([`ServeOptions::answer_by`]).
     pub drain_timeout: Duration,
 }
 
@@ -56,8 +74,25 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(20),
+            drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
         }
+    }
+}
+
+impl ServeOptions {
+    /// The defaults with the service's `drain_timeout`.
+    pub fn with_drain_timeout(drain_timeout: Duration) -> ServeOptions {
+        ServeOptions {
+            drain_timeout,
+            ..ServeOptions::default()
+        }
+    }
+
+    /// How long after shutdown requests still in progress are answered 503: a tenth of the drain
+    /// timeout (at most a second) before its end, time enough to write the answers and close.
+    pub fn answer_by(&self) -> Duration {
+        let margin = (self.drain_timeout / 10).min(Duration::from_secs(1));
+        self.drain_timeout - margin
     }
 }
 
@@ -108,6 +143,11 @@ impl HttpServer {
     /// Like [`HttpServer::serve`], for a service with work of its own to finish on shutdown (the
     /// processor's batch in hand): after `shutdown`, readiness fails at once, `finish_work` runs
     /// while `/healthz`, `/readyz` and `/metrics` still answer, and only then does HTTP stop.
+    ///
+    /// The whole stop takes at most the drain timeout, whatever the service's dependencies do:
+    /// `finish_work` is dropped where it is at the deadline (what it had not acknowledged is
+    /// redelivered), requests still in progress are answered 503 just before it
+    /// ([`ServeOptions::answer_by`]), and connections still open at the deadline are closed.
     pub async fn serve_then(
         self,
         router: Router,
@@ -120,23 +160,41 @@ impl HttpServer {
             draining,
             ..
         } = self;
+        let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
         let stop = async move {
             shutdown.cancelled().await;
+            let started = Instant::now();
             draining.start();
-            finish_work.await;
+            let expire = draining.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(started + options.answer_by()).await;
+                expire.expire();
+            });
+            let deadline = started + options.drain_timeout;
+            let _ = deadline_tx.send(deadline);
+            if tokio::time::timeout_at(deadline, finish_work)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    drain_timeout = ?options.drain_timeout,
+                    "work still unfinished at the drain deadline; stopping without it (what it had not acknowledged is delivered again)"
+                );
+            }
         };
-        serve_connections(listener, router, stop, options)
+        serve_connections(listener, router, stop, deadline_rx, options)
             .await
             .map_err(ServerError::Serve)
     }
 }
 
 /// Accepts connections until `stop` completes, then stops accepting and lets in-flight requests
-/// finish (up to `drain_timeout`).
+/// finish until the deadline `stop` sent (`drain_timeout` after the stop began).
 async fn serve_connections(
     listener: TcpListener,
     router: Router,
     stop: impl Future<Output = ()>,
+    deadline: tokio::sync::oneshot::Receiver<Instant>,
     opts: ServeOptions,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -183,7 +241,10 @@ async fn serve_connections(
         });
     }
     drop(listener);
-    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
+    let deadline = deadline
+        .await
+        .unwrap_or_else(|_| Instant::now() + opts.drain_timeout);
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
@@ -312,5 +373,57 @@ mod tests {
         slow_release.notify_one();
         assert_eq!(read_status(&mut in_flight).await, 200);
         serving.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_stop_takes_at_most_the_drain_timeout_and_stuck_requests_get_503() {
+        let options = ServeOptions::with_drain_timeout(Duration::from_millis(600));
+        assert_eq!(options.answer_by(), Duration::from_millis(540));
+        let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), options)
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let state = State {
+            registry: crate::metrics::new_registry("test"),
+            draining: server.draining(),
+        };
+        let stuck_started = Arc::new(Notify::new());
+        let stuck = {
+            let started = stuck_started.clone();
+            get(move || async move {
+                started.notify_one();
+                std::future::pending::<&str>().await
+            })
+        };
+        let app = router(axum::Router::new().route("/stuck", stuck), state);
+        let shutdown = CancellationToken::new();
+        // Work that never finishes, like a flush to a NATS that is gone.
+        let serving =
+            tokio::spawn(server.serve_then(app, shutdown.clone(), std::future::pending::<()>()));
+        let mut in_flight = TcpStream::connect(addr).await.unwrap();
+        send_get(&mut in_flight, "/stuck").await;
+        stuck_started.notified().await;
+
+        let t = std::time::Instant::now();
+        shutdown.cancel();
+        let mut resp = String::new();
+        in_flight.read_to_string(&mut resp).await.unwrap();
+        let answered = t.elapsed();
+        assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase().contains("retry-after: 1"),
+            "{resp}"
+        );
+        assert!(resp.contains("shutting down"), "{resp}");
+        assert!(
+            answered >= Duration::from_millis(530) && answered < Duration::from_secs(1),
+            "answered after {answered:?}"
+        );
+        tokio::time::timeout(Duration::from_millis(900), serving)
+            .await
+            .expect("serve returns at the drain deadline")
+            .unwrap()
+            .unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(600));
     }
 }

@@ -75,7 +75,11 @@ pub struct Dashboard {
 
 impl Dashboard {
     pub async fn build(cfg: DashboardConfig) -> Result<Dashboard, StartError> {
-        let server = HttpServer::bind(cfg.listen, ServeOptions::default()).await?;
+        let server = HttpServer::bind(
+            cfg.listen,
+            ServeOptions::with_drain_timeout(cfg.drain_timeout),
+        )
+        .await?;
         let registry = logjet_core::metrics::new_registry("dashboard");
         // Proxied streams (the live tail) end when the drain starts, so shutdown never waits on
         // a browser that keeps a tail open.

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use logjet_core::config::DashboardConfig;
 use logjet_core::http::ApiError;
+use logjet_core::outage::OutageTracker;
 use prometheus::{IntCounterVec, IntGauge, Registry};
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,8 @@ pub struct Proxy {
     streams: CancellationToken,
     errors: IntCounterVec,
     up: IntGauge,
+    /// The query service's availability: an outage is logged once there, not per request.
+    upstream: OutageTracker,
 }
 
 impl Proxy {
@@ -78,9 +81,11 @@ impl Proxy {
             "logjet_dashboard_upstream_up",
             "Whether the last proxied request reached the query service (1) or not (0).",
         );
+        let base = cfg.query_url.trim_end_matches('/').to_string();
         Ok(Proxy {
             client,
-            base: cfg.query_url.trim_end_matches('/').to_string(),
+            upstream: OutageTracker::new("query", "query service", &base),
+            base,
             api_key,
             streams,
             errors,
@@ -163,7 +168,8 @@ pub async fn forward(State(st): State<AppState>, req: Request) -> Response {
             };
             p.errors.with_label_values(&[kind]).inc();
             let cause = root_cause(&e);
-            tracing::warn!(url = %url, error = %cause, kind, "query service did not answer");
+            p.upstream.failed(&cause);
+            tracing::debug!(url = %url, error = %cause, kind, "query service did not answer");
             let what = match kind {
                 "timeout" => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
                 _ => cause,
@@ -177,6 +183,7 @@ pub async fn forward(State(st): State<AppState>, req: Request) -> Response {
         }
     };
     p.up.set(1);
+    p.upstream.succeeded();
 
     let status = upstream.status();
     let mut resp_headers = HeaderMap::new();
