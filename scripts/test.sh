@@ -35,7 +35,7 @@ lint() {
 rust_tests() {
   # The soak test runs the services as processes (it SIGKILLs and SIGTERMs them): build the
   # binaries first. The dashboard app is WebAssembly only: never compiled for the host.
-  cargo build --bins -p logjet-ingest -p logjet-processor -p logjet-query &&
+  cargo build --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard &&
     cargo nextest run --workspace --exclude logjet-dashboard-app --no-fail-fast
 }
 
