@@ -16,8 +16,11 @@ WITH_MONITORING=0
 [[ " $* " == *" --with-monitoring "* ]] && WITH_MONITORING=1
 
 export LOGJET_LOG_FORMAT="${LOGJET_LOG_FORMAT:-pretty}"
-# Local development: no API keys (the services say so loudly at start-up).
+# Local development: no API keys (the services say so loudly at start-up), and a dashboard that
+# asks nobody who they are (LOGJET_DASHBOARD_AUTH=off: it could not check keys against a query
+# service without them). To try the sign-in page: docs/security.md, "Trying sign-in locally".
 export LOGJET_AUTH="${LOGJET_AUTH:-off}"
+export LOGJET_DASHBOARD_AUTH="${LOGJET_DASHBOARD_AUTH:-off}"
 DATA="$ROOT/.data"
 mkdir -p "$DATA/logs"
 
@@ -113,7 +116,7 @@ cat <<MSG
 
   logjet is running (logs in .data/logs/, Ctrl-C stops it)
 
-  dashboard  http://localhost:${PORT[dashboard]}      open it in a browser
+  dashboard  http://localhost:${PORT[dashboard]}      open it in a browser (no sign-in: LOGJET_DASHBOARD_AUTH=$LOGJET_DASHBOARD_AUTH, development only)
   ingest     http://localhost:${PORT[ingest]}      POST /logs
   query      http://localhost:${PORT[query]}      POST /logs/query, GET /stats/summary, /openapi.json
   processor  http://localhost:${PORT[processor]}      /metrics

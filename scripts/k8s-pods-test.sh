@@ -26,7 +26,8 @@
 #   5. the data flow: POST events through ingest with the development API key
 #      (kustomize/overlays/kind/secrets/dev-api-key) -> 202; they become visible through query
 #      (POST /logs/query with the key) and, when it runs, through the dashboard's /api proxy,
-#      which uses its own key from the Secret; without a key ingest and query answer 401
+#      after signing in with the development sign-in key (secrets/dashboard.env; 401 before);
+#      without a key ingest and query answer 401
 #   6. prints a table; containers and servers are removed on exit, also on failure
 #
 #   scripts/k8s-pods-test.sh              uses logjet/<svc>:dev, builds them if missing
@@ -259,11 +260,23 @@ if ready ingest && ready processor && ready query; then
     fail "query: found $n of $EVENTS events after 30 s: $(head -c 300 "$WORK/found.json")"
   fi
   if ready dashboard; then
-    read -r n secs < <(poll "$(local_url dashboard)/api/logs/query")
-    if [[ "$n" == "$EVENTS" ]]; then
-      FLOW+=("dashboard POST /api/logs/query, no client key (the dashboard's own from its Secret): $n events")
+    dash="$(local_url dashboard)"
+    # Nobody signed in: refused. Then sign in with the documented development key of query
+    # scope (secrets/dashboard.env) and read through the session (docs/security.md).
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$dash/api/stats/summary")"
+    [[ "$code" == 401 ]] || fail "dashboard: /api/stats/summary without signing in answered $code, not 401"
+    sign_in_key="$(sed -n 's/^query-api-key=//p' "$OVERLAY/secrets/dashboard.env")"
+    session="$(curl -s -D - -o /dev/null --max-time 10 --data-urlencode "key=$sign_in_key" "$dash/signin" \
+      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(__Host-logjet-session=[0-9a-f]*\);.*/\1/p')"
+    if [[ -z "$session" ]]; then
+      fail "dashboard: signing in with the development key gave no session cookie"
     else
-      fail "dashboard: /api/logs/query found $n of $EVENTS events: $(head -c 300 "$WORK/found.json")"
+      read -r n secs < <(poll "$dash/api/logs/query" -H "Cookie: $session")
+      if [[ "$n" == "$EVENTS" ]]; then
+        FLOW+=("dashboard: 401 before signing in; POST /api/logs/query signed in with the development query key: $n events")
+      else
+        fail "dashboard: /api/logs/query found $n of $EVENTS events: $(head -c 300 "$WORK/found.json")"
+      fi
     fi
   fi
 else

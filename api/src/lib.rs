@@ -7,12 +7,14 @@
 //!
 //! Nothing here depends on a server crate, so this builds for `wasm32-unknown-unknown`.
 
+pub mod auth;
 pub mod event;
 pub mod patterns;
 pub mod pipeline;
 pub mod query;
 pub mod stats;
 
+pub use auth::{Me, WhoAmI};
 pub use event::{FieldValue, Fields, Level, LogEvent};
 pub use patterns::{Pattern, PatternParams, PatternsResponse};
 pub use pipeline::{ConsumerState, PipelineStats, StreamState};

@@ -205,13 +205,7 @@ impl Auth {
             }
             Auth::Keys(k) => k,
         };
-        let presented = authorization
-            .and_then(|v| {
-                let (scheme, rest) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .filter(|k| !k.is_empty())
-            .ok_or(AuthFailure::Unauthenticated)?;
+        let presented = bearer(authorization).ok_or(AuthFailure::Unauthenticated)?;
         let key = keys
             .authenticate(presented)
             .ok_or(AuthFailure::Unauthenticated)?;
@@ -225,6 +219,52 @@ impl Auth {
             name: key.name.clone(),
         })
     }
+}
+
+impl Auth {
+    /// The key an `Authorization` header presents, whatever its scopes (`GET /auth/whoami`):
+    /// `None` for no key or an unknown one. With authentication off, `anonymous` with every
+    /// scope.
+    pub fn identify(&self, authorization: Option<&str>) -> Option<Identity> {
+        match self {
+            Auth::Off => Some(Identity {
+                name: "anonymous".into(),
+                scopes: vec![Scope::Ingest, Scope::Query],
+                authentication: false,
+            }),
+            Auth::Keys(keys) => {
+                let key = keys.authenticate(bearer(authorization)?)?;
+                let scopes = [Scope::Ingest, Scope::Query]
+                    .into_iter()
+                    .filter(|s| key.allows(*s))
+                    .collect();
+                Some(Identity {
+                    name: key.name.clone(),
+                    scopes,
+                    authentication: true,
+                })
+            }
+        }
+    }
+}
+
+/// What [`Auth::identify`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// False when authentication is off.
+    pub authentication: bool,
+}
+
+/// The key of `Authorization: Bearer <key>` (any case of `Bearer`), if one is there.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]
@@ -283,6 +323,23 @@ mod tests {
             Auth::Off.check(None, Scope::Ingest).unwrap().name,
             "anonymous"
         );
+    }
+
+    #[test]
+    fn identify_names_the_key_and_its_scopes_whatever_they_are() {
+        let auth = Auth::Keys(store());
+        let id = auth.identify(Some("Bearer k-ingest")).unwrap();
+        assert_eq!(
+            (id.name.as_str(), id.scopes, id.authentication),
+            ("shipper", vec![Scope::Ingest], true)
+        );
+        let id = auth.identify(Some("Bearer k-admin")).unwrap();
+        assert_eq!(id.scopes, vec![Scope::Ingest, Scope::Query]);
+        assert_eq!(auth.identify(Some("Bearer nope")), None);
+        assert_eq!(auth.identify(None), None);
+        assert_eq!(auth.identify(Some("k-admin")), None);
+        let off = Auth::Off.identify(None).unwrap();
+        assert!(!off.authentication);
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::telemetry::LogFormat;
 
 mod archive;
+mod dashboard;
 pub use archive::{ArchiveSettings, ArchiverConfig};
+pub use dashboard::{DashboardAuth, DashboardConfig};
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
@@ -701,92 +703,6 @@ impl ServiceConfig for QueryConfig {
     }
 }
 
-/// `logjet-dashboard`
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DashboardConfig {
-    pub listen: SocketAddr,
-    pub log_format: LogFormat,
-    /// The query service that `/api/*` is proxied to (`http://host:port`).
-    pub query_url: String,
-    /// The built bundle (`scripts/build-dashboard.sh` writes `dashboard/dist`).
-    pub static_dir: PathBuf,
-    /// Sent by the proxy as `Authorization: Bearer <key>` to the query service; never to the
-    /// browser, never logged.
-    pub query_api_key: Option<String>,
-    /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
-    /// dependency are answered 503 just before it, unfinished work is left for redelivery.
-    #[serde(with = "humantime_serde")]
-    pub drain_timeout: Duration,
-}
-
-impl Default for DashboardConfig {
-    fn default() -> Self {
-        DashboardConfig {
-            listen: "0.0.0.0:3000".parse().expect("static address"),
-            log_format: LogFormat::Json,
-            query_url: "http://127.0.0.1:8001".into(),
-            static_dir: PathBuf::from("dashboard/dist"),
-            query_api_key: None,
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-        }
-    }
-}
-
-impl DashboardConfig {
-    /// [`describe`] with the API key redacted, for the start-up log line.
-    pub fn describe(&self) -> BTreeMap<String, String> {
-        let mut keys = describe(self);
-        if self.query_api_key.is_some() {
-            keys.insert("query_api_key".into(), "<set>".into());
-        }
-        keys
-    }
-}
-
-impl std::fmt::Debug for DashboardConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DashboardConfig")
-            .field("listen", &self.listen)
-            .field("log_format", &self.log_format)
-            .field("query_url", &self.query_url)
-            .field("static_dir", &self.static_dir)
-            .field(
-                "query_api_key",
-                &self.query_api_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("drain_timeout", &self.drain_timeout)
-            .finish()
-    }
-}
-
-impl ServiceConfig for DashboardConfig {
-    fn log_format(&self) -> LogFormat {
-        self.log_format
-    }
-
-    fn drain_timeout(&self) -> Duration {
-        self.drain_timeout
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        // The proxy speaks plain HTTP (the query service is inside the cluster or on loopback).
-        validate_url("query_url", &self.query_url, &["http"])?;
-        if self.static_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("static_dir", "must not be empty"));
-        }
-        if let Some(key) = &self.query_api_key
-            && (key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(ConfigError::invalid(
-                "query_api_key",
-                "must be non-empty printable ASCII without spaces",
-            ));
-        }
-        validate_drain_timeout(self.drain_timeout)
-    }
-}
-
 /// Keys of a loaded config with their values, for a start-up log line (never secrets).
 pub fn describe<T: Serialize>(cfg: &T) -> BTreeMap<String, String> {
     match serde_json::to_value(cfg) {
@@ -932,38 +848,6 @@ mod tests {
             env(&[("LOGJET_AUTH", "off"), ("LOGJET_QUERY_URL", "http://q")]),
         );
         assert!(c.is_ok());
-    }
-
-    #[test]
-    fn dashboard_config_defaults_env_and_secret() {
-        let d: DashboardConfig = load_from(None, env(&[])).unwrap();
-        assert_eq!(d.listen.to_string(), "0.0.0.0:3000");
-        assert_eq!(d.query_url, "http://127.0.0.1:8001");
-        assert_eq!(d.static_dir, PathBuf::from("dashboard/dist"));
-        assert_eq!(d.query_api_key, None);
-        let d: DashboardConfig = load_from(
-            None,
-            env(&[
-                ("LOGJET_QUERY_URL", "http://query:8001"),
-                ("LOGJET_STATIC_DIR", "/srv/dist"),
-                ("LOGJET_QUERY_API_KEY", "s3cret-key"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(d.query_url, "http://query:8001");
-        assert_eq!(d.static_dir, PathBuf::from("/srv/dist"));
-        assert_eq!(d.query_api_key.as_deref(), Some("s3cret-key"));
-        // The key never reaches a log line.
-        assert!(!format!("{d:?}").contains("s3cret"));
-        assert_eq!(d.describe()["query_api_key"], "<set>");
-        let e = load_from::<DashboardConfig>(None, env(&[("LOGJET_QUERY_URL", "query:8001")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("LOGJET_QUERY_URL"), "{e}");
-        let e = load_from::<DashboardConfig>(None, env(&[("LOGJET_QUERY_API_KEY", "a b")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("query_api_key"), "{e}");
     }
 
     #[test]

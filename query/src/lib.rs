@@ -219,7 +219,8 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
         get_patterns,
         tail_logs,
         pipeline_stats,
-        services
+        services,
+        whoami
     ),
     components(schemas(
         QueryRequest,
@@ -228,7 +229,8 @@ pub async fn serve(cfg: QueryConfig, shutdown: CancellationToken) -> Result<(), 
         Timeseries,
         stats::Point,
         patterns::PatternsResponse,
-        patterns::Pattern
+        patterns::Pattern,
+        logjet_api::WhoAmI
     ))
 )]
 pub struct ApiDoc;
@@ -254,7 +256,11 @@ pub fn app(state: AppState) -> Router {
         Router::new().route("/logs/tail", get(tail_logs)),
         state.guard.clone(),
     );
-    let own = api.merge(tails).route("/openapi.json", get(openapi));
+    // Any key may ask who it is (the dashboard's sign-in); it is not behind the query scope.
+    let own = api
+        .merge(tails)
+        .route("/openapi.json", get(openapi))
+        .route("/auth/whoami", get(whoami));
     service::router(own, state)
 }
 
@@ -398,6 +404,42 @@ async fn tail_logs(
 ) -> Result<Response, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
     Ok(st.tails.open(p, Utc::now()).await?.into_response())
+}
+
+/// The API key presented as `Authorization: Bearer`: its name and scopes (never the key), so
+/// the dashboard can check a key at sign-in. Answers any valid key, whatever its scopes.
+#[utoipa::path(
+    get,
+    path = "/auth/whoami",
+    responses(
+        (status = 200, body = logjet_api::WhoAmI),
+        (status = 401, description = "no key, or an unknown one", body = logjet_core::http::ErrorBody)
+    )
+)]
+async fn whoami(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match st.guard.auth.identify(authorization) {
+        Some(id) => axum::Json(logjet_api::WhoAmI {
+            name: id.name,
+            scopes: id.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            authentication: id.authentication,
+        })
+        .into_response(),
+        None => {
+            let mut resp = lhttp::ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "missing or unknown API key: send `Authorization: Bearer <key>`",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"logjet\""),
+            );
+            resp
+        }
+    }
 }
 
 /// The stream and the processors' consumer: lag (as KEDA computes it), pending, redelivered.

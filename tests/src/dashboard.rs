@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use logjet_core::config::DashboardConfig;
+use logjet_core::config::{DashboardAuth, DashboardConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::platform::Svc;
@@ -27,7 +27,17 @@ pub fn dist_dir() -> PathBuf {
     dir
 }
 
+/// A dashboard that asks nobody (`dashboard_auth = off`): for the tests of what it shows; the
+/// sign-in and the trusted proxy are tested in `tests/dashboard_auth.rs` with [`signed_in_config`].
 pub fn config(query_url: &str, static_dir: &Path) -> DashboardConfig {
+    DashboardConfig {
+        dashboard_auth: DashboardAuth::Off,
+        ..signed_in_config(query_url, static_dir)
+    }
+}
+
+/// A dashboard with its default: users sign in with a key of query scope.
+pub fn signed_in_config(query_url: &str, static_dir: &Path) -> DashboardConfig {
     DashboardConfig {
         listen: "127.0.0.1:0".parse().expect("static address"),
         query_url: query_url.to_string(),

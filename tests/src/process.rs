@@ -78,6 +78,10 @@ impl ServiceProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if name == "logjet-dashboard" {
+            // It asks nobody, like the services (its sign-in: tests/dashboard_auth.rs).
+            cmd.env("LOGJET_DASHBOARD_AUTH", "off");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -9,7 +9,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
 pub use logjet_api::{
-    FieldValue, Level, LogEvent, Pattern, PatternParams, PatternsResponse, PipelineStats,
+    FieldValue, Level, LogEvent, Me, Pattern, PatternParams, PatternsResponse, PipelineStats,
     QueryRequest, QueryResponse, ServiceInfo, ServicesResponse, Summary, TailParams, Timeseries,
     TimeseriesParams,
 };
@@ -113,6 +113,11 @@ async fn send(method: &str, path: &str, body: Option<String>) -> Result<String, 
     };
     if (200..300).contains(&status) {
         return Ok(text);
+    }
+    // Not signed in (any more): the session expired, was signed out elsewhere, or its key was
+    // revoked. The dashboard server's sign-in page takes over.
+    if status == 401 {
+        let _ = window.location().replace("/signin");
     }
     // Errors are `{"error": "...", "details": [...]}`; anything else is shown as it came.
     let message = serde_json::from_str::<serde_json::Value>(&text)

@@ -265,6 +265,7 @@ fn App() -> Element {
                 }
             }
             Status {}
+            Account {}
         }
         Banner {}
         FilterBar {}
@@ -279,6 +280,34 @@ fn App() -> Element {
             "logjet · data refreshes every 2 s · press "
             kbd { "/" }
             " to search"
+        }
+    }
+}
+
+/// Who is signed in, and "Sign out" (a plain form POST to the dashboard server, or the
+/// authenticating proxy's sign-out link).
+#[component]
+fn Account() -> Element {
+    let me = use_resource(|| api::get::<api::Me>("/auth/me"));
+    let Some(Ok(me)) = me.read().clone() else {
+        return rsx! {};
+    };
+    rsx! {
+        div { class: "account",
+            if let Some(user) = me.user.clone() {
+                span { class: "user", "data-testid": "user", "{user}" }
+            }
+            match (me.signout.clone(), me.signout_post) {
+                (Some(url), true) => rsx! {
+                    form { method: "post", action: "{url}",
+                        button { r#type: "submit", "data-testid": "signout", "Sign out" }
+                    }
+                },
+                (Some(url), false) => rsx! {
+                    a { href: "{url}", "data-testid": "signout", "Sign out" }
+                },
+                _ => rsx! {},
+            }
         }
     }
 }

@@ -1,22 +1,29 @@
 //! logjet dashboard server: one origin and one port for the browser.
 //!
-//! - `/api/*` is proxied to the query service (`query_url`) with the `/api` prefix stripped;
-//!   responses stream through, so the live tail's Server-Sent Events arrive as they are sent.
-//!   When `query_api_key` is set it is added as `Authorization: Bearer …` on the way to the
-//!   query service and never appears in anything sent to the browser.
+//! - Who is using it ([`identity`], [`signin`]): by default a signed-in user (an API key of
+//!   query scope exchanged for a server-side session cookie), or the user an authenticating
+//!   proxy names from a trusted address, or nobody (`dashboard_auth = off`, development only).
+//!   Everything but `/signin`, `/signout` and the health endpoints needs that user.
+//! - `/api/*` is proxied to the query service (`query_url`) with the `/api` prefix stripped,
+//!   with the user's key (or the proxied users' `query_api_key`) as `Authorization: Bearer …`,
+//!   which never appears in anything sent to the browser; responses stream through, so the
+//!   live tail's Server-Sent Events arrive as they are sent.
 //! - Everything else is the app bundle from `static_dir` ([`assets`]): precompressed `.gz`
 //!   siblings when the browser accepts gzip, `immutable` caching for content-hashed names,
 //!   `no-cache` for `index.html`.
 //! - `/healthz`, `/readyz`, `/metrics` as on every service.
 
 pub mod assets;
+pub mod identity;
 pub mod proxy;
+pub mod session;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{any, get, post};
 use logjet_core::config::DashboardConfig;
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
@@ -29,12 +36,17 @@ pub enum StartError {
     Server(#[from] ServerError),
     #[error("HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Config(#[from] logjet_core::config::ConfigError),
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<DashboardConfig>,
     pub proxy: proxy::Proxy,
+    pub gate: identity::Gate,
+    /// `logjet_dashboard_signins_total{result}`.
+    pub signins: prometheus::IntCounterVec,
     pub registry: prometheus::Registry,
     pub draining: Draining,
 }
@@ -91,10 +103,32 @@ impl Dashboard {
                 "no index.html in static_dir: build the bundle with scripts/build-dashboard.sh"
             );
         }
+        let gate = identity::Gate::from_config(&cfg)?;
+        match &gate {
+            identity::Gate::Off { .. } => tracing::warn!(
+                "DASHBOARD SIGN-IN IS OFF (LOGJET_DASHBOARD_AUTH=off): anyone who can reach this port reads every log. Local development only."
+            ),
+            identity::Gate::Proxy { cidrs, .. } => tracing::info!(
+                trusted = ?cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "users are named by the authenticating proxy"
+            ),
+            identity::Gate::SignIn(_) => {}
+        }
+        let signins = logjet_core::metrics::counter_vec(
+            &registry,
+            "logjet_dashboard_signins_total",
+            "Sign-in attempts by result (ok, refused, unavailable, cross_site).",
+            &["result"],
+        );
+        for r in ["ok", "refused", "unavailable", "cross_site"] {
+            signins.with_label_values(&[r]);
+        }
         let cfg = Arc::new(cfg);
         let state = AppState {
             cfg: cfg.clone(),
             proxy,
+            gate,
+            signins,
             registry,
             draining: server.draining(),
         };
@@ -134,11 +168,17 @@ pub async fn serve(cfg: DashboardConfig, shutdown: CancellationToken) -> Result<
 /// The router: pure function of the state. Registers the HTTP metrics in the state's registry:
 /// once per state.
 pub fn app(state: AppState) -> Router {
+    let gated = axum::middleware::from_fn_with_state(state.clone(), signin::require_user);
     let api = Router::new()
         .route("/api/{*path}", any(proxy::forward))
         // JSON is compressed on the way out; SSE is left alone (tower-http's default predicate).
-        .layer(tower_http::compression::CompressionLayer::new().gzip(true));
-    // The app bundle, not the JSON 404, answers every other path.
-    let routes = service::standard_routes(api).fallback(assets::serve);
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .route("/auth/me", get(signin::me))
+        .layer(gated);
+    let open = Router::new()
+        .route("/signin", get(signin::signin_page).post(signin::signin))
+        .route("/signout", post(signin::signout));
+    // The app bundle, not the JSON 404, answers every other path: to signed-in users only.
+    let routes = service::standard_routes(api.merge(open)).fallback(signin::bundle);
     service::finish(routes, state)
 }

@@ -15,6 +15,7 @@ use prometheus::{IntCounterVec, IntGauge, Registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::identity::{Gate, User};
 
 /// Largest request body passed on (queries are small JSON documents).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -42,7 +43,6 @@ const FORWARD_RESPONSE: [HeaderName; 4] = [
 pub struct Proxy {
     client: reqwest::Client,
     base: String,
-    api_key: Option<HeaderValue>,
     streams: CancellationToken,
     errors: IntCounterVec,
     up: IntGauge,
@@ -61,11 +61,6 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()?;
-        let api_key = cfg.query_api_key.as_ref().and_then(|k| {
-            let mut v = HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        });
         let errors = logjet_core::metrics::counter_vec(
             registry,
             "logjet_dashboard_upstream_errors_total",
@@ -86,11 +81,31 @@ impl Proxy {
             client,
             upstream: OutageTracker::new("query", "query service", &base),
             base,
-            api_key,
             streams,
             errors,
             up,
         })
+    }
+}
+
+impl Proxy {
+    /// `GET /auth/whoami` on the query service with `key`: its status and body, or why there
+    /// was no answer.
+    pub async fn whoami(&self, key: &str) -> Result<(StatusCode, bytes::Bytes), String> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| "the key is not a valid header value".to_string())?;
+        auth.set_sensitive(true);
+        let resp = self
+            .client
+            .get(format!("{}/auth/whoami", self.base))
+            .header(header::AUTHORIZATION, auth)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| root_cause(&e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| root_cause(&e))?;
+        Ok((status, body))
     }
 }
 
@@ -137,12 +152,17 @@ pub async fn forward(State(st): State<AppState>, req: Request) -> Response {
             headers.insert(name, v.clone());
         }
     }
-    match &p.api_key {
+    // The signed-in user's key (sign-in), the proxied users' key (proxy), the configured key
+    // (off). Only with auth off and no key configured does the browser's own header go on.
+    let user = parts.extensions.get::<User>().cloned();
+    match user.as_ref().and_then(|u| u.authorization.clone()) {
         Some(key) => {
-            headers.insert(header::AUTHORIZATION, key.clone());
+            headers.insert(header::AUTHORIZATION, key);
         }
         None => {
-            if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+            if matches!(st.gate, Gate::Off { .. })
+                && let Some(v) = parts.headers.get(header::AUTHORIZATION)
+            {
                 headers.insert(header::AUTHORIZATION, v.clone());
             }
         }
@@ -187,6 +207,18 @@ pub async fn forward(State(st): State<AppState>, req: Request) -> Response {
 
     let status = upstream.status();
     let mut resp_headers = HeaderMap::new();
+    // The user's key was revoked (or rotated away): the session is over, the app goes back to
+    // the sign-in page.
+    if status == StatusCode::UNAUTHORIZED
+        && let (Some(store), Some(id)) = (
+            st.gate.sessions(),
+            user.as_ref().and_then(|u| u.session.as_deref()),
+        )
+    {
+        store.remove(id);
+        resp_headers.insert(header::SET_COOKIE, crate::session::clear_cookie());
+        tracing::info!(user = ?user.as_ref().and_then(|u| u.name.as_deref()), "key refused by the query service: session ended");
+    }
     for name in FORWARD_RESPONSE {
         if let Some(v) = upstream.headers().get(&name) {
             resp_headers.insert(name, v.clone());

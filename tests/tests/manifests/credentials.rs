@@ -39,8 +39,8 @@ fn value(m: &Manifests, r: &SecretKeyRef) -> Option<String> {
     r.value(m).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The keys file: one read-only Secret file in ingest and in query, auth on; on kind, the
-/// dashboard's key may query and nothing else, the documented development key may do both.
+/// The keys file: one read-only Secret file in ingest and in query, auth on; the dashboard has
+/// no key of its own; on kind, the documented dashboard sign-in key may query and nothing else, the documented development key may do both.
 #[test]
 fn api_keys_are_one_read_only_secret_file_in_ingest_and_query() {
     for (overlay, m) in overlays() {
@@ -75,26 +75,36 @@ fn api_keys_are_one_read_only_secret_file_in_ingest_and_query() {
         );
         let keys_ref = key_files.pop_first().unwrap();
 
-        // The dashboard's query key comes from a Secret, as an environment variable.
+        // The dashboard has no key of its own: users sign in with theirs (docs/security.md).
         let dash = env_of(&m, "dashboard", None);
-        let dash_key = dash
-            .get("LOGJET_QUERY_API_KEY")
-            .unwrap_or_else(|| panic!("{overlay}: the dashboard has no LOGJET_QUERY_API_KEY"));
-        assert_eq!(
-            dash_key.secrets.len(),
-            1,
-            "{overlay}: the dashboard's key is not from a Secret"
+        assert!(
+            dash.get("LOGJET_QUERY_API_KEY").is_none(),
+            "{overlay}: the dashboard has a shared query key"
+        );
+        assert_ne!(
+            dash.value("LOGJET_DASHBOARD_AUTH"),
+            Some("off"),
+            "{overlay}: the dashboard asks nobody who they are"
         );
 
         if is_kind(overlay) {
             let keys = logjet_core::auth::KeyStore::parse(&value(&m, &keys_ref).unwrap())
                 .expect("the development keys file parses");
+            // The documented key to sign in with on kind may query and nothing else.
+            let sign_in = std::fs::read_to_string(
+                repo_root().join("kustomize/overlays/kind/secrets/dashboard.env"),
+            )
+            .unwrap();
+            let sign_in = sign_in
+                .lines()
+                .find_map(|l| l.strip_prefix("query-api-key="))
+                .expect("dashboard.env names the sign-in key");
             let dashboard = keys
-                .authenticate(&dash_key.value)
-                .expect("the dashboard's key is in the keys file");
+                .authenticate(sign_in.trim())
+                .expect("the dashboard sign-in key is in the keys file");
             assert!(
                 dashboard.query && !dashboard.ingest,
-                "the dashboard's key may only query"
+                "the dashboard sign-in key may only query"
             );
             let dev = std::fs::read_to_string(
                 repo_root().join("kustomize/overlays/kind/secrets/dev-api-key"),
@@ -225,7 +235,7 @@ fn allowed_secrets(workload: &str) -> &'static [&'static str] {
             "logjet-nats-credentials",
             "logjet-redis-credentials",
         ],
-        "dashboard" => &["logjet-dashboard-key"],
+        "dashboard" => &[],
         "nats" => &["logjet-nats-credentials"],
         "redis" => &["logjet-redis-credentials"],
         other => panic!("unexpected workload {other}"),

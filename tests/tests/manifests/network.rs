@@ -38,7 +38,7 @@ fn every_pod_is_under_a_default_deny() {
 
 #[test]
 fn network_policies_allow_exactly_the_data_flow() {
-    let outside_ns = ["keda", "monitoring", "some-app"];
+    let outside_ns = ["keda", "monitoring", "ingress-nginx", "some-app"];
     for (overlay, m) in overlays() {
         let policies = Policies::of(&m).unwrap();
         let ours: Vec<(String, Peer)> = m
@@ -82,8 +82,9 @@ fn network_policies_allow_exactly_the_data_flow() {
         for (src, _) in &others {
             // Clients, from anywhere outside the namespace.
             edge(src, "ingest", port("ingest"), "TCP");
-            edge(src, "dashboard", port("dashboard"), "TCP");
         }
+        // Browsers reach the dashboard only through the ingress controller (docs/security.md).
+        edge("ingress-nginx", "dashboard", port("dashboard"), "TCP");
         for (src, _) in &ours {
             // DNS for every pod.
             edge(src, "kube-system", 53, "UDP");

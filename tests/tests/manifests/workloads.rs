@@ -2,7 +2,8 @@
 //! environment its config loads.
 
 use logjet_core::config::{
-    AuthSetting, DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig, load_from,
+    AuthSetting, DashboardAuth, DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig,
+    load_from,
 };
 use logjet_tests::k8s::pod::ProbeKind;
 use logjet_tests::k8s::{KIND_OVERLAY, defaults, service};
@@ -112,7 +113,8 @@ fn the_rendered_environment_loads_in_every_service() {
                 assert!(c.api.api_keys_file.is_some(), "{svc}");
             }),
             "dashboard" => load_from::<DashboardConfig>(None, env).map(|c| {
-                assert!(c.query_api_key.is_some(), "the dashboard has a query key");
+                assert_eq!(c.dashboard_auth, DashboardAuth::SignIn, "{svc}");
+                assert!(c.query_api_key.is_none(), "the dashboard has a shared key");
             }),
             other => panic!("unexpected Deployment {other}"),
         };
