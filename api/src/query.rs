@@ -65,9 +65,11 @@ pub struct QueryResponse {
     /// True when the scan budget ran out before the page was full; continue with the cursor.
     pub truncated: bool,
     /// The tiers that answered, newest first, joined with `+`: `redis` (recent events),
-    /// `stream` (older than Redis holds, read from JetStream); e.g. `redis+stream`.
+    /// `stream` (older than Redis holds, not archived yet, read from JetStream), `archive`
+    /// (Parquet segments in object storage); e.g. `redis+stream+archive`.
     pub source: String,
-    /// What the answer may lack and why.
+    /// What the answer may lack and why: a segment that could not be read (named, skipped),
+    /// `since` reaching before retention, an archive catalog not loaded yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

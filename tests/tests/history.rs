@@ -176,7 +176,7 @@ async fn late_events_count_in_their_own_minute_and_too_old_ones_are_refused() {
 
 /// The cursor of `body`'s pages, checked to move on every page. Returns the events and pages.
 async fn follow(query: &str, body: Value, max_pages: usize) -> (Vec<Value>, usize) {
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     let mut events = Vec::new();
     let mut cursor: Option<logjet_query::search::Cursor> = None;
     let mut raw = Value::Null;

@@ -27,7 +27,7 @@ pub use matcher::TextMatcher;
 pub use merge::Position;
 pub use redis::recent_horizon_ms;
 pub use request::{DEFAULT_LIMIT, EventQuery, MAX_LIMIT, MAX_REGEX_BYTES, parse_time};
-pub use tiers::search_all;
+pub use tiers::{Tiers, search_all};
 
 /// Chunks decoded per round trip.
 const LOAD_BATCH: usize = 4;
