@@ -64,9 +64,14 @@ pub struct QueryResponse {
     pub scanned: u64,
     /// True when the scan budget ran out before the page was full; continue with the cursor.
     pub truncated: bool,
-    /// Where the events came from: `redis` (recent events), `stream` (older than Redis holds,
-    /// read from JetStream) or `redis+stream`.
+    /// The tiers that answered, newest first, joined with `+`: `redis` (recent events),
+    /// `stream` (older than Redis holds, not archived yet, read from JetStream), `archive`
+    /// (Parquet segments in object storage); e.g. `redis+stream+archive`.
     pub source: String,
+    /// What the answer may lack and why: a segment that could not be read (named, skipped),
+    /// `since` reaching before retention, an archive catalog not loaded yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The query parameters of `GET /logs/tail`, a Server-Sent Events stream whose `log` events are

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::telemetry::LogFormat;
 
 mod archive;
+mod archive_read;
 mod dashboard;
 pub use archive::{ArchiveSettings, ArchiverConfig};
+pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
 
 pub const ENV_PREFIX: &str = "LOGJET_";
@@ -644,6 +646,8 @@ pub struct QueryConfig {
     pub tail_buffer: usize,
     #[serde(flatten)]
     pub archive: ArchiveSettings,
+    #[serde(flatten)]
+    pub archive_read: ArchiveReadSettings,
     /// Largest accepted request body (a query), bytes; more is refused with 413.
     pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
@@ -669,6 +673,7 @@ impl Default for QueryConfig {
             max_tails: 256,
             tail_buffer: 1024,
             archive: ArchiveSettings::default(),
+            archive_read: ArchiveReadSettings::default(),
             max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
@@ -698,6 +703,7 @@ impl ServiceConfig for QueryConfig {
             self.max_concurrent_requests as u64,
         )?;
         self.archive.validate()?;
+        self.archive_read.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }

@@ -2,6 +2,7 @@
 //!
 //! Handlers are thin: [`search`] and [`stats`] hold the logic as plain functions.
 
+pub mod archive;
 pub mod error;
 pub mod filter;
 pub mod history;
@@ -51,6 +52,8 @@ pub enum StartError {
     Nats(logjet_core::jetstream::JetStreamError),
     #[error(transparent)]
     Config(#[from] logjet_core::config::ConfigError),
+    #[error("archive: {0}")]
+    Archive(#[from] logjet_core::archive::ArchiveError),
 }
 
 #[derive(Clone)]
@@ -59,7 +62,7 @@ pub struct AppState {
     /// The connection and its outage tracker: every read's result feeds it.
     pub redis: Redis,
     pub tails: tail::Tails,
-    pub history: history::History,
+    pub tiers: search::Tiers,
     pub gauges: ScrapeGauges,
     pub guard: Arc<lhttp::Guard>,
     pub registry: prometheus::Registry,
@@ -110,6 +113,7 @@ pub struct QueryService {
     router: Router,
     cfg: Arc<QueryConfig>,
     redis: Redis,
+    tiers: search::Tiers,
 }
 
 impl QueryService {
@@ -148,6 +152,19 @@ impl QueryService {
             stream: cfg.stream.clone(),
             max_age: cfg.retention,
         };
+        let archive = match logjet_core::archive::ArchiveStore::open(&cfg.archive.archive_url()?)? {
+            None => None,
+            Some(store) => Some(archive::ArchiveTier::new(
+                store,
+                cfg.archive.retention_rules()?,
+                cfg.archive_read.clone(),
+            )),
+        };
+        let tiers = search::Tiers {
+            history,
+            archive,
+            stream_retention: cfg.retention,
+        };
         let tails = tail::Tails {
             client: nats,
             stream: cfg.stream.clone(),
@@ -161,7 +178,7 @@ impl QueryService {
             cfg: cfg.clone(),
             redis: redis.clone(),
             tails,
-            history,
+            tiers: tiers.clone(),
             gauges: ScrapeGauges::new(&registry),
             guard,
             registry,
@@ -172,6 +189,7 @@ impl QueryService {
             router: app(state),
             cfg,
             redis,
+            tiers,
         })
     }
 
@@ -191,11 +209,15 @@ impl QueryService {
             router,
             cfg,
             redis,
+            tiers,
         } = self;
         tracing::info!(config = ?logjet_core::config::describe(&*cfg), "query starting");
         // Redis is pinged now and then so its outages are noticed (and logged once) between
         // requests too.
         redis.spawn_watch(REDIS_WATCH_EVERY, shutdown.child_token());
+        if let Some(a) = tiers.archive {
+            tokio::spawn(a.refresh_loop(tiers.history, shutdown.child_token()));
+        }
         let result = server.serve(router, shutdown).await;
         tracing::info!("query stopped");
         Ok(result?)
@@ -357,7 +379,7 @@ async fn query_logs(
         max_time: st.cfg.query_timeout / 2,
     };
     let resp = retry_once(&st.redis, || {
-        search::search_all(&st.redis.conn, &st.history, &q, budget, now)
+        search::search_all(&st.redis.conn, &st.tiers, &q, budget, now)
     })
     .await?;
     Ok(axum::Json(resp))

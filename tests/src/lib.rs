@@ -25,3 +25,16 @@ pub fn init_logging() {
         logjet_core::telemetry::init(logjet_core::telemetry::LogFormat::Pretty);
     });
 }
+
+/// A reqwest client. Every client of the tests is built here: the build includes query's
+/// `archive` feature, whose reqwest panics on a client built before a TLS provider is
+/// installed (`logjet_core::archive::install_tls_provider`).
+pub fn http_client() -> reqwest::Client {
+    http_builder().build().expect("http client")
+}
+
+/// A reqwest client builder, after the TLS provider is installed (see [`http_client`]).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    logjet_core::archive::install_tls_provider();
+    reqwest::Client::builder()
+}

@@ -76,6 +76,11 @@ pub fn query_config(nats: &str, redis: &str) -> QueryConfig {
         nats_url: nats.to_string(),
         redis_url: redis.to_string(),
         api: open_api(),
+        // Tests that read an archive set their own.
+        archive: logjet_core::config::ArchiveSettings {
+            archive_url: "off".into(),
+            ..Default::default()
+        },
         ..QueryConfig::default()
     }
 }
@@ -163,7 +168,7 @@ impl Platform {
             ingest,
             query,
             processors: Vec::new(),
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
         };
         for _ in 0..processors {
             p.add_processor().await;

@@ -122,7 +122,7 @@ impl ServiceProcess {
     }
 
     async fn wait_for_status(&self, path: &str, want: u16) {
-        let http = reqwest::Client::new();
+        let http = crate::http_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let status = http

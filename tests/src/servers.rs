@@ -109,7 +109,7 @@ impl NatsServer {
             .expect("nats-server starts (install it: scripts/test.sh does)");
         self.child = Some(child);
         let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         wait_until("nats-server", Duration::from_secs(20), || {
             let client = client.clone();
             let health = health.clone();

@@ -140,7 +140,7 @@ async fn spawn(bin_dir: &Path, name: &str, binary: &str, env: &[(&str, String)])
 }
 
 async fn wait_ready(url: &str) {
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         if http
@@ -225,7 +225,7 @@ pub async fn run(opts: SoakOptions) -> SoakReport {
     let urls: Arc<std::sync::Mutex<Vec<String>>> = Arc::new(std::sync::Mutex::new(
         ingests.lock().await.iter().map(|p| p.url.clone()).collect(),
     ));
-    let http = reqwest::Client::builder()
+    let http = crate::http_builder()
         .pool_max_idle_per_host(64)
         .build()
         .expect("client");

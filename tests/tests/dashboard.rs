@@ -554,7 +554,7 @@ async fn dashboard_server_serves_the_bundle_and_proxies_the_api() {
     let p = Platform::start(1).await;
     let dash = dashboard::start(dashboard::config(&p.query_url(), &dist)).await;
     let url = format!("http://{}", dash.addr);
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
 
     // index.html: no-cache; names the hashed files, which are immutable and gzip'ed.
     let r = http
@@ -830,7 +830,7 @@ async fn dashboard_proxy_sends_the_api_key_upstream() {
         ..dashboard::config(&format!("http://{upstream}"), &dist)
     })
     .await;
-    let r = reqwest::Client::new()
+    let r = logjet_tests::http_client()
         .get(format!("http://{}/api/stats/summary?x=1", dash.addr))
         .header("cookie", "session=browser-only")
         .send()

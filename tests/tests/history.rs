@@ -83,7 +83,13 @@ async fn events_older_than_redis_holds_are_found_in_the_stream() {
     }
     assert_eq!(seen, 101);
 
-    // A scan budget that runs out is reported, with a cursor to continue.
+    // A scan budget that runs out is reported, with a cursor to continue. A page always reads
+    // its first slice of the stream (16 messages), so more messages than that are needed.
+    for i in 0..20 {
+        let body = json!({"service": "api", "message": format!("later {i}")}).to_string();
+        assert_eq!(p.post("application/json", body).await.status(), 202);
+    }
+    p.wait_for_total(121, Duration::from_secs(10)).await;
     let mut qcfg = logjet_tests::platform::query_config(&p.nats.url(), &p.redis.url());
     qcfg.max_scan_events = 20;
     let small = logjet_tests::platform::start_query(qcfg).await;
@@ -99,6 +105,13 @@ async fn events_older_than_redis_holds_are_found_in_the_stream() {
         .unwrap();
     assert_eq!(r["truncated"], true, "{r}");
     assert!(r["next_cursor"].is_string(), "{r}");
+    let (found, _) = follow(
+        &small.url(),
+        json!({"service": "api", "since": "10m", "contains": "failure"}),
+        50,
+    )
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -159,4 +172,131 @@ async fn late_events_count_in_their_own_minute_and_too_old_ones_are_refused() {
             .sum::<u64>(),
         2
     );
+}
+
+/// The cursor of `body`'s pages, checked to move on every page. Returns the events and pages.
+async fn follow(query: &str, body: Value, max_pages: usize) -> (Vec<Value>, usize) {
+    let http = logjet_tests::http_client();
+    let mut events = Vec::new();
+    let mut cursor: Option<logjet_query::search::Cursor> = None;
+    let mut raw = Value::Null;
+    for page in 1..=max_pages {
+        let mut b = body.clone();
+        b["cursor"] = raw.clone();
+        let r: Value = http
+            .post(format!("{query}/logs/query"))
+            .json(&b)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events.extend(r["events"].as_array().expect("events").iter().cloned());
+        raw = r["next_cursor"].clone();
+        let Some(s) = raw.as_str() else {
+            return (events, page);
+        };
+        let next = logjet_query::search::Cursor::decode(s).expect("a cursor");
+        if let Some(prev) = &cursor {
+            assert!(
+                next.advanced_from(prev),
+                "page {page}: cursor {next:?} did not advance from {prev:?}"
+            );
+        }
+        cursor = Some(next);
+    }
+    panic!("still not at the end after {max_pages} pages");
+}
+
+/// Issue 14: a truncated history page used to hand back a cursor at the same place, so past a
+/// busy minute history search never progressed. Now every page moves down the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_needle_behind_many_newer_events_is_reached_by_following_cursors() {
+    // No processor: Redis holds nothing, so everything older than now is history.
+    let p = Platform::start(0).await;
+    let js = async_nats::jetstream::new(p.nats_client().await);
+    let now = chrono::Utc::now();
+    let needle = json!({"service": "api", "level": "error", "message": "lost order hist-needle-77q",
+        "ts": (now - chrono::Duration::seconds(90)).to_rfc3339()});
+    js.publish("logs.api", needle.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    const MESSAGES: usize = 200;
+    const PER_MESSAGE: usize = 1000;
+    let busy_ts = (now - chrono::Duration::seconds(60)).to_rfc3339();
+    let mut acks = Vec::new();
+    for m in 0..MESSAGES {
+        let body: String = (0..PER_MESSAGE)
+            .map(|i| {
+                json!({"service": "api", "message": format!("busy {m}-{i}"), "ts": busy_ts})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        acks.push(js.publish("logs.api", body.into()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+
+    // A budget of 20,000 decoded events per page: ten pages' worth of busy events above the needle.
+    let mut cfg = logjet_tests::platform::query_config(&p.nats.url(), &p.redis.url());
+    cfg.max_scan_events = 20_000;
+    let q = logjet_tests::platform::start_query(cfg).await;
+    let started = std::time::Instant::now();
+    let (found, pages) = follow(
+        &q.url(),
+        json!({"service": "api", "contains": "hist-needle-77q", "since": "10m"}),
+        60,
+    )
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["message"], "lost order hist-needle-77q");
+    assert!(
+        pages > 2,
+        "the budget should have cut it into pages: {pages}"
+    );
+    eprintln!("needle after {pages} pages, {:?}", started.elapsed());
+
+    // Every event exactly once, newest message first, by following the cursor; pages of 250
+    // from messages of 100 events end inside messages.
+    let mut acks = Vec::new();
+    for m in 0..30 {
+        let body: String = (0..100)
+            .map(|i| {
+                json!({"service": "web", "message": format!("web {m}-{i}"), "ts": busy_ts})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        acks.push(js.publish("logs.web", body.into()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    let (all, pages) = follow(
+        &q.url(),
+        json!({"service": "web", "since": "10m", "limit": 250}),
+        20,
+    )
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for e in &all {
+        assert!(
+            seen.insert(e["message"].as_str().unwrap().to_string()),
+            "twice: {e}"
+        );
+    }
+    assert_eq!(all.len(), 3000, "in {pages} pages");
+    assert!((12..=13).contains(&pages), "{pages} pages");
+    let messages: Vec<&str> = all.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..30)
+        .rev()
+        .flat_map(|m| (0..100).rev().map(move |i| format!("web {m}-{i}")))
+        .collect();
+    assert_eq!(messages, expected);
+    eprintln!("all in {:?}", started.elapsed());
 }

@@ -330,7 +330,7 @@ impl Prometheus {
             .expect("prometheus starts");
         let p = Prometheus {
             url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: logjet_tests::http_client(),
             _child: child,
             _dir: dir,
         };

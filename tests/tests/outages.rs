@@ -147,7 +147,7 @@ async fn nats_never_answering_at_start_up() {
     query.wait_ready().await;
 
     // While NATS never answers, a publish fails at once.
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     let t = Instant::now();
     let r = post_logs(&http, &ingest, &events(1, "nowhere")).await;
     assert_eq!(r.status(), 503);
@@ -186,7 +186,7 @@ async fn nats_lost_while_running() {
     for s in [&ingest, &processor, &query] {
         s.wait_ready().await;
     }
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(10, "before"))
             .await
@@ -232,7 +232,7 @@ async fn nats_frozen_with_work_in_flight() {
     for s in [&ingest, &processor, &query] {
         s.wait_ready().await;
     }
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(10, "before"))
             .await
@@ -278,7 +278,7 @@ async fn a_publish_waiting_when_nats_is_lost_is_answered_at_once() {
     ];
     let mut ingest = ServiceProcess::spawn("logjet-ingest", &env);
     ingest.wait_ready().await;
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(1, "before"))
             .await
@@ -329,7 +329,7 @@ async fn redis_never_answering_at_start_up() {
     let ack_wait = ("LOGJET_ACK_WAIT", "3s".to_string());
     let mut ingest = ServiceProcess::spawn("logjet-ingest", &[nats_env(nats.url()), drain()]);
     ingest.wait_ready().await;
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(50, "waiting"))
             .await
@@ -415,7 +415,7 @@ async fn redis_lost_while_running() {
     for s in [&ingest, &processor, &query] {
         s.wait_ready().await;
     }
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(10, "before"))
             .await
@@ -454,7 +454,7 @@ async fn dashboard_with_the_query_service_silent_or_gone() {
         "LOGJET_STATIC_DIR",
         logjet_tests::dashboard::dist_dir().display().to_string(),
     );
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
 
     // Never answering from the start, with a proxied request waiting on it at SIGTERM.
     let silent = SilentServer::start().await;
@@ -535,7 +535,7 @@ async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     for s in [&ingest, &processor, &query, &dashboard] {
         s.wait_ready().await;
     }
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     assert_eq!(
         post_logs(&http, &ingest, &events(10, "before"))
             .await

@@ -434,7 +434,7 @@ async fn nats_credentials_in_the_url_authenticate_and_are_never_logged() {
     let bad = nats
         .url()
         .replace("nats://", "nats://ingest:wrong-pw-0000@");
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     let ok = platform::start_ingest(platform::ingest_config(&good)).await;
     let denied = platform::start_ingest(platform::ingest_config(&bad)).await;
     let mut ready = false;

@@ -42,7 +42,7 @@ async fn start(name: &str, env: &[(&str, String)]) -> (Child, String) {
     }
     let child = cmd.spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     for _ in 0..400 {
         if http
             .get(format!("{url}/readyz"))
@@ -94,7 +94,7 @@ async fn sigterm_under_load_drains_and_exits_quickly() {
             ingest_url.clone(),
         );
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = logjet_tests::http_client();
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
@@ -151,7 +151,7 @@ async fn sigterm_under_load_drains_and_exits_quickly() {
     );
 
     // Ingest: SIGTERM under load; readiness fails first, in-flight requests complete.
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     sigterm(&ingest);
     let mut saw_unready = false;
     for _ in 0..40 {

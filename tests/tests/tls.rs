@@ -168,7 +168,7 @@ async fn the_pipeline_runs_over_tls_to_nats_and_redis() {
     let ingest = platform::start_ingest(platform::ingest_config(&nats)).await;
     let processor = platform::start_processor(platform::processor_config(&nats, &redis)).await;
     let query = platform::start_query(platform::query_config(&nats, &redis)).await;
-    let http = reqwest::Client::new();
+    let http = logjet_tests::http_client();
     for svc in [&ingest, &processor, &query] {
         let mut ready = false;
         for _ in 0..200 {

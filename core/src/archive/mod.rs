@@ -33,6 +33,17 @@ pub mod segment;
 pub mod store;
 
 pub use retention::{RetentionError, RetentionRules};
+
+/// Installs rustls's crypto provider when this build has the `archive` feature, and does
+/// nothing otherwise. With the feature, reqwest is built with `rustls-no-provider` and panics
+/// on any `Client` built before a provider is installed; cargo's feature unification gives that
+/// reqwest to every crate of a build that includes query or the archiver (the dashboard's
+/// proxy client, the system tests), so they call this, and [`crate::service::run`] calls it
+/// first for every service binary. Idempotent.
+pub fn install_tls_provider() {
+    #[cfg(feature = "archive")]
+    store::install_tls_provider();
+}
 pub use url::{ArchiveUrl, ArchiveUrlError};
 
 #[cfg(feature = "archive")]

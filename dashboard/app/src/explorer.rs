@@ -35,9 +35,22 @@ struct Page {
     next_cursor: Option<String>,
     scanned: u64,
     truncated: bool,
+    /// The tiers that answered (`redis`, `stream`, `archive`), every page loaded so far.
     source: String,
+    /// What the answer may lack (a segment skipped, `since` before retention).
+    warnings: Vec<String>,
     /// More pages were loaded: live refresh only adds new events on top.
     extended: bool,
+}
+
+/// The tiers of two pages, each named once, in tier order (`redis+stream` and `archive` give
+/// `redis+stream+archive`).
+fn merge_sources(a: &str, b: &str) -> String {
+    ["redis", "stream", "archive"]
+        .into_iter()
+        .filter(|t| a.split('+').chain(b.split('+')).any(|x| x == *t))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 fn search_key(f: &Filters) -> String {
@@ -75,6 +88,7 @@ pub fn Explorer() -> Element {
                                     scanned: resp.scanned,
                                     truncated: resp.truncated,
                                     source: resp.source,
+                                    warnings: resp.warnings,
                                     extended: false,
                                 }
                             } else {
@@ -152,6 +166,12 @@ pub fn Explorer() -> Element {
                     p.next_cursor = resp.next_cursor;
                     p.scanned += resp.scanned;
                     p.truncated = resp.truncated;
+                    p.source = merge_sources(&p.source, &resp.source);
+                    for w in resp.warnings {
+                        if !p.warnings.contains(&w) {
+                            p.warnings.push(w);
+                        }
+                    }
                     p.extended = true;
                 }
                 Ok(_) => {}
@@ -242,6 +262,9 @@ pub fn Explorer() -> Element {
                 p { class: "muted small", "data-testid": "explore-meta", "aria-live": "polite",
                     "{thousands(count as u64)} {plural} shown, newest first · scanned {thousands(p.scanned)} · from {p.source}"
                     if p.truncated { " · the scan budget ran out: load more to continue" }
+                }
+                for w in p.warnings.iter() {
+                    p { class: "muted small", "data-testid": "explore-warning", "⚠ {w}" }
                 }
                 div { class: "scroll",
                     table { class: "events", "data-testid": "events",

@@ -40,11 +40,14 @@ impl View {
 }
 
 /// Search window of the explorer.
-pub const RANGES: [(&str, &str); 5] = [
+pub const RANGES: [(&str, &str); 7] = [
     ("15m", "Last 15 minutes"),
     ("1h", "Last hour"),
     ("6h", "Last 6 hours"),
     ("24h", "Last 24 hours"),
+    // Beyond the stream's buffer: the archive answers (as far as retention keeps).
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
     ("", "Everything retained"),
 ];
 

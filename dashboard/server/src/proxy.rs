@@ -56,6 +56,8 @@ impl Proxy {
         registry: &Registry,
         streams: CancellationToken,
     ) -> Result<Proxy, reqwest::Error> {
+        // A build that includes query links a reqwest that needs a TLS provider first.
+        logjet_core::archive::install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))

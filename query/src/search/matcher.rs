@@ -76,6 +76,11 @@ impl TextMatcher {
 }
 
 impl EventQuery {
+    /// The cursor's place in Redis, when the cursor is there.
+    pub fn recent_cursor(&self) -> Option<Position> {
+        self.cursor.and_then(|c| c.recent())
+    }
+
     /// Whether an event passes every filter (service, level, time, content).
     pub fn matches(&self, ev: &LogEvent) -> bool {
         self.service
@@ -113,7 +118,7 @@ impl EventQuery {
         {
             return false;
         }
-        if let Some(cur) = self.cursor
+        if let Some(cur) = self.recent_cursor()
             && c.min_ms.saturating_mul(1_000_000) > cur.ts_nanos
         {
             return false;
@@ -168,7 +173,7 @@ pub(super) fn scan_chunk(
             chunk,
             idx: idx as u32,
         };
-        if q.cursor.is_some_and(|c| pos >= c) || !q.head_matches(ts_nanos, head.level) {
+        if q.recent_cursor().is_some_and(|c| pos >= c) || !q.head_matches(ts_nanos, head.level) {
             continue;
         }
         if let Some(m) = &q.contains
@@ -233,14 +238,14 @@ mod tests {
         scan_chunk(&q, 1, lines.as_bytes(), &mut heap);
         assert_eq!(heap.len(), 1);
         q.contains = None;
-        q.cursor = Some(Position {
+        q.cursor = Some(crate::search::Cursor::Recent(Position {
             ts_nanos: DateTime::parse_from_rfc3339("2026-11-26T11:59:59.300Z")
                 .unwrap()
                 .timestamp_nanos_opt()
                 .unwrap(),
             chunk: 1,
             idx: 2,
-        });
+        }));
         let mut heap = BinaryHeap::new();
         scan_chunk(&q, 1, lines.as_bytes(), &mut heap);
         assert_eq!(heap.len(), 2);

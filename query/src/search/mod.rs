@@ -10,23 +10,24 @@
 //! the merge itself (no I/O), `redis` reads the index, the Bloom filters and the chunks; [`search`]
 //! drives the merge with those reads.
 
+mod cursor;
 mod matcher;
 mod merge;
 mod redis;
 mod request;
+mod tiers;
 
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionManager;
-use chrono::{DateTime, Utc};
 
-use crate::error::QueryError;
-
+pub use cursor::Cursor;
 pub use logjet_api::{QueryRequest, QueryResponse};
 pub use matcher::TextMatcher;
 pub use merge::Position;
 pub use redis::recent_horizon_ms;
 pub use request::{DEFAULT_LIMIT, EventQuery, MAX_LIMIT, MAX_REGEX_BYTES, parse_time};
+pub use tiers::{Tiers, search_all};
 
 /// Chunks decoded per round trip.
 const LOAD_BATCH: usize = 4;
@@ -78,77 +79,10 @@ pub async fn search(
         scanned: page.scanned,
         truncated,
         source: "redis".into(),
+        warnings: Vec::new(),
     })
 }
 
-/// A query over Redis and, when `since` reaches further back than Redis holds, the stream.
-pub async fn search_all(
-    conn: &ConnectionManager,
-    history: &crate::history::History,
-    q: &EventQuery,
-    budget: Budget,
-    now: DateTime<Utc>,
-) -> Result<QueryResponse, QueryError> {
-    let started = Instant::now();
-    let horizon_ms = recent_horizon_ms(conn, q).await?;
-    let mut resp = search(conn, q, budget).await?;
-    let Some(since) = q.since_nanos else {
-        return Ok(resp);
-    };
-    let horizon_ns = horizon_ms.map_or_else(
-        || now.timestamp_nanos_opt().unwrap_or(i64::MAX),
-        |ms| ms.saturating_mul(1_000_000),
-    );
-    if resp.events.len() >= q.limit || resp.truncated || since >= horizon_ns {
-        return Ok(resp);
-    }
-    let mut end = horizon_ns;
-    if let Some(u) = q.until_nanos {
-        end = end.min(u.saturating_add(1));
-    }
-    if let Some(c) = q.cursor {
-        end = end.min(c.ts_nanos.saturating_add(1));
-    }
-    let left = Budget {
-        max_events: budget.max_events.saturating_sub(resp.scanned),
-        max_time: budget.max_time.saturating_sub(started.elapsed()),
-    };
-    let page = history
-        .scan(
-            q,
-            since,
-            end,
-            q.limit - resp.events.len(),
-            left,
-            Instant::now(),
-        )
-        .await
-        .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-    resp.source = if resp.events.is_empty() {
-        "stream"
-    } else {
-        "redis+stream"
-    }
-    .into();
-    resp.scanned += page.scanned;
-    resp.truncated = page.truncated;
-    let last = page.events.last().map(|(p, _)| *p);
-    resp.events.extend(page.events.into_iter().map(|(_, e)| e));
-    resp.next_cursor = if page.truncated || (resp.events.len() >= q.limit && !page.exhausted) {
-        // Continue below the last event returned, or, if none came from the stream, below `end`.
-        Some(
-            last.unwrap_or(Position {
-                ts_nanos: end,
-                chunk: 0,
-                idx: 0,
-            })
-            .encode(),
-        )
-    } else {
-        None
-    };
-    Ok(resp)
-}
 #[cfg(test)]
 mod test_support {
     use chrono::{DateTime, Utc};

@@ -134,7 +134,7 @@ impl EventQuery {
         if let Some(u) = self.until_nanos {
             upper = upper.min((u.div_euclid(1_000_000) + CHUNK_SPAN_MS) as f64);
         }
-        if let Some(c) = self.cursor {
+        if let Some(c) = self.recent_cursor() {
             upper = upper.min((c.ts_nanos.div_euclid(1_000_000) + CHUNK_SPAN_MS) as f64);
         }
         let lower = self

@@ -7,7 +7,7 @@ use logjet_core::tokens;
 use logjet_core::{Level, ServiceName};
 use regex::{Regex, RegexBuilder};
 
-use super::Position;
+use super::Cursor;
 use super::matcher::TextMatcher;
 use crate::error::QueryError;
 use crate::filter::{self, Clause, Filter, Literal, Op, Target};
@@ -28,7 +28,7 @@ pub struct EventQuery {
     pub filter: Option<Filter>,
     pub trace_id: Option<String>,
     pub limit: usize,
-    pub cursor: Option<Position>,
+    pub cursor: Option<Cursor>,
     /// Lower-cased identifiers every matching event contains: chunks whose Bloom filter lacks
     /// one are skipped unread.
     pub index_tokens: Vec<String>,
@@ -192,7 +192,7 @@ impl EventQuery {
         index_tokens.dedup();
         let cursor = match req.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) => Some(Position::decode(c).ok_or_else(|| {
+            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
                 QueryError::invalid("cursor", "not a cursor this service issued")
             })?),
         };

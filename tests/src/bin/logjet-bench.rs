@@ -511,7 +511,7 @@ async fn latency_run(
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let http = reqwest::Client::builder()
+    let http = logjet_tests::http_builder()
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");

@@ -1,0 +1,278 @@
+//! Query across the tiers (issue 14): Redis, the stream not yet archived, and the archive.
+//!
+//! The test archives like the archiver does, with `logjet_core::archive`: it reads messages
+//! through the durable consumer `archiver`, writes each into a segment, publishes the segment
+//! (object, then index object) and only then acknowledges the message, so the consumer's ack
+//! floor says what is archived. The archive is a local directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use logjet_core::archive::{ArchiveStore, Catalog, CatalogOptions, SegmentOptions, SegmentWriter};
+use logjet_tests::platform::{Platform, Svc, query_config, start_query};
+use serde_json::{Value, json};
+
+/// Messages published, each one `(service, lines)`; returns their stream sequences.
+async fn publish(js: &jetstream::Context, messages: &[(&str, Vec<Value>)]) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for (service, lines) in messages {
+        let body: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+        let ack = js
+            .publish(format!("logs.{service}"), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        seqs.push(ack.sequence);
+    }
+    seqs
+}
+
+/// Archives the next `n` messages of the consumer `archiver`, one segment each; acknowledges
+/// those whose index in `ack` is true. Returns the segments' object paths by sequence.
+async fn archive(
+    js: &jetstream::Context,
+    catalog: &Catalog,
+    spool: &Path,
+    n: usize,
+    ack: &[bool],
+) -> HashMap<u64, String> {
+    let mut stream = js.get_stream("LOGS").await.unwrap();
+    let incarnation =
+        (stream.info().await.unwrap().created.unix_timestamp_nanos() / 1_000_000) as u64;
+    let consumer = stream
+        .get_or_create_consumer(
+            "archiver",
+            consumer::pull::Config {
+                durable_name: Some("archiver".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(600),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(n).messages().await.unwrap();
+    let mut paths = HashMap::new();
+    let mut i = 0;
+    while let Some(msg) = batch.next().await {
+        let msg = msg.unwrap();
+        let info = msg.info().unwrap();
+        let seq = info.stream_sequence;
+        let published = logjet_core::jetstream::published_at(&info);
+        let opts = logjet_core::message::message_options(
+            msg.subject.as_str(),
+            published,
+            Duration::from_secs(86_400),
+        );
+        let events = logjet_core::message::decode_message(&msg.payload, false, &opts).events;
+        let mut w = SegmentWriter::create(
+            spool,
+            &events[0].service,
+            incarnation,
+            SegmentOptions::default(),
+        )
+        .unwrap();
+        for (idx, ev) in events.iter().enumerate() {
+            w.append_event(seq, idx as u32, ev).unwrap();
+        }
+        let seg = w.finish().unwrap();
+        let meta = catalog.publish(&seg).await.unwrap();
+        paths.insert(seq, meta.segment().to_string());
+        if ack[i] {
+            msg.double_ack().await.unwrap();
+        }
+        i += 1;
+    }
+    assert_eq!(i, n);
+    paths
+}
+
+async fn query(q: &Svc, body: Value) -> Value {
+    let r = logjet_tests::http_client()
+        .post(format!("{}/logs/query", q.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Follows the cursor to the end; every cursor moves on. Returns the events' messages and the
+/// responses.
+async fn follow(q: &Svc, body: Value) -> (Vec<String>, Vec<Value>) {
+    let mut messages = Vec::new();
+    let mut pages = Vec::new();
+    let mut prev: Option<logjet_query::search::Cursor> = None;
+    let mut cursor = Value::Null;
+    for _ in 0..200 {
+        let mut b = body.clone();
+        b["cursor"] = cursor.clone();
+        let r = query(q, b).await;
+        for e in r["events"].as_array().unwrap() {
+            messages.push(e["message"].as_str().unwrap().to_string());
+        }
+        cursor = r["next_cursor"].clone();
+        pages.push(r);
+        let Some(s) = cursor.as_str() else {
+            return (messages, pages);
+        };
+        let c = logjet_query::search::Cursor::decode(s).unwrap();
+        if let Some(p) = &prev {
+            assert!(c.advanced_from(p), "{c:?} after {p:?}");
+        }
+        prev = Some(c);
+    }
+    panic!("no end after 200 pages");
+}
+
+fn line(service: &str, message: &str, age_min: i64) -> Value {
+    let ts = chrono::Utc::now() - chrono::Duration::minutes(age_min);
+    json!({"service": service, "message": message, "ts": ts.to_rfc3339(), "level": "info"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_spans_stream_and_archive_and_returns_each_event_once() {
+    // No processor: Redis holds nothing, so everything older than now is history.
+    let p = Platform::start(0).await;
+    let js = jetstream::new(p.nats_client().await);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let store = ArchiveStore::local(dir.path().to_path_buf()).unwrap();
+    let catalog = Catalog::new(store, CatalogOptions::default());
+
+    let seqs = publish(
+        &js,
+        &[
+            (
+                "api",
+                vec![
+                    line("api", "old needle arch-needle-5k1", 50),
+                    line("api", "a1", 50),
+                ],
+            ),
+            (
+                "api",
+                vec![
+                    line("api", "a2", 40),
+                    line("api", "a3", 40),
+                    line("api", "a4", 40),
+                ],
+            ),
+            ("web", vec![line("web", "w1", 35), line("web", "w2", 35)]),
+            // Archived but not acknowledged: in the archive and the stream, returned once.
+            (
+                "api",
+                vec![line("api", "both1", 30), line("api", "both2", 30)],
+            ),
+            // Not archived: the stream's alone.
+            ("api", vec![line("api", "s1", 20)]),
+            ("web", vec![line("web", "s2", 10)]),
+        ],
+    )
+    .await;
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let segments = archive(&js, &catalog, spool.path(), 4, &[true, true, true, false]).await;
+    assert_eq!(segments.len(), 4);
+
+    let mut cfg = query_config(&p.nats.url(), &p.redis.url());
+    cfg.archive.archive_url = format!("file://{}", dir.path().display());
+    cfg.archive.retention_rules = "7d".into();
+    cfg.archive_read.archive_refresh = Duration::from_millis(200);
+    let q = start_query(cfg).await;
+
+    // Until the catalog is loaded the stream answers for all it holds, and says so; then the
+    // needle comes from the archive only (its message is acknowledged, so the stream part read
+    // is above it).
+    let started = std::time::Instant::now();
+    let found = loop {
+        let r = query(&q, json!({"contains": "arch-needle-5k1", "since": "2h"})).await;
+        if r["warnings"].to_string().contains("not loaded yet") {
+            assert_eq!(r["source"], "stream", "{r}");
+        } else {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never found: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(found["events"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["events"][0]["message"], "old needle arch-needle-5k1");
+    assert_eq!(found["source"], "archive", "{found}");
+    assert!(found.get("warnings").is_none(), "{found}");
+
+    // Everything, once, across the tiers; pages of 3 keep the cursor crossing from the stream
+    // into the archive.
+    let (all, pages) = follow(&q, json!({"since": "2h", "limit": 3})).await;
+    let mut sorted = all.clone();
+    sorted.sort();
+    let mut expected = vec![
+        "old needle arch-needle-5k1",
+        "a1",
+        "a2",
+        "a3",
+        "a4",
+        "w1",
+        "w2",
+        "both1",
+        "both2",
+        "s1",
+        "s2",
+    ];
+    expected.sort();
+    assert_eq!(sorted, expected, "in {} pages: {pages:?}", pages.len());
+    // The stream answers first (newest message first), then the archive (newest event first).
+    assert_eq!(&all[..4], ["s2", "s1", "both2", "both1"]);
+    assert_eq!(all.last().unwrap(), "old needle arch-needle-5k1");
+    let sources: Vec<&str> = pages
+        .iter()
+        .map(|p| p["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&"stream+archive") || sources.contains(&"archive"),
+        "{sources:?}"
+    );
+
+    // One service, filtered by level count pruning and a token probe.
+    let r = query(&q, json!({"service": "web", "since": "2h"})).await;
+    let msgs: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs, ["s2", "w2", "w1"], "{r}");
+    assert_eq!(r["source"], "stream+archive");
+
+    // A corrupt segment is named in `warnings` and skipped; the rest still answers.
+    let web = &segments[&3];
+    let file = dir.path().join(web);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let r = query(&q, json!({"since": "2h", "limit": 100})).await;
+    let msgs: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs.len(), 9, "{r}");
+    assert!(!msgs.contains(&"w1"));
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains(web.as_str()), "{r}");
+    assert!(warnings.contains("skipped"), "{r}");
+
+    // `since` beyond retention says so.
+    let r = query(&q, json!({"since": "30d", "contains": "arch-needle-5k1"})).await;
+    assert_eq!(r["events"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r["warnings"].to_string().contains("before retention"),
+        "{r}"
+    );
+}
