@@ -19,9 +19,11 @@ use crate::telemetry::LogFormat;
 mod archive;
 mod archive_read;
 mod dashboard;
+mod ingest_memory;
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
+pub use ingest_memory::{BudgetSource, IngestMemorySettings, MemoryBudget, parse_size};
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
@@ -442,6 +444,9 @@ pub struct IngestConfig {
     pub retry_after_secs: u64,
     /// Requests served at once; more wait in line, briefly, then get 503.
     pub max_concurrent_requests: usize,
+    /// Bytes of request bodies held at once (`ingest_memory_budget`, `…_percent`).
+    #[serde(flatten)]
+    pub memory: IngestMemorySettings,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
     /// dependency are answered 503 just before it, unfinished work is left for redelivery.
     #[serde(with = "humantime_serde")]
@@ -461,6 +466,7 @@ impl Default for IngestConfig {
             publish_timeout: Duration::from_secs(5),
             retry_after_secs: 2,
             max_concurrent_requests: 1024,
+            memory: IngestMemorySettings::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
@@ -492,6 +498,7 @@ impl ServiceConfig for IngestConfig {
             "max_concurrent_requests",
             self.max_concurrent_requests as u64,
         )?;
+        self.memory.validate()?;
         validate_drain_timeout(self.drain_timeout)
     }
 }

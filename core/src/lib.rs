@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod cgroup;
 pub mod config;
 /// The canonical event, defined in `logjet-api` so the browser app decodes the very type the
 /// services write.

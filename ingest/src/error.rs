@@ -23,14 +23,22 @@ pub enum IngestError {
     NothingValid(Vec<Reject>),
     #[error("JetStream is unavailable, retry later: {reason}")]
     Unavailable { reason: String, retry_after: u64 },
+    #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
+    UnsupportedEncoding(String),
+    #[error("{reason}, retry later")]
+    OverBudget { reason: String, retry_after: u64 },
 }
 
 impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
-            IngestError::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::UnsupportedContentType(_) | IngestError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Unavailable { .. } | IngestError::OverBudget { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             IngestError::EmptyBody
             | IngestError::BadBody(_)
             | IngestError::BadService(_)
@@ -38,15 +46,25 @@ impl IngestError {
             | IngestError::NothingValid(_) => StatusCode::BAD_REQUEST,
         }
     }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the 503s.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            IngestError::Unavailable { retry_after, .. }
+            | IngestError::OverBudget { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let mut err = ApiError::new(self.status(), self.to_string());
-        match &self {
-            IngestError::NothingValid(rejects) => err = err.with_details(rejects),
-            IngestError::Unavailable { retry_after, .. } => err = err.retry_after(*retry_after),
-            _ => {}
+        if let IngestError::NothingValid(rejects) = &self {
+            err = err.with_details(rejects);
+        }
+        if let Some(secs) = self.retry_after() {
+            err = err.retry_after(secs);
         }
         err.into_response()
     }

@@ -5,6 +5,8 @@
 //! shares, [`prepare`] turns a request into events and rejects, [`publish::Publisher`] gets them
 //! acknowledged. Serving, draining and the standard routes are `logjet_core::service`'s.
 
+pub mod body;
+pub mod budget;
 pub mod coalesce;
 pub mod error;
 pub mod metrics;
@@ -35,7 +37,6 @@ use logjet_core::service::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tower_http::decompression::RequestDecompressionLayer;
 
 use coalesce::Coalescer;
 pub use error::IngestError;
@@ -72,6 +73,8 @@ pub struct AppState {
     /// Publish failures while NATS is connected (timeouts) are logged at most once a minute;
     /// those of an outage are its tracker's to log.
     pub publish_failures_log: Arc<Throttle>,
+    /// Bytes of request bodies held at once (docs/operations.md).
+    pub budget: budget::MemoryBudget,
 }
 
 impl ServiceState for AppState {
@@ -134,6 +137,16 @@ impl Ingest {
             &registry,
         );
         let metrics = IngestMetrics::new(&registry);
+        let limits = logjet_core::cgroup::MemoryLimits::detect();
+        let resolved = cfg.memory.resolve(&limits, cfg.max_body_bytes)?;
+        tracing::info!(
+            budget_bytes = resolved.bytes,
+            derived = %resolved.source.describe(),
+            cgroup = ?limits.cgroup,
+            "ingest memory budget"
+        );
+        metrics.memory_budget.set(resolved.bytes as i64);
+        let budget = budget::MemoryBudget::new(resolved.bytes, Some(metrics.budget.clone()));
         let publisher = Publisher::new(&nats, cfg.publish_timeout, metrics.clone());
         let state = AppState {
             cfg: Arc::new(cfg),
@@ -146,6 +159,7 @@ impl Ingest {
             recheck_stream: Arc::new(Notify::new()),
             guard,
             publish_failures_log: Arc::new(Throttle::new(REMINDER_EVERY)),
+            budget,
         };
         Ok(Ingest {
             server,
@@ -242,14 +256,12 @@ async fn keep_stream(nats: Nats, state: AppState, shutdown: CancellationToken) {
 /// The router: pure function of the state, driven with `oneshot` in `tests/router.rs`. Registers
 /// the HTTP metrics in the state's registry: once per state.
 pub fn app(state: AppState) -> Router {
-    let limit = state.cfg.max_body_bytes;
     let api = Router::new()
         .route("/logs", post(post_logs))
         .merge(protocols::routes())
-        // Decompression sits outside the body limit, so the limit counts decompressed bytes and
-        // a gzip bomb stops at the limit.
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestDecompressionLayer::new())
+        // The body limit, the memory budget and decompression are the IngestRequest
+        // extractor's (request.rs, body.rs): it streams and counts decompressed bytes.
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,
         ));

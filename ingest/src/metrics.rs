@@ -13,6 +13,10 @@ pub struct IngestMetrics {
     pub publish_failures: IntCounterVec,
     pub batch_events: Histogram,
     pub nats_connected: IntGauge,
+    /// `logjet_ingest_memory_budget_bytes`: the budget of request body bytes in flight.
+    pub memory_budget: IntGauge,
+    /// `logjet_ingest_memory_in_flight_bytes` and `logjet_ingest_memory_rejected_total{stage}`.
+    pub budget: crate::budget::BudgetMetrics,
 }
 
 impl IngestMetrics {
@@ -79,6 +83,25 @@ impl IngestMetrics {
             "logjet_nats_connected",
             "1 while the NATS connection is up.",
         );
+        let memory_budget = metrics::gauge(
+            registry,
+            "logjet_ingest_memory_budget_bytes",
+            "Bytes of request bodies (compressed and decompressed) ingest holds at most at once.",
+        );
+        let in_flight = metrics::gauge(
+            registry,
+            "logjet_ingest_memory_in_flight_bytes",
+            "Bytes of request bodies reserved from the memory budget now.",
+        );
+        let memory_rejected = metrics::counter_vec(
+            registry,
+            "logjet_ingest_memory_rejected_total",
+            "Requests answered 503 because the memory budget was full, by stage: admission (before the body was read) or body (while it was read or decompressed).",
+            &["stage"],
+        );
+        for stage in crate::budget::Stage::ALL {
+            memory_rejected.with_label_values(&[stage.as_str()]);
+        }
         IngestMetrics {
             events,
             rejected,
@@ -86,6 +109,11 @@ impl IngestMetrics {
             publish_failures,
             batch_events,
             nats_connected,
+            memory_budget,
+            budget: crate::budget::BudgetMetrics {
+                in_flight,
+                rejected: memory_rejected,
+            },
         }
     }
 }

@@ -1,17 +1,21 @@
 //! The prologue every ingest route shares, as one extractor: [`IngestRequest`] reads `?service=`,
-//! the body (within the limit, after decompression) and the headers, and builds the parse
-//! options. Its rejection is a protocol-neutral [`IngestError`]; each protocol's handler takes
-//! `Result<IngestRequest, IngestError>` and answers it in its own error shape.
+//! the body (within the limit and the memory budget, decompressed as it streams in) and the
+//! headers, and builds the parse options. Its rejection is a protocol-neutral [`IngestError`];
+//! each protocol's handler takes `Result<IngestRequest, IngestError>` and answers it in its own
+//! error shape.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
+use axum::http::header;
 use chrono::{DateTime, Utc};
 use logjet_core::ServiceName;
 use logjet_core::config::IngestConfig;
 use logjet_core::parse::ParseOptions;
 use serde::Deserialize;
 
+use crate::body::{self, BodyError, Encoding};
+use crate::budget::{OverBudget, Reservation};
 use crate::{AppState, IngestError};
 
 /// Query parameters of every ingest route.
@@ -34,6 +38,9 @@ pub struct IngestRequest {
     pub headers: HeaderMap,
     /// The whole body, decompressed, at most `max_body_bytes`.
     pub body: Bytes,
+    /// The body's share of the memory budget, held until the request is answered; a handler
+    /// that decompresses further (Loki's snappy) grows it first.
+    pub reservation: Reservation,
 }
 
 impl IngestRequest {
@@ -45,35 +52,60 @@ impl IngestRequest {
     }
 }
 
+/// The 503 of a full memory budget.
+pub fn over_budget(e: OverBudget, cfg: &IngestConfig) -> IngestError {
+    IngestError::OverBudget {
+        reason: e.to_string(),
+        retry_after: cfg.retry_after_secs,
+    }
+}
+
 impl FromRequest<AppState> for IngestRequest {
     type Rejection = IngestError;
 
-    /// The body is read even when a parameter is bad (the parameter's error is the answer), so
-    /// the connection stays usable.
+    /// The budget is asked before any of the body is read: `Content-Length` bytes (capped at
+    /// the body limit), or a first step when the length is unknown; a full budget is a 503 at
+    /// once. Otherwise the body is read even when a parameter is bad (the parameter's error is
+    /// the answer), so the connection stays usable.
     async fn from_request(req: Request, st: &AppState) -> Result<Self, IngestError> {
+        let cfg = &st.cfg;
         let params = Query::<LogsParams>::try_from_uri(req.uri());
-        let headers = req.headers().clone();
-        let body = Bytes::from_request(req, st).await;
+        let (parts, body) = req.into_parts();
+        let headers = parts.headers;
+        let encoding = Encoding::from_headers(&headers).map_err(body_error(cfg))?;
+        let length = body::content_length(&headers);
+        let limit = cfg.max_body_bytes;
+        if encoding == Encoding::Identity && length.is_some_and(|n| n > limit as u64) {
+            return Err(IngestError::TooLarge { limit });
+        }
+        let mut reservation = st
+            .budget
+            .reserve(length.unwrap_or(0).min(limit as u64))
+            .map_err(|e| over_budget(e, cfg))?;
+        let body = body::read(body, encoding, limit, &mut reservation)
+            .await
+            .map_err(body_error(cfg))?;
         let received_at = Utc::now();
         let Query(params) = params.map_err(|e| IngestError::BadService(e.body_text()))?;
-        let body = match body {
-            Ok(b) => b,
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(IngestError::TooLarge {
-                    limit: st.cfg.max_body_bytes,
-                });
-            }
-            Err(rejection) => return Err(IngestError::BadBody(rejection.body_text())),
-        };
         let service = sanitize_service(params.service.as_deref())?;
-        let options = request_options(service.clone(), received_at, &st.cfg);
+        let options = request_options(service.clone(), received_at, cfg);
         Ok(IngestRequest {
             received_at,
             service,
             options,
             headers,
             body,
+            reservation,
         })
+    }
+}
+
+fn body_error(cfg: &IngestConfig) -> impl Fn(BodyError) -> IngestError + '_ {
+    move |e| match e {
+        BodyError::UnsupportedEncoding(enc) => IngestError::UnsupportedEncoding(enc),
+        BodyError::TooLarge { limit } => IngestError::TooLarge { limit },
+        BodyError::OverBudget(o) => over_budget(o, cfg),
+        BodyError::Read(reason) => IngestError::BadBody(reason),
     }
 }
 

@@ -3,6 +3,8 @@
 //! meets before any event is published, and the error shape of each protocol.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -32,6 +34,11 @@ struct Ingest {
 
 /// Ingest with API keys on, a body limit of [`LIMIT`], and no NATS.
 async fn ingest() -> Ingest {
+    ingest_with(|_| {}).await
+}
+
+/// [`ingest`] with some settings changed.
+async fn ingest_with(change: impl FnOnce(&mut IngestConfig)) -> Ingest {
     let mut keys = tempfile::NamedTempFile::new().unwrap();
     writeln!(keys, "{}", key_line("shipper", "ingest", INGEST_KEY)).unwrap();
     writeln!(keys, "{}", key_line("grafana", "query", QUERY_KEY)).unwrap();
@@ -53,6 +60,8 @@ async fn ingest() -> Ingest {
         max_line_bytes: LIMIT / 2,
         ..IngestConfig::default()
     };
+    let mut cfg = cfg;
+    change(&mut cfg);
     let svc = logjet_ingest::Ingest::build(cfg).await.unwrap();
     Ingest {
         router: svc.router(),
@@ -263,4 +272,130 @@ async fn readyz_names_nats_and_the_stream_while_nats_is_not_there() {
             {"check": "stream", "error": "stream LOGS not ready"},
         ]})
     );
+}
+
+/// A body that never ends: its request holds its reservation until dropped.
+fn endless() -> Body {
+    Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>())
+}
+
+/// A body that records whether anyone read it.
+fn watched(read: Arc<AtomicBool>) -> Body {
+    Body::from_stream(futures::stream::poll_fn(move |_| {
+        read.store(true, Ordering::SeqCst);
+        std::task::Poll::Ready(None::<Result<Bytes, std::io::Error>>)
+    }))
+}
+
+#[tokio::test]
+async fn a_full_memory_budget_answers_503_with_retry_after_before_reading_the_body() {
+    // A budget of 64 KiB: one request of unknown length takes all of it.
+    let ingest = ingest_with(|c| c.memory.ingest_memory_budget = "64KiB".into()).await;
+    let holder = tokio::spawn(ingest.router.clone().oneshot(post(
+        "/logs",
+        Some(INGEST_KEY),
+        "text/plain",
+        endless(),
+    )));
+    // Until the first request has its reservation.
+    let in_flight = "logjet_ingest_memory_in_flight_bytes";
+    for _ in 0..200 {
+        if metric(&ingest.router, in_flight).await == 65536.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(metric(&ingest.router, in_flight).await, 65536.0);
+    assert_eq!(
+        metric(&ingest.router, "logjet_ingest_memory_budget_bytes").await,
+        65536.0
+    );
+
+    for (path, content_type) in ROUTES {
+        let read = Arc::new(AtomicBool::new(false));
+        let req = post(path, Some(INGEST_KEY), content_type, watched(read.clone()));
+        let a = send(&ingest.router, req).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(a.headers[header::RETRY_AFTER], "2", "{path}");
+        assert!(!read.load(Ordering::SeqCst), "{path}: the body was read");
+        let text = String::from_utf8_lossy(&a.body).to_string();
+        assert!(text.contains("memory budget is full"), "{path}: {text}");
+        // Each protocol's own shape.
+        let json = a.json();
+        match *path {
+            "/v1/logs" => assert_eq!(json["code"], 14),
+            "/_bulk" | "/web/_bulk" => {
+                assert_eq!(json["error"]["type"], "es_rejected_execution_exception")
+            }
+            _ => assert!(json["error"].is_string(), "{path}: {json}"),
+        }
+    }
+    assert_eq!(
+        metric(
+            &ingest.router,
+            "logjet_ingest_memory_rejected_total{stage=\"admission\"}"
+        )
+        .await,
+        ROUTES.len() as f64
+    );
+
+    // Once the first request is gone, its bytes are free again.
+    holder.abort();
+    let _ = holder.await;
+    assert_eq!(metric(&ingest.router, in_flight).await, 0.0);
+    let a = send(
+        &ingest.router,
+        post("/logs", Some(INGEST_KEY), "text/plain", "x"),
+    )
+    .await;
+    // Past the budget (no NATS here: JetStream's 503, not the budget's).
+    let error = a.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("JetStream"), "{error}");
+}
+
+#[tokio::test]
+async fn a_budget_smaller_than_one_body_stops_start_up_naming_the_key() {
+    let mut cfg = IngestConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes: 1 << 20,
+        ..IngestConfig::default()
+    };
+    cfg.memory.ingest_memory_budget = "512KiB".into();
+    cfg.api.auth = AuthSetting::Off;
+    let e = logjet_ingest::Ingest::build(cfg)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("LOGJET_INGEST_MEMORY_BUDGET") && e.contains("max_body_bytes"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_content_encodings_answer_415() {
+    let ingest = ingest().await;
+    let mut req = post("/logs", Some(INGEST_KEY), "text/plain", "x");
+    req.headers_mut()
+        .insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+    let a = send(&ingest.router, req).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(a.json()["error"].as_str().unwrap().contains("\"br\""));
+}
+
+/// A sample of the router's /metrics.
+async fn metric(router: &Router, series: &str) -> f64 {
+    let a = send(router, get("/metrics")).await;
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let name = name
+                .replace(",service=\"ingest\"", "")
+                .replace("{service=\"ingest\"}", "")
+                .replace("service=\"ingest\",", "");
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
 }

@@ -416,14 +416,13 @@ pub fn es_error(
 }
 
 fn ingest_error(e: IngestError) -> Response {
-    let (kind, retry) = match &e {
-        IngestError::Unavailable { retry_after, .. } => {
-            ("unavailable_shards_exception", Some(*retry_after))
-        }
-        IngestError::TooLarge { .. } => ("content_too_long_exception", None),
-        _ => ("illegal_argument_exception", None),
+    let kind = match &e {
+        IngestError::Unavailable { .. } => "unavailable_shards_exception",
+        IngestError::OverBudget { .. } => "es_rejected_execution_exception",
+        IngestError::TooLarge { .. } => "content_too_long_exception",
+        _ => "illegal_argument_exception",
     };
-    es_error(e.status(), kind, e.to_string(), retry)
+    es_error(e.status(), kind, e.to_string(), e.retry_after())
 }
 
 /// Index documents in bulk (Filebeat, Fluent Bit `es`, Vector `elasticsearch`, Logstash, clients).

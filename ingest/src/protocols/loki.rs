@@ -128,6 +128,16 @@ pub fn decode(
     }
 }
 
+/// The decompressed size of a snappy protobuf push (snappy's header says it), to reserve from
+/// the memory budget before decompressing; `None` for other bodies.
+pub fn snappy_len(body: &[u8], content_type: Option<&str>) -> Option<usize> {
+    let mime = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+    if mime != "application/x-protobuf" && mime != "application/protobuf" {
+        return None;
+    }
+    snap::raw::decompress_len(body).ok()
+}
+
 fn decode_protobuf(
     body: &[u8],
     max_bytes: usize,
@@ -413,7 +423,20 @@ pub fn parse_labels(s: &str) -> Result<Vec<(String, String)>, LineError> {
             headers(("Retry-After" = u64, description = "Seconds to wait")))
     )
 )]
-pub async fn push(State(st): State<AppState>, req: IngestRequest) -> Result<Response, IngestError> {
+pub async fn push(
+    State(st): State<AppState>,
+    mut req: IngestRequest,
+) -> Result<Response, IngestError> {
+    // The decompressed protobuf is held beside the body: reserve it first (over the body limit
+    // `decode` refuses it without decompressing).
+    if let Some(len) = snappy_len(&req.body, req.content_type())
+        && len <= st.cfg.max_body_bytes
+    {
+        let total = (req.body.len() + len) as u64;
+        req.reservation
+            .ensure(total)
+            .map_err(|e| crate::request::over_budget(e, &st.cfg))?;
+    }
     let decoded = match decode(
         &req.body,
         req.content_type(),

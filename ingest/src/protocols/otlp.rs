@@ -658,11 +658,7 @@ pub fn failure(
 }
 
 fn ingest_failure(enc: Encoding, e: IngestError) -> Response {
-    let retry_after = match &e {
-        IngestError::Unavailable { retry_after, .. } => Some(*retry_after),
-        _ => None,
-    };
-    failure(enc, e.status(), e.to_string(), retry_after)
+    failure(enc, e.status(), e.to_string(), e.retry_after())
 }
 
 /// Binary protobuf, for the OpenAPI document.

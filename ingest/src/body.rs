@@ -1,0 +1,276 @@
+//! Reading a request body within the memory budget and the body limit: streamed frame by frame
+//! and, for `Content-Encoding: gzip`, decompressed as it arrives, so neither the compressed nor
+//! the decompressed body is ever held beyond what the request's [`Reservation`] covers or past
+//! `max_body_bytes` (a gzip bomb stops at the limit, after at most one frame's output).
+
+use std::io::Write;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use futures::StreamExt;
+
+use crate::budget::{OverBudget, Reservation};
+
+/// `Content-Encoding`s ingest reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
+    UnsupportedEncoding(String),
+    #[error("request body is larger than the limit of {limit} bytes (after decompression)")]
+    TooLarge { limit: usize },
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    #[error("{0}")]
+    Read(String),
+}
+
+impl Encoding {
+    /// The request's `Content-Encoding` (`identity` or none, `gzip`/`x-gzip`).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Encoding, BodyError> {
+        let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+            return Ok(Encoding::Identity);
+        };
+        let v = v
+            .to_str()
+            .map_err(|_| BodyError::UnsupportedEncoding(format!("{v:?}")))?
+            .trim()
+            .to_ascii_lowercase();
+        match v.as_str() {
+            "" | "identity" => Ok(Encoding::Identity),
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            _ => Err(BodyError::UnsupportedEncoding(v)),
+        }
+    }
+}
+
+/// `Content-Length`, when given and a number.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Where decompressed bytes go: a buffer held to the body limit and the reservation.
+struct Sink<'a> {
+    buf: Vec<u8>,
+    limit: usize,
+    /// Compressed bytes received so far: the reservation covers the larger of the two.
+    received: u64,
+    reservation: &'a mut Reservation,
+}
+
+/// Carried through `io::Error` out of the decoder.
+#[derive(Debug, thiserror::Error)]
+enum SinkError {
+    #[error("over the body limit")]
+    TooLarge,
+    #[error(transparent)]
+    OverBudget(OverBudget),
+}
+
+impl Sink<'_> {
+    fn take(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        let len = self.buf.len() + data.len();
+        if len > self.limit {
+            return Err(SinkError::TooLarge);
+        }
+        self.reservation
+            .ensure((len as u64).max(self.received))
+            .map_err(SinkError::OverBudget)?;
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.take(data).map_err(std::io::Error::other)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn sink_error(e: std::io::Error, limit: usize) -> BodyError {
+    match e.into_inner().map(|inner| inner.downcast::<SinkError>()) {
+        Some(Ok(inner)) => match *inner {
+            SinkError::TooLarge => BodyError::TooLarge { limit },
+            SinkError::OverBudget(o) => BodyError::OverBudget(o),
+        },
+        Some(Err(other)) => BodyError::Read(format!("invalid gzip data: {other}")),
+        None => BodyError::Read("invalid gzip data".into()),
+    }
+}
+
+/// Reads `body` (decompressing it as `encoding` says) into one buffer of at most `limit` bytes,
+/// growing `reservation` before each byte is kept.
+pub async fn read(
+    body: Body,
+    encoding: Encoding,
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, BodyError> {
+    let mut frames = body.into_data_stream();
+    let capacity = (reservation.bytes() as usize).min(limit);
+    let mut sink = Sink {
+        buf: Vec::with_capacity(match encoding {
+            Encoding::Identity => capacity,
+            Encoding::Gzip => 0,
+        }),
+        limit,
+        received: 0,
+        reservation,
+    };
+    match encoding {
+        Encoding::Identity => {
+            while let Some(frame) = frames.next().await {
+                let frame = frame.map_err(read_error)?;
+                sink.take(&frame).map_err(|e| match e {
+                    SinkError::TooLarge => BodyError::TooLarge { limit },
+                    SinkError::OverBudget(o) => BodyError::OverBudget(o),
+                })?;
+            }
+            Ok(Bytes::from(sink.buf))
+        }
+        Encoding::Gzip => {
+            let mut decoder = flate2::write::MultiGzDecoder::new(sink);
+            while let Some(frame) = frames.next().await {
+                let frame = frame.map_err(read_error)?;
+                decoder.get_mut().received += frame.len() as u64;
+                decoder
+                    .write_all(&frame)
+                    .map_err(|e| sink_error(e, limit))?;
+            }
+            let sink = decoder.finish().map_err(|e| sink_error(e, limit))?;
+            Ok(Bytes::from(sink.buf))
+        }
+    }
+}
+
+fn read_error(e: axum::Error) -> BodyError {
+    BodyError::Read(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::{MemoryBudget, Stage};
+
+    const KIB: usize = 1024;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A body arriving in frames of `frame` bytes.
+    fn streamed(data: Vec<u8>, frame: usize) -> Body {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(frame)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Body::from_stream(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn identity_and_gzip_bodies_are_read_whole() {
+        let budget = MemoryBudget::new(4 << 20, None);
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| ((i % 251) as u8).to_le_bytes())
+            .collect();
+        let mut r = budget.reserve(data.len() as u64).unwrap();
+        let got = read(
+            streamed(data.clone(), 16 * KIB),
+            Encoding::Identity,
+            1 << 20,
+            &mut r,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, data);
+        let mut r = budget.reserve(0).unwrap();
+        // Two gzip members, as `cat a.gz b.gz` makes.
+        let mut two = gzip(&data[..1000]);
+        two.extend(gzip(&data[1000..]));
+        let got = read(streamed(two, 4 * KIB), Encoding::Gzip, 1 << 20, &mut r)
+            .await
+            .unwrap();
+        assert_eq!(got, data);
+        assert!(r.bytes() >= data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_gzip_bomb_stops_at_the_limit() {
+        let budget = MemoryBudget::new(64 << 20, None);
+        let bomb = gzip(&vec![b'a'; 32 << 20]);
+        assert!(bomb.len() < 64 * KIB);
+        let mut r = budget.reserve(bomb.len() as u64).unwrap();
+        let e = read(streamed(bomb, 8 * KIB), Encoding::Gzip, 1 << 20, &mut r)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, BodyError::TooLarge { limit } if limit == 1 << 20),
+            "{e}"
+        );
+        // Never reserved more than the limit (plus a growth step).
+        assert!(
+            r.bytes() <= (1 << 20) + crate::budget::GROWTH_STEP,
+            "{}",
+            r.bytes()
+        );
+    }
+
+    #[tokio::test]
+    async fn decompressed_bytes_are_held_to_the_budget() {
+        let budget = MemoryBudget::new(2 << 20, None);
+        let _other = budget.reserve(1 << 20).unwrap();
+        let body = gzip(&vec![b'x'; 3 << 20]);
+        let mut r = budget.reserve(body.len() as u64).unwrap();
+        let e = read(streamed(body, 8 * KIB), Encoding::Gzip, 16 << 20, &mut r)
+            .await
+            .unwrap_err();
+        match e {
+            BodyError::OverBudget(o) => assert_eq!(o.stage, Stage::Body),
+            other => panic!("{other}"),
+        }
+        assert!(budget.in_flight() <= 2 << 20);
+    }
+
+    #[tokio::test]
+    async fn bad_gzip_and_unknown_encodings_are_named() {
+        let budget = MemoryBudget::new(1 << 20, None);
+        let mut r = budget.reserve(0).unwrap();
+        let e = read(
+            streamed(b"not gzip at all".to_vec(), 4),
+            Encoding::Gzip,
+            1 << 20,
+            &mut r,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("invalid gzip"), "{e}");
+        let mut h = HeaderMap::new();
+        assert_eq!(Encoding::from_headers(&h).unwrap(), Encoding::Identity);
+        h.insert(header::CONTENT_ENCODING, "GZIP".parse().unwrap());
+        assert_eq!(Encoding::from_headers(&h).unwrap(), Encoding::Gzip);
+        h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        let e = Encoding::from_headers(&h).unwrap_err();
+        assert!(e.to_string().contains("\"br\""), "{e}");
+        h.insert(header::CONTENT_LENGTH, "1234".parse().unwrap());
+        assert_eq!(content_length(&h), Some(1234));
+    }
+}
