@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::telemetry::LogFormat;
 
 mod archive;
+mod loki;
 pub use archive::{ArchiveSettings, ArchiverConfig};
+pub use loki::LokiSettings;
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
@@ -642,6 +644,8 @@ pub struct QueryConfig {
     pub tail_buffer: usize,
     #[serde(flatten)]
     pub archive: ArchiveSettings,
+    #[serde(flatten)]
+    pub loki: LokiSettings,
     /// Largest accepted request body (a query), bytes; more is refused with 413.
     pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
@@ -667,6 +671,7 @@ impl Default for QueryConfig {
             max_tails: 256,
             tail_buffer: 1024,
             archive: ArchiveSettings::default(),
+            loki: LokiSettings::default(),
             max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
@@ -696,6 +701,7 @@ impl ServiceConfig for QueryConfig {
             self.max_concurrent_requests as u64,
         )?;
         self.archive.validate()?;
+        self.loki.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }

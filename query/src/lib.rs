@@ -5,6 +5,7 @@
 pub mod error;
 pub mod filter;
 pub mod history;
+pub mod loki;
 pub mod patterns;
 pub mod pipeline;
 pub mod search;
@@ -243,6 +244,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats/pipeline", get(pipeline_stats))
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
+        .merge(loki::api::router())
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,
@@ -254,7 +256,10 @@ pub fn app(state: AppState) -> Router {
         Router::new().route("/logs/tail", get(tail_logs)),
         state.guard.clone(),
     );
-    let own = api.merge(tails).route("/openapi.json", get(openapi));
+    let own = api
+        .merge(tails)
+        .merge(loki::api::ready_router())
+        .route("/openapi.json", get(openapi));
     service::router(own, state)
 }
 
