@@ -20,10 +20,12 @@ mod archive;
 mod archive_read;
 mod dashboard;
 mod ingest_memory;
+mod loki;
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
 pub use ingest_memory::{BudgetSource, IngestMemorySettings, MemoryBudget, parse_size};
+pub use loki::LokiSettings;
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
@@ -655,6 +657,7 @@ pub struct QueryConfig {
     pub archive: ArchiveSettings,
     #[serde(flatten)]
     pub archive_read: ArchiveReadSettings,
+    pub loki: LokiSettings,
     /// Largest accepted request body (a query), bytes; more is refused with 413.
     pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
@@ -681,6 +684,7 @@ impl Default for QueryConfig {
             tail_buffer: 1024,
             archive: ArchiveSettings::default(),
             archive_read: ArchiveReadSettings::default(),
+            loki: LokiSettings::default(),
             max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
@@ -711,6 +715,7 @@ impl ServiceConfig for QueryConfig {
         )?;
         self.archive.validate()?;
         self.archive_read.validate()?;
+        self.loki.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }

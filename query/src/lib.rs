@@ -6,6 +6,7 @@ pub mod archive;
 pub mod error;
 pub mod filter;
 pub mod history;
+pub mod loki;
 pub mod patterns;
 pub mod pipeline;
 pub mod search;
@@ -267,6 +268,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats/pipeline", get(pipeline_stats))
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
+        .merge(loki::api::router())
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,
@@ -281,6 +283,7 @@ pub fn app(state: AppState) -> Router {
     // Any key may ask who it is (the dashboard's sign-in); it is not behind the query scope.
     let own = api
         .merge(tails)
+        .merge(loki::api::ready_router())
         .route("/openapi.json", get(openapi))
         .route("/auth/whoami", get(whoami));
     service::router(own, state)
