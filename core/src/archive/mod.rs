@@ -33,6 +33,16 @@ pub mod segment;
 pub mod store;
 
 pub use retention::{RetentionError, RetentionRules};
+
+/// Installs rustls's *ring* provider when the `archive` feature is compiled in
+/// ([`store::install_tls_provider`] says why); nothing otherwise. Feature unification turns the
+/// feature on for every crate of a build that contains the archiver or query (a workspace
+/// build: the dashboard binary, the system tests), so every `main` and test harness calls this
+/// before building an HTTP client, whether or not it reads the archive itself.
+pub fn install_tls_provider() {
+    #[cfg(feature = "archive")]
+    store::install_tls_provider();
+}
 pub use url::{ArchiveUrl, ArchiveUrlError};
 
 #[cfg(feature = "archive")]

@@ -91,6 +91,8 @@ where
 {
     // First, before the allocator maps anything big: see `tune_allocator`.
     crate::telemetry::tune_allocator();
+    // Before any HTTP client exists (see `archive::install_tls_provider`).
+    crate::archive::install_tls_provider();
     let (flag, command) = parse_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
