@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole platform locally: NATS (JetStream) and Redis (the ones already running at the
-# configured URLs, or its own under .data/), then ingest, processor, query and the dashboard in
+# configured URLs, or its own under .data/), then ingest, processor, query, the archiver (archive in
+# .data/archive) and the dashboard in
 # release mode, each on its default address (from the code: logjet-k8s defaults).
 # Ctrl-C stops everything it started.
 #   ./scripts/dev.sh
@@ -42,7 +43,7 @@ apt_install curl
 command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
 
 log "building release binaries (first time takes a few minutes)"
-cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard
+cargo build --release --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-archiver -p logjet-dashboard
 "$ROOT/scripts/build-dashboard.sh"
 BIN="$ROOT/target/release"
 
@@ -50,7 +51,9 @@ BIN="$ROOT/target/release"
 LOGJET_K8S="$(logjet_k8s_bin release)"
 declare -A DEFAULT=()
 while IFS='=' read -r key value; do DEFAULT[$key]=$value; done < <("$LOGJET_K8S" defaults)
-SERVICES=(ingest processor query dashboard)
+SERVICES=(ingest processor query archiver dashboard)
+# The archive: a directory, no extra server (docs/archive.md).
+export LOGJET_ARCHIVE_URL="${LOGJET_ARCHIVE_URL:-file://.data/archive}"
 declare -A PORT=()
 for svc in "${SERVICES[@]}"; do
   [[ -n "${DEFAULT[$svc.listen]:-}" ]] || die "logjet-k8s defaults names no listen address for $svc"
@@ -120,6 +123,7 @@ cat <<MSG
   ingest     http://localhost:${PORT[ingest]}      POST /logs
   query      http://localhost:${PORT[query]}      POST /logs/query, GET /stats/summary, /openapi.json
   processor  http://localhost:${PORT[processor]}      /metrics
+  archiver   http://localhost:${PORT[archiver]}      /metrics; Parquet segments in .data/archive/
 
   Send a log:
     curl -X POST http://localhost:${PORT[ingest]}/logs -H 'Content-Type: application/json' \\

@@ -211,6 +211,9 @@ pub fn logs_stream_config(s: &StreamSettings) -> stream::Config {
         num_replicas: s.stream_replicas,
         duplicate_window: s.stream_duplicate_window,
         allow_direct: true,
+        // S2 on the server's blocks (nats-server 2.10+; older servers ignore the field): log
+        // batches are text, and the stream holds hours of them (docs/archive.md, "The stream").
+        compression: Some(stream::Compression::S2),
         ..Default::default()
     }
 }

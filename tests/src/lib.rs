@@ -8,6 +8,7 @@ pub mod grafana;
 pub mod k8s;
 pub mod platform;
 pub mod process;
+pub mod s3;
 pub mod servers;
 pub mod soak;
 pub mod tools;
@@ -17,6 +18,8 @@ use std::sync::Once;
 /// Logs of the services under test, filtered by `RUST_LOG` (default: warnings).
 pub fn init_logging() {
     static ONCE: Once = Once::new();
+    // Before any HTTP client: a build with the `archive` feature needs it.
+    logjet_core::archive::install_tls_provider();
     ONCE.call_once(|| {
         if std::env::var_os("RUST_LOG").is_none() {
             // SAFETY: called once, before the test starts other threads that read the env.

@@ -69,6 +69,7 @@ impl ServiceProcess {
 
     /// [`ServiceProcess::spawn`] on a given port (a restart where a client expects it).
     pub fn spawn_on(name: &str, port: u16, env: &[(&str, String)]) -> ServiceProcess {
+        logjet_core::archive::install_tls_provider();
         let mut cmd = Command::new(bin(name));
         cmd.env("LOGJET_LISTEN", format!("127.0.0.1:{port}"))
             .env("LOGJET_AUTH", "off")

@@ -68,6 +68,8 @@ impl NatsServer {
 
     /// Starts with extra command-line arguments (e.g. `--config file`).
     pub async fn start_with(extra_args: Vec<String>) -> NatsServer {
+        // Every test starts a server before its first HTTP client (see `archive::install_tls_provider`).
+        logjet_core::archive::install_tls_provider();
         let mut s = NatsServer {
             port: free_port(),
             monitor_port: free_port(),
@@ -212,6 +214,7 @@ impl RedisServer {
     }
 
     async fn start_inner(persistent: bool) -> RedisServer {
+        logjet_core::archive::install_tls_provider();
         let mut s = RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),

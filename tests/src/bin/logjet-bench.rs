@@ -510,6 +510,7 @@ async fn latency_run(
 
 #[tokio::main]
 async fn main() {
+    logjet_core::archive::install_tls_provider();
     let args = Args::parse();
     let http = logjet_tests::http_builder()
         .pool_max_idle_per_host(256)

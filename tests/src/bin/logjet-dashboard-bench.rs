@@ -104,6 +104,7 @@ async fn page_timings(b: &Browser) -> Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    logjet_core::archive::install_tls_provider();
     let args = Args::parse();
     if args.build {
         let status = std::process::Command::new(root().join("scripts/build-dashboard.sh"))

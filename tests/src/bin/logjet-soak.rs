@@ -29,6 +29,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
+    logjet_core::archive::install_tls_provider();
     let a = Args::parse();
     let report = run(SoakOptions {
         bin_dir: a.bin_dir,
