@@ -26,8 +26,6 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    // Before any HTTP client is built (docs/archive.md, "TLS provider").
-    logjet_core::archive::store::install_tls_provider();
     service::run_command(
         || {
             let args = Args::parse();

@@ -15,8 +15,5 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    // Before any HTTP client exists (see `archive::store::install_tls_provider`; `service::run`
-    // does it too).
-    logjet_core::archive::store::install_tls_provider();
     service::run(|| Args::parse().config, logjet_query::serve)
 }
