@@ -77,7 +77,8 @@ fn http() -> reqwest::Client {
 
 async fn sign_in(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Response {
     http.post(format!("{url}/signin"))
-        .form(&[("key", key)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={key}"))
         .send()
         .await
         .unwrap()
@@ -167,7 +168,8 @@ async fn sign_in_over_http_gives_a_session_that_reads_with_the_users_own_key() {
     let r = http
         .post(format!("{url}/signin"))
         .header("origin", "http://evil.example")
-        .form(&[("key", QUERY_KEY)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={QUERY_KEY}"))
         .send()
         .await
         .unwrap();
