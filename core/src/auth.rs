@@ -13,9 +13,16 @@
 //! `scripts/new-api-key.sh` makes a key and prints its line. A presented key is hashed and
 //! compared with every stored hash in constant time, so neither the key nor its position leaks
 //! through timing, and a key is never logged.
+//!
+//! The file is re-read when it changes ([`LiveKeys::spawn_reload`], every
+//! [`RELOAD_EVERY`]): Kubernetes updates a mounted Secret in place, so a key is added or revoked
+//! without a restart. A file that does not parse (or cannot be read) keeps the keys in use, says
+//! why in a WARN line and counts `logjet_api_keys_reloads_total{result="error"}`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -171,12 +178,153 @@ impl KeyStore {
     }
 }
 
+/// How often [`LiveKeys::spawn_reload`] looks at the keys file.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// The keys in use, replaced when their file changes.
+#[derive(Clone, Debug)]
+pub struct LiveKeys {
+    current: Arc<RwLock<Arc<KeyStore>>>,
+    /// The file they came from (none for keys given in code).
+    path: Option<PathBuf>,
+}
+
+impl LiveKeys {
+    /// Fixed keys (no file to follow).
+    pub fn fixed(keys: KeyStore) -> LiveKeys {
+        LiveKeys {
+            current: Arc::new(RwLock::new(Arc::new(keys))),
+            path: None,
+        }
+    }
+
+    /// The keys of `path`, which [`LiveKeys::spawn_reload`] then follows.
+    pub fn load(path: &Path) -> Result<LiveKeys, KeyFileError> {
+        let keys = KeyStore::load(path)?;
+        Ok(LiveKeys {
+            path: Some(path.to_path_buf()),
+            ..LiveKeys::fixed(keys)
+        })
+    }
+
+    /// The keys in use now.
+    pub fn current(&self) -> Arc<KeyStore> {
+        match self.current.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, keys: KeyStore) {
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *cur = Arc::new(keys);
+    }
+
+    /// Re-reads the file every `every` while these keys are in use (the task ends when the last
+    /// clone is dropped) and swaps in what it holds when it changed and parses. Counts
+    /// `logjet_api_keys_reloads_total{result}` in `registry`; `logjet_api_keys` is the number of
+    /// keys in use. Needs a Tokio runtime; does nothing for fixed keys.
+    pub fn spawn_reload(&self, every: Duration, registry: &prometheus::Registry) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let reloads = crate::metrics::counter_vec(
+            registry,
+            "logjet_api_keys_reloads_total",
+            "Changes of the API keys file seen, by result: ok (the new keys are in use), error (the old keys stay; the log says why).",
+            &["result"],
+        );
+        for r in ["ok", "error"] {
+            reloads.with_label_values(&[r]);
+        }
+        let count = crate::metrics::gauge(
+            registry,
+            "logjet_api_keys",
+            "API keys in use (from the keys file, re-read when it changes).",
+        );
+        count.set(self.current().len() as i64);
+        let weak: Weak<RwLock<Arc<KeyStore>>> = Arc::downgrade(&self.current);
+        let mut last = std::fs::read(&path).ok();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(current) = weak.upgrade() else {
+                    return;
+                };
+                let live = LiveKeys {
+                    current,
+                    path: Some(path.clone()),
+                };
+                let text = tokio::fs::read(&path).await;
+                match reload_step(&live, &path, text, &mut last) {
+                    Reload::Unchanged => {}
+                    Reload::Ok(n) => {
+                        reloads.with_label_values(&["ok"]).inc();
+                        count.set(n as i64);
+                        tracing::info!(path = %path.display(), keys = n, "API keys file changed: new keys in use");
+                    }
+                    Reload::Failed(e) => {
+                        reloads.with_label_values(&["error"]).inc();
+                        tracing::warn!(path = %path.display(), error = %e, "API keys file changed but cannot be used: the previous keys stay in use");
+                    }
+                }
+            }
+        });
+    }
+}
+
+enum Reload {
+    Unchanged,
+    Ok(usize),
+    Failed(KeyFileError),
+}
+
+/// One look at the file: what changed since `last` (its bytes then) and what was done.
+fn reload_step(
+    live: &LiveKeys,
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+    last: &mut Option<Vec<u8>>,
+) -> Reload {
+    let bytes = match read {
+        Ok(b) => b,
+        Err(e) => {
+            // Reported once per disappearance, not every tick.
+            if last.take().is_none() {
+                return Reload::Unchanged;
+            }
+            return Reload::Failed(KeyFileError::Io(format!("{}: {e}", path.display())));
+        }
+    };
+    if last.as_ref() == Some(&bytes) {
+        return Reload::Unchanged;
+    }
+    *last = Some(bytes.clone());
+    let parsed = std::str::from_utf8(&bytes)
+        .map_err(|_| KeyFileError::Io(format!("{}: not UTF-8", path.display())))
+        .and_then(KeyStore::parse);
+    match parsed {
+        Ok(keys) => {
+            let n = keys.len();
+            live.replace(keys);
+            Reload::Ok(n)
+        }
+        Err(e) => Reload::Failed(e),
+    }
+}
+
 /// How a service checks callers.
 #[derive(Clone, Debug)]
 pub enum Auth {
     /// Every request is accepted as "anonymous" (local development only).
     Off,
-    Keys(KeyStore),
+    Keys(LiveKeys),
 }
 
 /// Who is calling, once authenticated.
@@ -203,7 +351,7 @@ impl Auth {
                     name: "anonymous".into(),
                 });
             }
-            Auth::Keys(k) => k,
+            Auth::Keys(k) => k.current(),
         };
         let presented = bearer(authorization).ok_or(AuthFailure::Unauthenticated)?;
         let key = keys
@@ -233,6 +381,7 @@ impl Auth {
                 authentication: false,
             }),
             Auth::Keys(keys) => {
+                let keys = keys.current();
                 let key = keys.authenticate(bearer(authorization)?)?;
                 let scopes = [Scope::Ingest, Scope::Query]
                     .into_iter()
@@ -283,7 +432,7 @@ mod tests {
 
     #[test]
     fn keys_authenticate_by_hash_and_scope() {
-        let auth = Auth::Keys(store());
+        let auth = Auth::Keys(LiveKeys::fixed(store()));
         assert_eq!(
             auth.check(Some("Bearer k-ingest"), Scope::Ingest)
                 .unwrap()
@@ -327,7 +476,7 @@ mod tests {
 
     #[test]
     fn identify_names_the_key_and_its_scopes_whatever_they_are() {
-        let auth = Auth::Keys(store());
+        let auth = Auth::Keys(LiveKeys::fixed(store()));
         let id = auth.identify(Some("Bearer k-ingest")).unwrap();
         assert_eq!(
             (id.name.as_str(), id.scopes, id.authentication),
@@ -361,6 +510,72 @@ mod tests {
             key_line("a", "query", "y")
         );
         assert!(bad(&dup).contains("duplicate"));
+    }
+
+    /// The file is followed: a key added works, a removed key stops working within seconds, a
+    /// malformed file keeps the old keys and is counted as an error.
+    #[tokio::test]
+    async fn the_keys_file_is_reloaded_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-keys");
+        let write = |lines: &[String]| {
+            // As Kubernetes does: a new file swapped in, never a half-written one.
+            let tmp = dir.path().join("api-keys.tmp");
+            std::fs::write(&tmp, lines.join("\n")).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        };
+        write(&[key_line("old", "query", "k-old")]);
+        let registry = prometheus::Registry::new();
+        let auth = Auth::Keys(LiveKeys::load(&path).unwrap());
+        let Auth::Keys(live) = &auth else {
+            unreachable!()
+        };
+        live.spawn_reload(Duration::from_millis(50), &registry);
+        let works = |k: &str| {
+            auth.check(Some(&format!("Bearer {k}")), Scope::Query)
+                .is_ok()
+        };
+        assert!(works("k-old"));
+        let metric = |result: &str| {
+            registry
+                .gather()
+                .iter()
+                .find(|f| f.name() == "logjet_api_keys_reloads_total")
+                .and_then(|f| {
+                    f.get_metric()
+                        .iter()
+                        .find(|m| m.get_label()[0].value() == result)
+                        .map(|m| m.get_counter().get_value() as u64)
+                })
+                .unwrap_or(0)
+        };
+
+        // A key rotated: the new one works, the removed one stops working.
+        write(&[key_line("new", "query", "k-new")]);
+        within_async(|| works("k-new") && !works("k-old")).await;
+        assert_eq!(metric("ok"), 1);
+
+        // Malformed: the keys in use stay, the error is counted.
+        write(&["new query k-new-in-the-clear".to_string()]);
+        within_async(|| metric("error") == 1).await;
+        assert!(works("k-new"));
+        // Unchanged afterwards: counted once, not on every look.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(metric("error"), 1);
+
+        // Fixed again: in use.
+        write(&[key_line("third", "query", "k-third")]);
+        within_async(|| works("k-third") && !works("k-new")).await;
+    }
+
+    async fn within_async(cond: impl Fn() -> bool) {
+        for _ in 0..100 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("not within 2 s");
     }
 
     #[test]

@@ -410,7 +410,7 @@ impl ApiSettings {
     pub fn load_auth(&self) -> Result<crate::auth::Auth, ConfigError> {
         match (self.auth, &self.api_keys_file) {
             (AuthSetting::Off, _) => Ok(crate::auth::Auth::Off),
-            (AuthSetting::On, Some(path)) => crate::auth::KeyStore::load(path)
+            (AuthSetting::On, Some(path)) => crate::auth::LiveKeys::load(path)
                 .map(crate::auth::Auth::Keys)
                 .map_err(|e| ConfigError::invalid("api_keys_file", e.to_string())),
             (AuthSetting::On, None) => Err(ConfigError::invalid(

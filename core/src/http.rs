@@ -106,6 +106,10 @@ impl Guard {
         for r in ["unauthenticated", "forbidden", "rate_limited", "overloaded"] {
             rejected.with_label_values(&[r]);
         }
+        // A keys file is followed for as long as this guard (and so its keys) lives.
+        if let Auth::Keys(keys) = &auth {
+            keys.spawn_reload(crate::auth::RELOAD_EVERY, registry);
+        }
         Arc::new(Guard {
             auth,
             scope,

@@ -77,7 +77,8 @@ fn http() -> reqwest::Client {
 
 async fn sign_in(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Response {
     http.post(format!("{url}/signin"))
-        .form(&[("key", key)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={key}"))
         .send()
         .await
         .unwrap()
@@ -102,12 +103,15 @@ async fn get(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> reqwest
     r.send().await.unwrap()
 }
 
+/// The session lifetime in the HTTP test: long enough to tell a revoked key from an expiry.
+const TTL: Duration = Duration::from_secs(8);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_over_http_gives_a_session_that_reads_with_the_users_own_key() {
     let s = setup().await;
     let dist = dashboard::dist_dir();
     let mut cfg = dashboard::signed_in_config(&s.query.url(), &dist);
-    cfg.session_ttl = Duration::from_secs(3);
+    cfg.session_ttl = TTL;
     let (_dash, url) = start_dashboard(cfg).await;
     let http = http();
 
@@ -167,7 +171,8 @@ async fn sign_in_over_http_gives_a_session_that_reads_with_the_users_own_key() {
     let r = http
         .post(format!("{url}/signin"))
         .header("origin", "http://evil.example")
-        .form(&[("key", QUERY_KEY)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={QUERY_KEY}"))
         .send()
         .await
         .unwrap();
@@ -185,7 +190,7 @@ async fn sign_in_over_http_gives_a_session_that_reads_with_the_users_own_key() {
         "Secure",
         "SameSite=Strict",
         "Path=/",
-        "Max-Age=3",
+        "Max-Age=8",
     ] {
         assert!(set.contains(attr), "{attr} missing: {set}");
     }
@@ -236,9 +241,43 @@ async fn sign_in_over_http_gives_a_session_that_reads_with_the_users_own_key() {
     let signed_in = Instant::now();
     let r = get(&http, &format!("{url}/api/stats/summary"), Some(&cookie)).await;
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(signed_in.elapsed())).await;
+    tokio::time::sleep(TTL.saturating_sub(signed_in.elapsed())).await;
     let r = get(&http, &format!("{url}/api/stats/summary"), Some(&cookie)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // A key revoked in the keys file (re-read by query without a restart): the session
+    // signed in with it ends at its next request, and stays ended when the key comes back.
+    let r = sign_in(&http, &url, QUERY_KEY).await;
+    let cookie = session_cookie(&r).unwrap();
+    let keys_path = s._keys.path().to_path_buf();
+    let write_keys = |lines: &[String]| {
+        let tmp = keys_path.with_extension("tmp");
+        std::fs::write(&tmp, lines.join("\n")).unwrap();
+        std::fs::rename(&tmp, &keys_path).unwrap();
+    };
+    write_keys(&[key_line("shipper", "ingest", INGEST_KEY)]);
+    let revoked = Instant::now();
+    // Well before the session's own expiry (TTL), so the 401 is the revocation's.
+    loop {
+        let r = get(&http, &format!("{url}/api/stats/summary"), Some(&cookie)).await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(4),
+            "the revoked key still reads after {:?}",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    write_keys(&[key_line("reader", "query", QUERY_KEY)]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = get(&http, &format!("{url}/api/stats/summary"), Some(&cookie)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session outlived its key"
+    );
     drop(s.p);
 }
 
