@@ -111,7 +111,7 @@ pub fn take_newest(
     room: usize,
 ) -> Option<(u64, u32)> {
     found.retain(|(s, i, _)| (*s, *i) < (pos.seq, pos.idx));
-    found.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    found.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
     if found.len() > room {
         found.truncate(room);
         found.last().map(|(s, i, _)| (*s, *i))
