@@ -143,6 +143,13 @@ impl Reservation {
         self.kib * KIB
     }
 
+    /// Gives every byte back now (the request keeps going without a body).
+    pub fn release(&mut self) {
+        self.permit.take();
+        self.kib = 0;
+        self.budget.update_gauge();
+    }
+
     /// Makes the reservation cover `bytes` in all (growing by at least [`GROWTH_STEP`], never
     /// past the budget's size); refuses at once when that does not fit.
     pub fn ensure(&mut self, bytes: u64) -> Result<(), OverBudget> {
