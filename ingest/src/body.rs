@@ -68,10 +68,13 @@ struct Sink<'a> {
     /// Compressed bytes received so far: the reservation covers the larger of the two.
     received: u64,
     reservation: &'a mut Reservation,
+    /// The first refusal: the decoder writes again when dropped, and must meet the same answer
+    /// (not a second trip to the budget, counted twice).
+    refused: Option<SinkError>,
 }
 
 /// Carried through `io::Error` out of the decoder.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Copy, Debug, thiserror::Error)]
 enum SinkError {
     #[error("over the body limit")]
     TooLarge,
@@ -81,13 +84,22 @@ enum SinkError {
 
 impl Sink<'_> {
     fn take(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        let len = self.buf.len() + data.len();
-        if len > self.limit {
-            return Err(SinkError::TooLarge);
+        if let Some(e) = self.refused {
+            return Err(e);
         }
-        self.reservation
-            .ensure((len as u64).max(self.received))
-            .map_err(SinkError::OverBudget)?;
+        let len = self.buf.len() + data.len();
+        let result = if len > self.limit {
+            Err(SinkError::TooLarge)
+        } else {
+            self.reservation
+                .ensure((len as u64).max(self.received))
+                .map_err(SinkError::OverBudget)
+        };
+        if let Err(e) = result {
+            self.refused = Some(e);
+            self.buf = Vec::new();
+            return Err(e);
+        }
         self.buf.extend_from_slice(data);
         Ok(())
     }
@@ -175,6 +187,7 @@ async fn read_frames(
         limit,
         received: 0,
         reservation,
+        refused: None,
     };
     match encoding {
         Encoding::Identity => {
@@ -318,7 +331,8 @@ mod tests {
 
     #[tokio::test]
     async fn decompressed_bytes_are_held_to_the_budget() {
-        let budget = MemoryBudget::new(2 << 20, None);
+        let m = crate::budget::tests::metrics();
+        let budget = MemoryBudget::new(2 << 20, Some(m.clone()));
         let _other = budget.reserve(1 << 20).unwrap();
         let body = gzip(&vec![b'x'; 3 << 20]);
         let mut r = budget.reserve(body.len() as u64).unwrap();
@@ -335,6 +349,8 @@ mod tests {
             BodyError::OverBudget(o) => assert_eq!(o.stage, Stage::Body),
             other => panic!("{other}"),
         }
+        // Counted once, though the decoder writes again as it is dropped.
+        assert_eq!(m.rejected.with_label_values(&["body"]).get(), 1);
         assert!(budget.in_flight() <= 2 << 20);
     }
 

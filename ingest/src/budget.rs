@@ -195,12 +195,12 @@ impl Drop for Reservation {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
 
-    fn metrics() -> BudgetMetrics {
+    pub(crate) fn metrics() -> BudgetMetrics {
         let registry = prometheus::Registry::new();
         let in_flight = IntGauge::new("in_flight", "h").unwrap();
         let rejected =

@@ -336,7 +336,12 @@ async fn a_full_memory_budget_answers_503_with_retry_after_before_reading_the_bo
     // One that sends it at once gets the 503 too: its body is read only to be dropped, so
     // that it is not met by a reset connection.
     let read = Arc::new(AtomicBool::new(false));
-    let req = post("/logs", Some(INGEST_KEY), "text/plain", watched(read.clone()));
+    let req = post(
+        "/logs",
+        Some(INGEST_KEY),
+        "text/plain",
+        watched(read.clone()),
+    );
     let a = send(&ingest.router, req).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(read.load(Ordering::SeqCst));
