@@ -1,5 +1,5 @@
 //! Ingest's memory budget under a burst of large bodies (issue 15, point 2): many concurrent
-//! gzip bodies of several MiB against a budget that holds only a few → some are answered 503
+//! gzip bodies of about 1 MiB against a budget of 4 MiB that holds only a few → some are answered 503
 //! with `Retry-After` and a JSON error, the bytes reserved never exceed the budget, and every
 //! event of every 202 is counted exactly once by the processors. Real nats-server and
 //! redis-server; ingest, processor and query in this process.
@@ -13,11 +13,12 @@ use logjet_tests::platform::{Platform, metric};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1 << 20;
-const BUDGET: u64 = 16 * MIB;
+const BUDGET: u64 = 4 * MIB;
 const CLIENTS: usize = 24;
 const BODIES_PER_CLIENT: usize = 3;
-/// Events per body; with ~2 KiB messages a body is about 4 MiB once decompressed.
-const EVENTS_PER_BODY: usize = 2_000;
+/// Events per body; with ~2 KiB messages a body is about 1 MiB once decompressed (small, so
+/// that the debug-build processor counts them quickly; the container test sends 16 MiB ones).
+const EVENTS_PER_BODY: usize = 500;
 
 /// A gzip NDJSON body of [`EVENTS_PER_BODY`] events, different for each (client, body).
 fn body(client: usize, n: usize) -> Vec<u8> {
@@ -53,6 +54,7 @@ struct Outcomes {
 async fn a_burst_of_large_bodies_is_held_to_the_budget_and_every_accepted_event_counted() {
     let p = Platform::start_configured(1, false, |c| {
         c.memory.ingest_memory_budget = format!("{}", BUDGET);
+        c.max_body_bytes = 2 * MIB as usize;
         c.max_concurrent_requests = 1024;
     })
     .await;
@@ -63,7 +65,7 @@ async fn a_burst_of_large_bodies_is_held_to_the_budget_and_every_accepted_event_
         BUDGET
     );
     let sample = body(0, 0);
-    assert!(sample.len() < 2 * MIB as usize, "{} bytes", sample.len());
+    assert!(sample.len() < MIB as usize, "{} bytes", sample.len());
 
     // Sample the bytes in flight while the burst runs.
     let running = Arc::new(AtomicBool::new(true));
@@ -151,6 +153,6 @@ async fn a_burst_of_large_bodies_is_held_to_the_budget_and_every_accepted_event_
     );
 
     // Every accepted event counted, exactly.
-    let summary = p.wait_for_total(accepted, Duration::from_secs(120)).await;
+    let summary = p.wait_for_total(accepted, Duration::from_secs(300)).await;
     assert_eq!(summary["by_service"]["memtest"].as_u64(), Some(accepted));
 }
