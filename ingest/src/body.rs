@@ -68,10 +68,13 @@ struct Sink<'a> {
     /// Compressed bytes received so far: the reservation covers the larger of the two.
     received: u64,
     reservation: &'a mut Reservation,
+    /// The first refusal: the decoder writes again when dropped, and must meet the same answer
+    /// (not a second trip to the budget, counted twice).
+    refused: Option<SinkError>,
 }
 
 /// Carried through `io::Error` out of the decoder.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Copy, Debug, thiserror::Error)]
 enum SinkError {
     #[error("over the body limit")]
     TooLarge,
@@ -81,13 +84,22 @@ enum SinkError {
 
 impl Sink<'_> {
     fn take(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        let len = self.buf.len() + data.len();
-        if len > self.limit {
-            return Err(SinkError::TooLarge);
+        if let Some(e) = self.refused {
+            return Err(e);
         }
-        self.reservation
-            .ensure((len as u64).max(self.received))
-            .map_err(SinkError::OverBudget)?;
+        let len = self.buf.len() + data.len();
+        let result = if len > self.limit {
+            Err(SinkError::TooLarge)
+        } else {
+            self.reservation
+                .ensure((len as u64).max(self.received))
+                .map_err(SinkError::OverBudget)
+        };
+        if let Err(e) = result {
+            self.refused = Some(e);
+            self.buf = Vec::new();
+            return Err(e);
+        }
         self.buf.extend_from_slice(data);
         Ok(())
     }
@@ -115,15 +127,57 @@ fn sink_error(e: std::io::Error, limit: usize) -> BodyError {
     }
 }
 
+/// Reads and drops the rest of a refused body, up to `max` bytes, holding at most one frame at
+/// a time. A client that sends its whole body before reading the answer (most do) would
+/// otherwise meet a reset connection instead of the 503 or 413; one that sent
+/// `Expect: 100-continue` is never asked for its body ([`should_discard`]).
+pub async fn discard(frames: &mut axum::body::BodyDataStream, max: u64) {
+    let mut seen = 0u64;
+    while seen <= max {
+        match frames.next().await {
+            Some(Ok(frame)) => seen += frame.len() as u64,
+            _ => return,
+        }
+    }
+}
+
+/// Whether a refused body should be read and dropped: not when the client waits for
+/// `100 Continue` before sending it.
+pub fn should_discard(headers: &HeaderMap) -> bool {
+    !headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
 /// Reads `body` (decompressing it as `encoding` says) into one buffer of at most `limit` bytes,
-/// growing `reservation` before each byte is kept.
+/// growing `reservation` before each byte is kept. When the body is refused (over the limit or
+/// the budget) the bytes held are let go and, when `discard_rest`, the rest of the body is read
+/// and dropped (up to `limit` more bytes) so that the client gets the answer.
 pub async fn read(
     body: Body,
     encoding: Encoding,
     limit: usize,
     reservation: &mut Reservation,
+    discard_rest: bool,
 ) -> Result<Bytes, BodyError> {
     let mut frames = body.into_data_stream();
+    let result = read_frames(&mut frames, encoding, limit, reservation).await;
+    if let Err(BodyError::TooLarge { .. } | BodyError::OverBudget(_)) = &result {
+        reservation.release();
+        if discard_rest {
+            discard(&mut frames, limit as u64).await;
+        }
+    }
+    result
+}
+
+async fn read_frames(
+    frames: &mut axum::body::BodyDataStream,
+    encoding: Encoding,
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, BodyError> {
     let capacity = (reservation.bytes() as usize).min(limit);
     let mut sink = Sink {
         buf: Vec::with_capacity(match encoding {
@@ -133,6 +187,7 @@ pub async fn read(
         limit,
         received: 0,
         reservation,
+        refused: None,
     };
     match encoding {
         Encoding::Identity => {
@@ -198,6 +253,7 @@ mod tests {
             Encoding::Identity,
             1 << 20,
             &mut r,
+            true,
         )
         .await
         .unwrap();
@@ -206,9 +262,15 @@ mod tests {
         // Two gzip members, as `cat a.gz b.gz` makes.
         let mut two = gzip(&data[..1000]);
         two.extend(gzip(&data[1000..]));
-        let got = read(streamed(two, 4 * KIB), Encoding::Gzip, 1 << 20, &mut r)
-            .await
-            .unwrap();
+        let got = read(
+            streamed(two, 4 * KIB),
+            Encoding::Gzip,
+            1 << 20,
+            &mut r,
+            true,
+        )
+        .await
+        .unwrap();
         assert_eq!(got, data);
         assert!(r.bytes() >= data.len() as u64);
     }
@@ -219,34 +281,76 @@ mod tests {
         let bomb = gzip(&vec![b'a'; 32 << 20]);
         assert!(bomb.len() < 64 * KIB);
         let mut r = budget.reserve(bomb.len() as u64).unwrap();
-        let e = read(streamed(bomb, 8 * KIB), Encoding::Gzip, 1 << 20, &mut r)
-            .await
-            .unwrap_err();
+        let e = read(
+            streamed(bomb, 8 * KIB),
+            Encoding::Gzip,
+            1 << 20,
+            &mut r,
+            true,
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(e, BodyError::TooLarge { limit } if limit == 1 << 20),
             "{e}"
         );
-        // Never reserved more than the limit (plus a growth step).
-        assert!(
-            r.bytes() <= (1 << 20) + crate::budget::GROWTH_STEP,
-            "{}",
-            r.bytes()
-        );
+        // What it held is given back at once.
+        assert_eq!((r.bytes(), budget.in_flight()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_rest_of_a_refused_body_is_read_and_dropped_unless_the_client_waits_to_send_it() {
+        let budget = MemoryBudget::new(1 << 20, None);
+        for discard_rest in [true, false] {
+            let polled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let frames = (0..8).map({
+                let polled = polled.clone();
+                move |_| {
+                    polled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 4 * KIB]))
+                }
+            });
+            let body = Body::from_stream(futures::stream::iter(frames));
+            let mut r = budget.reserve(0).unwrap();
+            let e = read(body, Encoding::Identity, 16 * KIB, &mut r, discard_rest)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, BodyError::TooLarge { .. }), "{e}");
+            let n = polled.load(std::sync::atomic::Ordering::SeqCst);
+            if discard_rest {
+                assert_eq!(n, 8);
+            } else {
+                assert!(n <= 5, "{n}");
+            }
+        }
+        let mut h = HeaderMap::new();
+        assert!(should_discard(&h));
+        h.insert(header::EXPECT, "100-continue".parse().unwrap());
+        assert!(!should_discard(&h));
     }
 
     #[tokio::test]
     async fn decompressed_bytes_are_held_to_the_budget() {
-        let budget = MemoryBudget::new(2 << 20, None);
+        let m = crate::budget::tests::metrics();
+        let budget = MemoryBudget::new(2 << 20, Some(m.clone()));
         let _other = budget.reserve(1 << 20).unwrap();
         let body = gzip(&vec![b'x'; 3 << 20]);
         let mut r = budget.reserve(body.len() as u64).unwrap();
-        let e = read(streamed(body, 8 * KIB), Encoding::Gzip, 16 << 20, &mut r)
-            .await
-            .unwrap_err();
+        let e = read(
+            streamed(body, 8 * KIB),
+            Encoding::Gzip,
+            16 << 20,
+            &mut r,
+            true,
+        )
+        .await
+        .unwrap_err();
         match e {
             BodyError::OverBudget(o) => assert_eq!(o.stage, Stage::Body),
             other => panic!("{other}"),
         }
+        // Counted once, though the decoder writes again as it is dropped.
+        assert_eq!(m.rejected.with_label_values(&["body"]).get(), 1);
         assert!(budget.in_flight() <= 2 << 20);
     }
 
@@ -259,6 +363,7 @@ mod tests {
             Encoding::Gzip,
             1 << 20,
             &mut r,
+            true,
         )
         .await
         .unwrap_err();

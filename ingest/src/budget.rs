@@ -143,6 +143,13 @@ impl Reservation {
         self.kib * KIB
     }
 
+    /// Gives every byte back now (the request keeps going without a body).
+    pub fn release(&mut self) {
+        self.permit.take();
+        self.kib = 0;
+        self.budget.update_gauge();
+    }
+
     /// Makes the reservation cover `bytes` in all (growing by at least [`GROWTH_STEP`], never
     /// past the budget's size); refuses at once when that does not fit.
     pub fn ensure(&mut self, bytes: u64) -> Result<(), OverBudget> {
@@ -188,12 +195,12 @@ impl Drop for Reservation {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
 
-    fn metrics() -> BudgetMetrics {
+    pub(crate) fn metrics() -> BudgetMetrics {
         let registry = prometheus::Registry::new();
         let in_flight = IntGauge::new("in_flight", "h").unwrap();
         let rejected =

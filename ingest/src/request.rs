@@ -65,7 +65,8 @@ impl FromRequest<AppState> for IngestRequest {
 
     /// The budget is asked before any of the body is read: `Content-Length` bytes (capped at
     /// the body limit), or a first step when the length is unknown; a full budget is a 503 at
-    /// once. Otherwise the body is read even when a parameter is bad (the parameter's error is
+    /// once (the body is then read only to be dropped, frame by frame, unless the client sent
+    /// `Expect: 100-continue`). Otherwise the body is read even when a parameter is bad (the parameter's error is
     /// the answer), so the connection stays usable.
     async fn from_request(req: Request, st: &AppState) -> Result<Self, IngestError> {
         let cfg = &st.cfg;
@@ -78,11 +79,18 @@ impl FromRequest<AppState> for IngestRequest {
         if encoding == Encoding::Identity && length.is_some_and(|n| n > limit as u64) {
             return Err(IngestError::TooLarge { limit });
         }
-        let mut reservation = st
-            .budget
-            .reserve(length.unwrap_or(0).min(limit as u64))
-            .map_err(|e| over_budget(e, cfg))?;
-        let body = body::read(body, encoding, limit, &mut reservation)
+        let discard_rest = body::should_discard(&headers);
+        let mut reservation = match st.budget.reserve(length.unwrap_or(0).min(limit as u64)) {
+            Ok(r) => r,
+            Err(e) => {
+                // Decided before reading: the body is only read to be dropped (see `discard`).
+                if discard_rest {
+                    body::discard(&mut body.into_data_stream(), limit as u64).await;
+                }
+                return Err(over_budget(e, cfg));
+            }
+        };
+        let body = body::read(body, encoding, limit, &mut reservation, discard_rest)
             .await
             .map_err(body_error(cfg))?;
         let received_at = Utc::now();

@@ -313,7 +313,10 @@ async fn a_full_memory_budget_answers_503_with_retry_after_before_reading_the_bo
 
     for (path, content_type) in ROUTES {
         let read = Arc::new(AtomicBool::new(false));
-        let req = post(path, Some(INGEST_KEY), content_type, watched(read.clone()));
+        // A client that waits for `100 Continue` is never asked for its body.
+        let mut req = post(path, Some(INGEST_KEY), content_type, watched(read.clone()));
+        req.headers_mut()
+            .insert(header::EXPECT, "100-continue".parse().unwrap());
         let a = send(&ingest.router, req).await;
         assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(a.headers[header::RETRY_AFTER], "2", "{path}");
@@ -330,13 +333,25 @@ async fn a_full_memory_budget_answers_503_with_retry_after_before_reading_the_bo
             _ => assert!(json["error"].is_string(), "{path}: {json}"),
         }
     }
+    // One that sends it at once gets the 503 too: its body is read only to be dropped, so
+    // that it is not met by a reset connection.
+    let read = Arc::new(AtomicBool::new(false));
+    let req = post(
+        "/logs",
+        Some(INGEST_KEY),
+        "text/plain",
+        watched(read.clone()),
+    );
+    let a = send(&ingest.router, req).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(read.load(Ordering::SeqCst));
     assert_eq!(
         metric(
             &ingest.router,
             "logjet_ingest_memory_rejected_total{stage=\"admission\"}"
         )
         .await,
-        ROUTES.len() as f64
+        ROUTES.len() as f64 + 1.0
     );
 
     // Once the first request is gone, its bytes are free again.

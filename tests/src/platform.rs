@@ -153,6 +153,15 @@ impl Platform {
 
     /// `persistent_redis`: Redis keeps its data across a kill and restart.
     pub async fn start_with(processors: usize, persistent_redis: bool) -> Platform {
+        Platform::start_configured(processors, persistent_redis, |_| {}).await
+    }
+
+    /// [`Platform::start_with`], with ingest's config changed by `ingest`.
+    pub async fn start_configured(
+        processors: usize,
+        persistent_redis: bool,
+        ingest: impl FnOnce(&mut IngestConfig),
+    ) -> Platform {
         crate::init_logging();
         let nats = NatsServer::start().await;
         let redis = if persistent_redis {
@@ -160,7 +169,9 @@ impl Platform {
         } else {
             RedisServer::start().await
         };
-        let ingest = start_ingest(ingest_config(&nats.url())).await;
+        let mut ingest_cfg = ingest_config(&nats.url());
+        ingest(&mut ingest_cfg);
+        let ingest = start_ingest(ingest_cfg).await;
         let query = start_query(query_config(&nats.url(), &redis.url())).await;
         let mut p = Platform {
             nats,
