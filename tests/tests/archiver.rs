@@ -492,7 +492,13 @@ async fn the_stream_is_s2_compressed() {
     let p = Pipeline::start().await;
     let client = async_nats::connect(p.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    // Ingest creates the stream: events first, then an uncompressed copy sourced from it.
+    // The stream as every service declares it, then events, then an uncompressed copy.
+    logjet_core::jetstream::ensure_stream(
+        &js,
+        logjet_core::jetstream::logs_stream_config(&Default::default()),
+    )
+    .await
+    .unwrap();
     const N: u64 = 100_000;
     p.post_range(0, N).await;
     let logs = js.get_stream("LOGS").await.unwrap().cached_info().clone();
