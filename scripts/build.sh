@@ -30,7 +30,7 @@ MUSL_TARGET=x86_64-unknown-linux-musl
 PROFILE=dist
 OUT="$ROOT/target/images"
 CONTEXT="$OUT/context"
-ALL_SERVICES=(ingest processor query dashboard)
+ALL_SERVICES=(ingest processor query archiver dashboard)
 MB=1000000 # sizes in MB (10^6 bytes), as `docker images` shows them
 SERVICE_GOAL_MB=10
 DASHBOARD_GOAL_MB=12
@@ -50,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --engine) [[ $# -ge 2 ]] || die "--engine needs docker or podman"; ENGINE="$2"; shift ;;
     --engine=*) ENGINE="${1#--engine=}" ;;
     -h | --help) usage; exit 0 ;;
-    ingest | processor | query | dashboard) SERVICES+=("$1") ;;
+    ingest | processor | query | archiver | dashboard) SERVICES+=("$1") ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift

@@ -9,7 +9,11 @@
 #   logjet-nats-credentials   ingest-password      NATS users of nats.conf, one per service;
 #                             processor-password   read by nats-server and by the services
 #                             query-password       (LOGJET_NATS_URL)
+#                             archiver-password
 #   logjet-redis-credentials  password             Redis requirepass and LOGJET_REDIS_URL
+#   logjet-archive-s3         access-key-id        the archiver's S3 keys (prod overlay only); from
+#                             secret-access-key    your provider, not made here: kubectl create
+#                                                  secret generic logjet-archive-s3 --from-file=...
 #
 # Values are random (48 hex digits behind a letter prefix: safe unquoted in nats.conf and in
 # URLs) and never pass through a command line. Secrets are created with `kubectl create` or
@@ -73,7 +77,7 @@ manifest() {
 # Writes the files of each Secret into $WORK/<secret>/<key>.
 new_nats() {
   mkdir -p "$WORK/nats"
-  for u in ingest processor query; do password >"$WORK/nats/$u-password"; done
+  for u in ingest processor query archiver; do password >"$WORK/nats/$u-password"; done
 }
 new_redis() { mkdir -p "$WORK/redis"; password >"$WORK/redis/password"; }
 new_dashboard() { mkdir -p "$WORK/dashboard"; api_key >"$WORK/dashboard/query-api-key"; }
@@ -90,7 +94,8 @@ set_key_line() {
 
 nats_manifest() {
   manifest logjet-nats-credentials "ingest-password=$WORK/nats/ingest-password" \
-    "processor-password=$WORK/nats/processor-password" "query-password=$WORK/nats/query-password"
+    "processor-password=$WORK/nats/processor-password" "query-password=$WORK/nats/query-password" \
+    "archiver-password=$WORK/nats/archiver-password"
 }
 redis_manifest() { manifest logjet-redis-credentials "password=$WORK/redis/password"; }
 dashboard_manifest() { manifest logjet-dashboard-key "query-api-key=$WORK/dashboard/query-api-key"; }

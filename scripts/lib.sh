@@ -82,6 +82,15 @@ ensure_nextest() {
   cargo install --locked cargo-nextest >/dev/null || die "cargo install cargo-nextest failed"
 }
 
+# ensure_s3s_fs — the S3-compatible server of the archive tests (tests/src/s3.rs), from crates.io into
+# ~/.cargo/bin once per machine. 0.14.1: later versions need a newer rustc than the project's.
+ensure_s3s_fs() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+  [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -q "0.14.1" && return 0
+  log "installing s3s-fs 0.14.1 into ~/.cargo/bin (once per machine)"
+  cargo install -q --locked s3s-fs --version 0.14.1 --features binary >/dev/null || die "cargo install s3s-fs failed"
+}
+
 # use_sccache — compiler output cached once per machine (sccache's own cache, ~/.cache/sccache), so
 # a fresh clone (CI) does not compile every dependency again. sccache is installed into
 # ~/.cargo/bin once per machine.

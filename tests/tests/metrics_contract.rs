@@ -175,3 +175,76 @@ async fn every_service_exports_its_contract_after_a_small_workload() {
     }
     drop(tail);
 }
+
+/// The archiver (a process: `cargo build --bins`) exports its part of the contract once it has
+/// archived something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archiver_exports_its_contract() {
+    let nats = logjet_tests::servers::NatsServer::start().await;
+    let archive = tempfile::tempdir().unwrap();
+    let archiver = logjet_tests::process::ServiceProcess::spawn(
+        "logjet-archiver",
+        &[
+            ("LOGJET_NATS_URL", nats.url()),
+            (
+                "LOGJET_ARCHIVE_URL",
+                format!("file://{}", archive.path().display()),
+            ),
+            ("LOGJET_SPOOL_DIR", archive.path().display().to_string()),
+            ("LOGJET_SEGMENT_MAX_AGE", "1s".into()),
+        ],
+    );
+    archiver.wait_ready().await;
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nc);
+    js.publish("logs.api", "disk full".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while logjet_tests::platform::metric(
+        &http,
+        &archiver.url,
+        "logjet_archiver_events_archived_total",
+    )
+    .await
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", archiver.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = http
+        .get(format!("{}/metrics", archiver.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fams = families(&text);
+    let contract = contract();
+    for (name, c) in contract
+        .iter()
+        .filter(|(_, c)| c.services.iter().any(|s| s == "archiver"))
+    {
+        let (kind, labels) = fams
+            .get(name)
+            .unwrap_or_else(|| panic!("archiver does not export {name}"));
+        assert_eq!(kind, &c.kind, "archiver: {name} type");
+        for l in c
+            .labels
+            .iter()
+            .chain(std::iter::once(&"service".to_string()))
+        {
+            assert!(labels.contains(l), "archiver: {name} lacks label {l}");
+        }
+    }
+    for name in fams.keys().filter(|n| n.starts_with("logjet_")) {
+        let c = contract.get(name).unwrap_or_else(|| {
+            panic!("archiver exports {name}, which docs/metrics.md does not list")
+        });
+        assert!(c.services.iter().any(|s| s == "archiver"), "{name}");
+    }
+}

@@ -54,10 +54,16 @@ impl ArchiveStore {
             ArchiveUrl::Local(dir) => Ok(Some(ArchiveStore::local(dir.clone())?)),
             ArchiveUrl::S3 { bucket, prefix } => {
                 install_ring_provider();
+                // These client options replace the ones `from_env` read, so AWS_ALLOW_HTTP is
+                // carried over here (without it a plain-HTTP endpoint fails every request with
+                // "builder error").
+                let allow_http = std::env::var("AWS_ALLOW_HTTP")
+                    .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_client_options(
                         ClientOptions::new()
+                            .with_allow_http(allow_http)
                             .with_connect_timeout(Duration::from_secs(5))
                             .with_timeout(Duration::from_secs(60)),
                     )

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use logjet_core::config::{
-    DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig, ServiceConfig, describe,
-    known_env_vars,
+    ArchiverConfig, DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig, ServiceConfig,
+    describe, known_env_vars,
 };
 
 /// logjet's services, each a Deployment of the same name.
-pub const SERVICES: [&str; 4] = ["ingest", "processor", "query", "dashboard"];
+pub const SERVICES: [&str; 5] = ["ingest", "processor", "query", "dashboard", "archiver"];
 
 /// One service's configuration defaults.
 #[derive(Clone, Debug)]
@@ -50,6 +50,10 @@ pub fn service(name: &str) -> Option<ServiceDefaults> {
         "dashboard" => {
             let c = DashboardConfig::default();
             of("dashboard", c.clone(), c.listen)
+        }
+        "archiver" => {
+            let c = ArchiverConfig::default();
+            of("archiver", c.clone(), c.listen)
         }
         _ => return None,
     })

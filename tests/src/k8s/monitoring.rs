@@ -15,7 +15,14 @@ use super::{Manifests, Object, Result};
 pub const KINDS: [&str; 3] = ["PodMonitor", "ServiceMonitor", "PrometheusRule"];
 
 /// The workloads that must be scraped, each by exactly one PodMonitor.
-pub const SCRAPED: [&str; 5] = ["ingest", "processor", "query", "dashboard", "nats"];
+pub const SCRAPED: [&str; 6] = [
+    "ingest",
+    "processor",
+    "query",
+    "dashboard",
+    "archiver",
+    "nats",
+];
 
 /// The kube-prometheus-stack Helm release (scripts/monitoring-setup.sh): its Prometheus selects
 /// PodMonitors and PrometheusRules labelled `release=<name>`.

@@ -83,6 +83,8 @@ pub struct ProcessorFacts {
     pub consumer: String,
     /// One replica's in-flight window (`LOGJET_FETCH_BATCH`).
     pub fetch_batch: u64,
+    /// `LOGJET_MAX_ACK_PENDING`, when set: an archiver replica holds up to half of it.
+    pub max_ack_pending: Option<u64>,
 }
 
 impl ProcessorFacts {
@@ -105,6 +107,9 @@ impl ProcessorFacts {
                 .value("LOGJET_CONSUMER")
                 .map_or(defaults.consumer, str::to_string),
             fetch_batch,
+            max_ack_pending: env
+                .value("LOGJET_MAX_ACK_PENDING")
+                .and_then(|v| v.parse().ok()),
         })
     }
 }

@@ -134,7 +134,7 @@ fn every_nats_user_shares_its_secret_key_with_the_server() {
         );
         let users = nats_conf::users(conf).unwrap();
         let mut seen_users = BTreeSet::new();
-        for svc in ["ingest", "processor", "query"] {
+        for svc in ["ingest", "processor", "query", "archiver"] {
             let env = env_of(&m, svc, None);
             let url = env
                 .get("LOGJET_NATS_URL")
@@ -230,6 +230,8 @@ fn allowed_secrets(workload: &str) -> &'static [&'static str] {
     match workload {
         "ingest" => &["logjet-api-keys", "logjet-nats-credentials"],
         "processor" => &["logjet-nats-credentials", "logjet-redis-credentials"],
+        // logjet-archive-s3: the prod overlay's S3 keys (kind's archive is a volume).
+        "archiver" => &["logjet-nats-credentials", "logjet-archive-s3"],
         "query" => &[
             "logjet-api-keys",
             "logjet-nats-credentials",
@@ -295,6 +297,9 @@ fn every_overlay_uses_the_same_secret_keys() {
             .map(|w| {
                 let refs = secret_refs(&w.pod_spec().unwrap())
                     .into_iter()
+                    // The one difference by design: only the prod overlay's archive is in S3
+                    // (kind's is a volume, no credentials).
+                    .filter(|r| r.base_name() != "logjet-archive-s3")
                     .map(|r| (r.base_name().to_string(), r.key.clone()))
                     .collect();
                 (w.name().to_string(), refs)

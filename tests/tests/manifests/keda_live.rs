@@ -38,6 +38,8 @@ async fn keda_lag(monitor: &str, account: &str, stream: &str, consumer: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_would_scale_the_processor_by_lag_as_configured() {
+    // Before any HTTP client (an archive-enabled build: `archive::install_tls_provider`).
+    logjet_core::archive::install_tls_provider();
     let m = render(KIND_OVERLAY);
     let so = ScaledObject::of(m.find("ScaledObject", "processor").unwrap()).unwrap();
     let trigger = so.trigger("nats-jetstream").unwrap();

@@ -91,8 +91,12 @@ fn network_policies_allow_exactly_the_data_flow() {
             edge(src, "kube-system", 53, "TCP");
         }
         edge("dashboard", "query", port("query"), "TCP");
-        for s in ["ingest", "processor", "query"] {
+        for s in ["ingest", "processor", "query", "archiver"] {
             edge(s, "nats", 4222, "TCP");
+        }
+        // The object store: a volume in kind (file://), S3 over HTTPS in prod.
+        if overlay.contains("prod") {
+            edge("archiver", "internet", 443, "TCP");
         }
         for s in ["processor", "query"] {
             edge(s, "redis", 6379, "TCP");
@@ -105,6 +109,7 @@ fn network_policies_allow_exactly_the_data_flow() {
             ("ingest", port("ingest")),
             ("query", port("query")),
             ("processor", port("processor")),
+            ("archiver", port("archiver")),
             ("dashboard", port("dashboard")),
             ("nats", 8222),
             ("nats", 7777),

@@ -17,52 +17,69 @@ fn scaling_is_keda_for_the_processor_and_hpa_for_the_rest() {
             .of_kind("ScaledObject")
             .map(|o| ScaledObject::of(o).unwrap())
             .collect();
-        assert_eq!(sos.len(), 1, "{overlay}: exactly one ScaledObject");
-        let so = &sos[0];
-        assert_eq!(so.target, "processor");
-        let types: BTreeSet<&str> = so.triggers.iter().map(|t| t.kind.as_str()).collect();
+        let targets: BTreeSet<&str> = sos.iter().map(|s| s.target.as_str()).collect();
         assert_eq!(
-            types,
-            BTreeSet::from(["nats-jetstream", "cpu"]),
-            "{overlay}"
+            targets,
+            BTreeSet::from(["processor", "archiver"]),
+            "{overlay}: one ScaledObject each for the processor and the archiver"
         );
-        assert_eq!(trigger_findings(so), Vec::<String>::new(), "{overlay}");
+        assert_eq!(sos.len(), 2, "{overlay}");
+        for so in &sos {
+            let types: BTreeSet<&str> = so.triggers.iter().map(|t| t.kind.as_str()).collect();
+            assert_eq!(
+                types,
+                BTreeSet::from(["nats-jetstream", "cpu"]),
+                "{overlay}"
+            );
+            assert_eq!(trigger_findings(so), Vec::<String>::new(), "{overlay}");
 
-        let nats = so.trigger("nats-jetstream").unwrap();
-        let meta = |k: &str| nats.metadata.get(k).map(String::as_str);
-        let processor = ProcessorFacts::of(&m, "processor").unwrap();
-        assert_eq!(
-            meta("stream"),
-            Some(processor.stream.as_str()),
-            "{overlay}: stream"
-        );
-        assert_eq!(
-            meta("consumer"),
-            Some(processor.consumer.as_str()),
-            "{overlay}: consumer"
-        );
-        assert_eq!(meta("account"), Some("$G"), "{overlay}: account");
-        assert!(
-            meta("natsServerMonitoringEndpoint")
-                .unwrap()
-                .ends_with(":8222")
-        );
-        let lag = nats.number("lagThreshold").unwrap();
-        assert!(
-            lag > processor.fetch_batch,
-            "{overlay}: lagThreshold {lag} must exceed one replica's in-flight window {}",
-            processor.fetch_batch
-        );
-        assert!(
-            meta("activationLagThreshold").is_some(),
-            "{overlay}: activation threshold"
-        );
+            let nats = so.trigger("nats-jetstream").unwrap();
+            let meta = |k: &str| nats.metadata.get(k).map(String::as_str);
+            let facts = ProcessorFacts::of(&m, &so.target).unwrap();
+            assert_eq!(
+                meta("stream"),
+                Some(facts.stream.as_str()),
+                "{overlay}: stream"
+            );
+            assert_eq!(
+                meta("consumer"),
+                Some(facts.consumer.as_str()),
+                "{overlay}: consumer"
+            );
+            assert_eq!(meta("consumer"), Some(so.target.as_str()), "{overlay}");
+            assert_eq!(meta("account"), Some("$G"), "{overlay}: account");
+            assert!(
+                meta("natsServerMonitoringEndpoint")
+                    .unwrap()
+                    .ends_with(":8222")
+            );
+            // What one replica holds unacknowledged: a fetch for the processor; for the
+            // archiver, its open segments' messages (it cuts at half of max_ack_pending).
+            let window = if so.target == "archiver" {
+                facts
+                    .max_ack_pending
+                    .expect("the archiver sets LOGJET_MAX_ACK_PENDING")
+                    / 2
+            } else {
+                facts.fetch_batch
+            };
+            let lag = nats.number("lagThreshold").unwrap();
+            assert!(
+                lag > window,
+                "{overlay}: {} lagThreshold {lag} must exceed one replica's in-flight window {window}",
+                so.target
+            );
+            assert!(
+                meta("activationLagThreshold").is_some(),
+                "{overlay}: activation threshold"
+            );
+        }
 
         for hpa in m.of_kind("HorizontalPodAutoscaler") {
             let target = scale_target(hpa);
-            assert_ne!(
-                target, "processor",
-                "{overlay}: an HPA targets the processor beside KEDA"
+            assert!(
+                target != "processor" && target != "archiver",
+                "{overlay}: an HPA targets {target} beside KEDA"
             );
             assert!(
                 ["ingest", "query"].contains(&target.as_str()),

@@ -2,7 +2,8 @@
 //! environment its config loads.
 
 use logjet_core::config::{
-    AuthSetting, DashboardAuth, DashboardConfig, IngestConfig, ProcessorConfig, QueryConfig,
+    ArchiverConfig, AuthSetting, DashboardAuth, DashboardConfig, IngestConfig, ProcessorConfig,
+    QueryConfig,
     load_from,
 };
 use logjet_tests::k8s::pod::ProbeKind;
@@ -108,6 +109,7 @@ fn the_rendered_environment_loads_in_every_service() {
                 assert!(c.api.api_keys_file.is_some(), "{svc}");
             }),
             "processor" => load_from::<ProcessorConfig>(None, env).map(|_| ()),
+            "archiver" => load_from::<ArchiverConfig>(None, env).map(|_| ()),
             "query" => load_from::<QueryConfig>(None, env).map(|c| {
                 assert_eq!(c.api.auth, AuthSetting::On, "{svc}");
                 assert!(c.api.api_keys_file.is_some(), "{svc}");
