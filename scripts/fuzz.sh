@@ -15,7 +15,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz >/dev/null
 fi
 cargo fuzz build -s none >/dev/null
-for target in parse_body query_filter; do
+for target in parse_body query_filter logql; do
   mkdir -p "corpus/$target"
   log "fuzzing $target for ${SECONDS_PER_TARGET}s"
   cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \

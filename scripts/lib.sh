@@ -51,6 +51,22 @@ venv_install() {
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
 }
 
+# npm_tool NAME PKG@VERSION... — npm packages in $TOOLS/NAME, installed once per machine (the
+# stamp file records the versions). Needs node and npm (Debian `nodejs npm`).
+npm_tool() {
+  local name="$1"; shift
+  local dir="$TOOLS/$name" stamp="$TOOLS/$name/.logjet-versions"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$*" && -d "$dir/node_modules" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  log "installing into $dir: $*"
+  mkdir -p "$dir" &&
+    { [[ -f "$dir/package.json" ]] || echo '{"private": true}' >"$dir/package.json"; } &&
+    (cd "$dir" && npm install --no-audit --no-fund --silent --save-exact "$@") &&
+    echo "$*" >"$stamp"
+}
+
 # tool_venv NAME SPEC... — a separate venv under $TOOLS/NAME for a tool whose dependencies would
 # clash with the others (schemathesis and checkov disagree on `packaging`). Prints the venv path.
 tool_venv() {

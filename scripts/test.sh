@@ -23,6 +23,8 @@ setup() {
     # Its own venv: schemathesis and checkov disagree on `packaging`.
     tool_venv schemathesis "schemathesis==4.32.5" >/dev/null &&
     tool_venv shippers "elasticsearch==8.19.3" "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.1" "opentelemetry-exporter-otlp-json-http==0.66b1" "python-logging-loki==0.3.1" "cramjam==2.14.0" >/dev/null &&
+    # Grafana's LogQL grammar: tests/tests/loki.rs parses the LogQL corpus with it.
+    npm_tool lezer-logql "@grafana/lezer-logql@0.3.0" &&
     ensure_nextest &&
     ensure_s3s_fs &&
     command -v redis-server >/dev/null

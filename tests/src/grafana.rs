@@ -24,11 +24,24 @@ pub fn grafana_to_promql(expr: &str) -> String {
     .fold(expr.to_string(), |e, v| e.replace(v, "1m"))
 }
 
-/// Every query with an `expr` of every panel of a dashboard, rows' panels included.
+/// Whether a target queries a Loki data source (LogQL, not PromQL), by its own data source or
+/// its panel's.
+pub fn is_loki(panel: &Value, target: &Value) -> bool {
+    target["datasource"]["type"]
+        .as_str()
+        .or(panel["datasource"]["type"].as_str())
+        == Some("loki")
+}
+
+/// Every PromQL query (an `expr` of a target that is not Loki's) of every panel of a dashboard,
+/// rows' panels included.
 pub fn panel_queries(dashboard: &Value) -> Vec<PanelQuery> {
     fn walk(panels: &Value, out: &mut Vec<PanelQuery>) {
         for p in panels.as_array().into_iter().flatten() {
             for t in p["targets"].as_array().into_iter().flatten() {
+                if is_loki(p, t) {
+                    continue;
+                }
                 if let Some(e) = t["expr"].as_str() {
                     out.push(PanelQuery {
                         title: p["title"].as_str().unwrap_or("?").to_string(),
@@ -83,4 +96,26 @@ mod tests {
         assert_eq!(parsed["groups"][0]["rules"][1]["expr"], "sum(y{l=\"v\"})");
         assert_eq!(parsed["groups"][0]["rules"][0]["record"], "panel_0");
     }
+}
+
+/// Every LogQL query (an `expr` of a Loki target) of every panel of a dashboard, Grafana's
+/// interval variables replaced by `1m`.
+pub fn loki_panel_queries(dashboard: &Value) -> Vec<PanelQuery> {
+    fn walk(panels: &Value, out: &mut Vec<PanelQuery>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let (true, Some(e)) = (is_loki(p, t), t["expr"].as_str()) {
+                    out.push(PanelQuery {
+                        title: p["title"].as_str().unwrap_or("?").to_string(),
+                        ref_id: t["refId"].as_str().unwrap_or("?").to_string(),
+                        expr: grafana_to_promql(&e.replace("$__auto", "1m")),
+                    });
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
 }

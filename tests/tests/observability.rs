@@ -654,11 +654,103 @@ fn the_kubernetes_monitoring_component_carries_the_same_rules_and_dashboard() {
         "kustomize/components/monitoring/prometheusrule.yaml drifted from {RULES}: \
          run ./scripts/observability-gen.sh"
     );
-    let dash_copy = std::fs::read(component.join("dashboards/logjet-pipeline.json")).unwrap();
-    let dash_src = std::fs::read(root().join(DASHBOARD)).unwrap();
-    assert!(
-        dash_copy == dash_src,
-        "kustomize/components/monitoring/dashboards/logjet-pipeline.json drifted from \
-         {DASHBOARD}: run ./scripts/observability-gen.sh"
+    for name in ["logjet-pipeline.json", "logjet-logs.json"] {
+        let dash_copy = std::fs::read(component.join("dashboards").join(name)).unwrap();
+        let dash_src = std::fs::read(root().join("infra/grafana/dashboards").join(name)).unwrap();
+        assert!(
+            dash_copy == dash_src,
+            "kustomize/components/monitoring/dashboards/{name} drifted from \
+             infra/grafana/dashboards/{name}: run ./scripts/observability-gen.sh"
+        );
+    }
+}
+
+/// Grafana's Loki data source "logjet": provisioned by the monitoring component for the
+/// datasource sidecar, pointing at the query service, its key read from the Secret that the
+/// kube-prometheus-stack values mount (and that the kind-monitoring overlay generates); the
+/// logs dashboard's panels use it.
+#[test]
+fn the_monitoring_component_provisions_logjet_as_a_loki_data_source() {
+    let component = root().join("kustomize/components/monitoring");
+    let kustomization = std::fs::read_to_string(component.join("kustomization.yaml")).unwrap();
+    assert!(kustomization.contains("- grafana-datasource.yaml"));
+    assert!(kustomization.contains("- dashboards/logjet-logs.json"));
+    let cm: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(component.join("grafana-datasource.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cm["kind"].as_str(), Some("ConfigMap"));
+    assert_eq!(cm["metadata"]["namespace"].as_str(), Some("monitoring"));
+    assert_eq!(
+        cm["metadata"]["labels"]["grafana_datasource"].as_str(),
+        Some("1")
     );
+    let file = cm["data"]["logjet-loki.yaml"].as_str().unwrap();
+    let prov: serde_yaml_ng::Value = serde_yaml_ng::from_str(file).unwrap();
+    let ds = &prov["datasources"][0];
+    assert_eq!(ds["name"].as_str(), Some("logjet"));
+    assert_eq!(ds["uid"].as_str(), Some("logjet"));
+    assert_eq!(ds["type"].as_str(), Some("loki"));
+    // The query Service of kustomize/base, on its port.
+    assert_eq!(
+        ds["url"].as_str(),
+        Some("http://query.log-analytics.svc.cluster.local:8001")
+    );
+    assert_eq!(
+        ds["jsonData"]["httpHeaderName1"].as_str(),
+        Some("Authorization")
+    );
+    let header = ds["secureJsonData"]["httpHeaderValue1"].as_str().unwrap();
+    let path = header
+        .strip_prefix("Bearer $__file{")
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("the key is read from a file: {header}"));
+    // Grafana mounts the Secret there, and the overlay creates it with that key.
+    let values: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("infra/kind/kube-prometheus-stack.values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mount = values["grafana"]["extraSecretMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["secretName"].as_str() == Some("logjet-grafana-query-key"))
+        .expect("the key Secret is mounted into Grafana");
+    let dir = mount["mountPath"].as_str().unwrap();
+    assert_eq!(path, format!("{dir}/query-api-key"));
+    let overlay = std::fs::read_to_string(
+        root().join("kustomize/overlays/kind-monitoring/kustomization.yaml"),
+    )
+    .unwrap();
+    assert!(overlay.contains("name: logjet-grafana-query-key"));
+    let env = std::fs::read_to_string(
+        root().join("kustomize/overlays/kind-monitoring/secrets/grafana.env"),
+    )
+    .unwrap();
+    let dev_key =
+        std::fs::read_to_string(root().join("kustomize/overlays/kind/secrets/dashboard.env"))
+            .unwrap();
+    let key = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("query-api-key="))
+            .map(str::to_string)
+    };
+    assert!(key(&env).is_some());
+    assert_eq!(
+        key(&env),
+        key(&dev_key),
+        "the development key of scope query"
+    );
+    // Every panel of the logs dashboard queries the data source by its uid.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("infra/grafana/dashboards/logjet-logs.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.iter().any(|p| p["type"] == "logs"));
+    for p in panels {
+        assert_eq!(p["datasource"]["uid"], "logjet", "{}", p["title"]);
+        assert_eq!(p["datasource"]["type"], "loki", "{}", p["title"]);
+    }
 }
