@@ -299,7 +299,13 @@ mod tests {
     #[test]
     fn mask_into_a_reused_buffer_gives_the_same_ids() {
         let mut buf = String::from("left over");
-        for m in ["took 5ms", "GET /a/42 from 10.0.0.1", "", "  x  ", "user 'bob' denied"] {
+        for m in [
+            "took 5ms",
+            "GET /a/42 from 10.0.0.1",
+            "",
+            "  x  ",
+            "user 'bob' denied",
+        ] {
             assert_eq!(message_template_id(m, &mut buf), template_id(&mask(m)));
             assert_eq!(buf, mask(m));
         }

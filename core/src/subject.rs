@@ -75,8 +75,7 @@ impl ServiceName {
         (1..=MAX_SERVICE_LEN).contains(&b.len())
             && b[0] != b'-'
             && b[b.len() - 1] != b'-'
-            && b
-                .iter()
+            && b.iter()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
     }
 
@@ -183,8 +182,20 @@ mod tests {
         let long = "a".repeat(MAX_SERVICE_LEN);
         let longer = format!("{long}b");
         for raw in [
-            "api", "API", "a.b", "-a", "a-", "a--b", "_a_", "", " a", "a b", "é", "0",
-            long.as_str(), longer.as_str(),
+            "api",
+            "API",
+            "a.b",
+            "-a",
+            "a-",
+            "a--b",
+            "_a_",
+            "",
+            " a",
+            "a b",
+            "é",
+            "0",
+            long.as_str(),
+            longer.as_str(),
         ] {
             assert_eq!(
                 ServiceName::is_canonical(raw),

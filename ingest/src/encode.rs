@@ -117,16 +117,17 @@ impl BatchBuilder {
     }
 
     pub fn finish(mut self) -> Encoded {
-        self.done.extend(
-            self.open
-                .into_iter()
-                .filter(|(_, _, n)| *n > 0)
-                .map(|(service, buf, n)| Batch {
-                    service,
-                    payload: buf.freeze(),
-                    events: n,
-                }),
-        );
+        self.done
+            .extend(
+                self.open
+                    .into_iter()
+                    .filter(|(_, _, n)| *n > 0)
+                    .map(|(service, buf, n)| Batch {
+                        service,
+                        payload: buf.freeze(),
+                        events: n,
+                    }),
+            );
         Encoded {
             batches: self.done,
             events: self.events,

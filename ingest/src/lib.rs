@@ -537,13 +537,24 @@ mod tests {
     #[test]
     fn prepare_keeps_valid_lines_and_reports_bad_ones() {
         let body = b"{\"message\":\"a\"}\nnot json at all\n{\"message\":\"c\"}";
-        let p = prepare(body, Some("application/x-ndjson"), &opts(Some("web")), 1 << 20).unwrap();
+        let p = prepare(
+            body,
+            Some("application/x-ndjson"),
+            &opts(Some("web")),
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(p.encoded.events, 2);
         assert_eq!(p.encoded.batches.len(), 1);
         assert_eq!(p.encoded.batches[0].service, "web");
-        let first: LogEvent =
-            serde_json::from_slice(p.encoded.batches[0].payload.split(|&c| c == b'\n').next().unwrap())
-                .unwrap();
+        let first: LogEvent = serde_json::from_slice(
+            p.encoded.batches[0]
+                .payload
+                .split(|&c| c == b'\n')
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(first.message, "a");
         assert_eq!(p.rejects.len(), 1);
         assert_eq!(p.rejects[0].line, 2);
@@ -553,7 +564,12 @@ mod tests {
     fn prepare_errors() {
         let opts = opts(None);
         assert!(matches!(
-            prepare(b"x", Some("application/x-www-form-urlencoded"), &opts, 1 << 20),
+            prepare(
+                b"x",
+                Some("application/x-www-form-urlencoded"),
+                &opts,
+                1 << 20
+            ),
             Err(IngestError::UnsupportedContentType(_))
         ));
         assert!(matches!(

@@ -72,9 +72,19 @@ fn a_thousand_line_request_allocates_per_batch_not_per_event() {
     let body: String = (0..1000).map(line).collect();
     let opts = ParseOptions::new(Utc::now());
     // Warm-up: one-time initialisation (thread-locals, lazy statics) is not the hot path.
-    let _ = logjet_ingest::prepare(body.as_bytes(), Some("application/x-ndjson"), &opts, 1 << 20);
+    let _ = logjet_ingest::prepare(
+        body.as_bytes(),
+        Some("application/x-ndjson"),
+        &opts,
+        1 << 20,
+    );
     let (prepared, allocations) = counted(|| {
-        logjet_ingest::prepare(body.as_bytes(), Some("application/x-ndjson"), &opts, 1 << 20)
+        logjet_ingest::prepare(
+            body.as_bytes(),
+            Some("application/x-ndjson"),
+            &opts,
+            1 << 20,
+        )
     });
     let prepared = prepared.expect("valid body");
     assert_eq!(prepared.encoded.events, 1000);

@@ -329,9 +329,7 @@ mod tests {
     /// What the general parser makes of a line, serialised.
     fn general(line: &str, opts: &ParseOptions) -> Option<String> {
         let p = parse_body(line.as_bytes(), BodyFormat::Ndjson, opts);
-        p.events
-            .first()
-            .map(|e| serde_json::to_string(e).unwrap())
+        p.events.first().map(|e| serde_json::to_string(e).unwrap())
     }
 
     fn fast(line: &str, opts: &ParseOptions) -> Option<String> {
@@ -368,7 +366,11 @@ mod tests {
         let o = opts().with_default_service(Some(ServiceName::parse_strict("from-query").unwrap()));
         let line = r#"{"message":"m"}"#;
         assert_eq!(fast(line, &o), general(line, &o));
-        assert!(fast(line, &o).unwrap().contains("\"service\":\"from-query\""));
+        assert!(
+            fast(line, &o)
+                .unwrap()
+                .contains("\"service\":\"from-query\"")
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ mod tests {
     use super::*;
     use crate::parse::test_support::opts;
 
-    fn both(body: &str, format: BodyFormat) -> (Vec<String>, Vec<Reject>, Vec<String>, Vec<Reject>) {
+    fn both(
+        body: &str,
+        format: BodyFormat,
+    ) -> (Vec<String>, Vec<Reject>, Vec<String>, Vec<Reject>) {
         let o = opts();
         let general = parse_body(body.as_bytes(), format, &o);
         let want: Vec<String> = general
@@ -124,12 +127,21 @@ mod tests {
     #[test]
     fn each_gives_what_parse_body_gives() {
         let body = "{\"message\":\"a\",\"n\":1}\r\n\n  {\"msg\":\"nested\",\"u\":{\"id\":7}}\n{bad\n\"a bare string\"\n[1]\n{\"level\":\"nope\"}\n{\"service\":\"Web App\",\"message\":\"x\"}";
-        for format in [BodyFormat::Ndjson, BodyFormat::Json, BodyFormat::Auto, BodyFormat::Text] {
+        for format in [
+            BodyFormat::Ndjson,
+            BodyFormat::Json,
+            BodyFormat::Auto,
+            BodyFormat::Text,
+        ] {
             let (got, rejects, want, want_rejects) = both(body, format);
             assert_eq!(got, want, "{format:?}");
             assert_eq!(rejects, want_rejects, "{format:?}");
         }
-        for one in ["{\"message\":\"single\",\"k\":true}", "  {\"a\":{\"b\":1}}  ", "{}"] {
+        for one in [
+            "{\"message\":\"single\",\"k\":true}",
+            "  {\"a\":{\"b\":1}}  ",
+            "{}",
+        ] {
             let (got, rejects, want, want_rejects) = both(one, BodyFormat::Json);
             assert_eq!((got, rejects), (want, want_rejects), "{one}");
         }

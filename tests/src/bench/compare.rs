@@ -36,7 +36,17 @@ const PROCS: [&str; 6] = [
 fn header() {
     println!(
         "| {:<34} | {:<8} | {:>9} | {:>9} | {:>7} | {:>7} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7} |",
-        "phase", "build", "e2e ev/s", "accepted", "/ceil", "ingest", "process.", "query", "nats", "redis", "loadgen"
+        "phase",
+        "build",
+        "e2e ev/s",
+        "accepted",
+        "/ceil",
+        "ingest",
+        "process.",
+        "query",
+        "nats",
+        "redis",
+        "loadgen"
     );
     println!(
         "|{:-<36}|{:-<10}|{:->11}|{:->11}|{:->9}|{:->9}|{:->10}|{:->9}|{:->9}|{:->9}|{:->9}|",
@@ -66,7 +76,8 @@ fn print_phase(name: &str, build: &str, p: &Phase, ceiling: Option<f64>) {
 }
 
 fn print_ratio(name: &str, ours: &Phase, base: &Phase) {
-    let r = |n: &str| base.usage.us_per_event(n, base.events) / ours.usage.us_per_event(n, ours.events);
+    let r =
+        |n: &str| base.usage.us_per_event(n, base.events) / ours.usage.us_per_event(n, ours.events);
     println!(
         "| {:<34} | {:<8} | {:>9} | {:>9} | {:>7} | {:>7} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7} |",
         name,
@@ -113,18 +124,38 @@ pub async fn run(http: &reqwest::Client, plan: &Plan) {
             eprintln!("bench: compare {build}: NDJSON {} lines", kind.name());
             let stack = Stack::start(http, dir, plan.processors).await;
             let ceiling = phases::raw_ceiling(&stack.nats, plan.raw_messages, kind).await;
-            let p = phases::ndjson(http, &stack, kind, plan.ndjson_events, plan.batch_connections)
-                .await;
+            let p = phases::ndjson(
+                http,
+                &stack,
+                kind,
+                plan.ndjson_events,
+                plan.batch_connections,
+            )
+            .await;
             let name = format!("NDJSON ×1000, {} lines", kind.name());
             print_phase(&name, build, &p, Some(ceiling));
             println!(
                 "| {:<34} | {:<8} | {:>9.0} | {:>9} | {:>7} | {:>7} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7} |",
-                "  raw JetStream ceiling, same stack", build, ceiling, "", "", "", "", "", "", "", ""
+                "  raw JetStream ceiling, same stack",
+                build,
+                ceiling,
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                ""
             );
             results.push(p);
         }
         if results.len() == 2 {
-            print_ratio(&format!("  ratio, {} lines", kind.name()), &results[0], &results[1]);
+            print_ratio(
+                &format!("  ratio, {} lines", kind.name()),
+                &results[0],
+                &results[1],
+            );
         }
     }
     let protocols = if plan.single_events == 0 {
@@ -146,10 +177,7 @@ pub async fn run(http: &reqwest::Client, plan: &Plan) {
                 plan.connections,
             )
             .await;
-            let name = format!(
-                "1 per POST, {proto}, p99 {:.1} ms",
-                pct(&p.latencies, 0.99)
-            );
+            let name = format!("1 per POST, {proto}, p99 {:.1} ms", pct(&p.latencies, 0.99));
             print_phase(&name, build, &p, None);
             results.push(p);
         }

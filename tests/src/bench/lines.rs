@@ -71,12 +71,7 @@ const AGENTS: [&str; 4] = [
 /// id and a client IP in every line, one of several message shapes. 200–400 bytes.
 pub fn realistic(i: u64, service: &str) -> String {
     let r = |k| rnd(i, k);
-    let ip = format!(
-        "10.{}.{}.{}",
-        r(1) % 256,
-        r(2) % 256,
-        1 + r(3) % 254
-    );
+    let ip = format!("10.{}.{}.{}", r(1) % 256, r(2) % 256, 1 + r(3) % 254);
     let req = format!("{:016x}{:08x}", r(4), r(5) as u32);
     let path = format!("{}/{}", PATHS[(r(6) % 8) as usize], r(7) % 100_000);
     let method = METHODS[(r(8) % 4) as usize];
@@ -90,7 +85,10 @@ pub fn realistic(i: u64, service: &str) -> String {
         6 => (
             "warn",
             429,
-            format!("rate limit exceeded for client {ip} on {path}, retry after {}s", r(12) % 60),
+            format!(
+                "rate limit exceeded for client {ip} on {path}, retry after {}s",
+                r(12) % 60
+            ),
         ),
         7 => (
             "error",

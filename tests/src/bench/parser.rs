@@ -41,8 +41,14 @@ pub fn rate(body: &[u8]) -> f64 {
 /// distinct keys.
 pub fn rates() -> Vec<(&'static str, f64)> {
     vec![
-        ("realistic lines", rate(&LineKind::Realistic.body(0, "parse"))),
+        (
+            "realistic lines",
+            rate(&LineKind::Realistic.body(0, "parse")),
+        ),
         ("padded lines", rate(&LineKind::Padded.body(0, "parse"))),
-        ("padded lines, distinct keys", rate(padded_distinct_body().as_bytes())),
+        (
+            "padded lines, distinct keys",
+            rate(padded_distinct_body().as_bytes()),
+        ),
     ]
 }

@@ -516,7 +516,13 @@ async fn main() {
 
     let mut rows: Vec<Row> = parse_rates
         .iter()
-        .map(|(name, rate)| row(&format!("parser, one thread: {name} (lines/s)"), format!("{rate:.0}"), ""))
+        .map(|(name, rate)| {
+            row(
+                &format!("parser, one thread: {name} (lines/s)"),
+                format!("{rate:.0}"),
+                "",
+            )
+        })
         .collect();
     rows.extend([
         row(
