@@ -227,8 +227,38 @@ pub fn format_ts(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
+/// [`format_ts`] into a stack buffer: the canonical encoder writes one per event, so no string
+/// is allocated for it. `None` for what the fixed layout cannot hold (years outside 0–9999, a
+/// leap second); [`format_ts`] writes those.
+pub fn format_ts_fixed(ts: &DateTime<Utc>) -> Option<[u8; 30]> {
+    use chrono::{Datelike, Timelike};
+    let (y, nanos) = (ts.year(), ts.nanosecond());
+    if !(0..=9999).contains(&y) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y as u32);
+    put(5, 2, ts.month());
+    put(8, 2, ts.day());
+    put(11, 2, ts.hour());
+    put(14, 2, ts.minute());
+    put(17, 2, ts.second());
+    put(20, 9, nanos);
+    Some(b)
+}
+
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ts(ts))
+    match format_ts_fixed(ts) {
+        // ASCII digits and separators only.
+        Some(b) => s.serialize_str(std::str::from_utf8(&b).unwrap_or_default()),
+        None => s.serialize_str(&format_ts(ts)),
+    }
 }
 
 fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -277,6 +307,24 @@ mod tests {
         assert_eq!(Level::detect("stack trace written to file"), None);
         assert_eq!(Level::detect("user logged in"), None);
         assert_eq!(Level::detect("warning then error"), Some(Level::Error));
+    }
+
+    #[test]
+    fn the_fixed_timestamp_layout_is_chronos() {
+        for (secs, nanos) in [
+            (0i64, 0u32),
+            (1_795_694_915, 123_456_789),
+            (1_795_694_915, 5),
+            (-62_135_596_800, 0),
+            (253_402_300_799, 999_999_999),
+            (951_782_400, 100_000_000),
+        ] {
+            let ts = DateTime::from_timestamp(secs, nanos).unwrap();
+            let fixed = format_ts_fixed(&ts).unwrap();
+            assert_eq!(std::str::from_utf8(&fixed).unwrap(), format_ts(&ts));
+        }
+        let far = DateTime::from_timestamp(253_402_300_800, 0).unwrap();
+        assert!(format_ts_fixed(&far).is_none());
     }
 
     #[test]

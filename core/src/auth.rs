@@ -102,6 +102,45 @@ pub enum KeyFileError {
 #[derive(Clone, Debug, Default)]
 pub struct KeyStore {
     keys: Vec<ApiKey>,
+    verified: VerifiedKeys,
+}
+
+/// Keys presented and verified before, with the index of the stored key they matched: a client
+/// sends the same key with every request, and hashing it each time was a cost per request (a
+/// SHA-256 per single-event POST). Only keys that matched a stored hash get in, so it holds at
+/// most one entry per stored key (unknown keys are hashed every time, as before). Lookups
+/// compare against every entry in constant time, like the hashes.
+#[derive(Clone, Default)]
+struct VerifiedKeys(Arc<RwLock<Vec<(Box<[u8]>, usize)>>>);
+
+impl fmt::Debug for VerifiedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The presented keys are secrets: only their number.
+        let n = self.0.read().map_or(0, |v| v.len());
+        write!(f, "VerifiedKeys({n})")
+    }
+}
+
+impl VerifiedKeys {
+    fn find(&self, presented: &[u8]) -> Option<usize> {
+        let cached = self.0.read().ok()?;
+        let mut found = None;
+        for (key, index) in cached.iter() {
+            if bool::from(key.as_ref().ct_eq(presented)) {
+                found = Some(*index);
+            }
+        }
+        found
+    }
+
+    fn remember(&self, presented: &[u8], index: usize, capacity: usize) {
+        if let Ok(mut cached) = self.0.write()
+            && cached.len() < capacity
+            && !cached.iter().any(|(k, _)| k.as_ref() == presented)
+        {
+            cached.push((presented.into(), index));
+        }
+    }
 }
 
 impl KeyStore {
@@ -154,19 +193,29 @@ impl KeyStore {
         if keys.is_empty() {
             return Err(KeyFileError::Empty);
         }
-        Ok(KeyStore { keys })
+        Ok(KeyStore {
+            keys,
+            verified: VerifiedKeys::default(),
+        })
     }
 
-    /// The key matching `presented`, comparing against every stored hash in constant time.
+    /// The key matching `presented`, comparing against every stored hash in constant time (or,
+    /// for a key verified before, against the verified keys, without hashing it again).
     pub fn authenticate(&self, presented: &str) -> Option<&ApiKey> {
+        if let Some(i) = self.verified.find(presented.as_bytes()) {
+            return self.keys.get(i);
+        }
         let h = hash_key(presented);
         let mut found = None;
-        for k in &self.keys {
+        for (i, k) in self.keys.iter().enumerate() {
             if bool::from(k.hash.ct_eq(&h)) {
-                found = Some(k);
+                found = Some(i);
             }
         }
-        found
+        let i = found?;
+        self.verified
+            .remember(presented.as_bytes(), i, self.keys.len());
+        self.keys.get(i)
     }
 
     pub fn len(&self) -> usize {
@@ -579,8 +628,26 @@ mod tests {
     }
 
     #[test]
+    fn verified_keys_are_remembered_and_only_they() {
+        let store = store();
+        for _ in 0..3 {
+            assert_eq!(store.authenticate("k-admin").unwrap().name, "admin");
+            assert_eq!(store.authenticate("k-query").unwrap().name, "grafana");
+            assert!(store.authenticate("nope").is_none());
+            assert!(store.authenticate("k-admin ").is_none());
+        }
+        // One entry per key that matched; a clone shares them.
+        assert_eq!(store.verified.find(b"k-admin"), Some(2));
+        assert_eq!(store.verified.find(b"nope"), None);
+        assert_eq!(store.clone().verified.find(b"k-query"), Some(1));
+        assert_eq!(store.verified.0.read().unwrap().len(), 2);
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
-        let s = format!("{:?}", store());
+        let st = store();
+        assert!(st.authenticate("k-ingest").is_some());
+        let s = format!("{:?}", st);
         assert!(s.contains("shipper"));
         assert!(!s.contains(&hex::encode(hash_key("k-ingest"))));
         assert!(!s.contains("k-ingest"));

@@ -68,6 +68,17 @@ impl ServiceName {
         }
     }
 
+    /// Whether `raw` is already canonical (what [`ServiceName::parse_strict`] accepts), without
+    /// allocating: 1 to 64 bytes of `[a-z0-9_-]`, not starting or ending with `-`.
+    pub fn is_canonical(raw: &str) -> bool {
+        let b = raw.as_bytes();
+        (1..=MAX_SERVICE_LEN).contains(&b.len())
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+    }
+
     /// Accepts only names that are already canonical.
     pub fn parse_strict(raw: &str) -> Result<ServiceName, String> {
         match ServiceName::sanitize(raw) {
@@ -168,6 +179,30 @@ mod tests {
     #[test]
     fn strict_parse_rejects_non_canonical() {
         assert!(ServiceName::parse_strict("api").is_ok());
+        let long = "a".repeat(MAX_SERVICE_LEN);
+        let longer = format!("{long}b");
+        for raw in [
+            "api",
+            "API",
+            "a.b",
+            "-a",
+            "a-",
+            "a--b",
+            "_a_",
+            "",
+            " a",
+            "a b",
+            "é",
+            "0",
+            long.as_str(),
+            longer.as_str(),
+        ] {
+            assert_eq!(
+                ServiceName::is_canonical(raw),
+                ServiceName::parse_strict(raw).is_ok(),
+                "{raw:?}"
+            );
+        }
         assert!(ServiceName::parse_strict("API").is_err());
         assert!(ServiceName::parse_strict("a.b").is_err());
     }

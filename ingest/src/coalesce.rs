@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use logjet_core::LogEvent;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::encode::{BatchBuilder, Encoded};
 use crate::publish::{PublishContext, PublishError, PublishOutcome, Publisher};
 
 /// Events merged into one flush at most.
@@ -24,7 +24,7 @@ const MAX_INFLIGHT_FLUSHES: usize = 8;
 const QUEUE: usize = 4096;
 
 struct Job {
-    events: Vec<LogEvent>,
+    encoded: Encoded,
     received_at_nanos: i64,
     reply: oneshot::Sender<Result<PublishOutcome, PublishError>>,
 }
@@ -45,13 +45,13 @@ impl Coalescer {
     /// acknowledged them.
     pub async fn publish(
         &self,
-        events: Vec<LogEvent>,
+        encoded: Encoded,
         received_at_nanos: i64,
     ) -> Result<PublishOutcome, PublishError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
-                events,
+                encoded,
                 received_at_nanos,
                 reply,
             })
@@ -69,12 +69,12 @@ async fn run(publisher: Publisher, mut rx: mpsc::Receiver<Job>) {
         let Ok(permit) = inflight.clone().acquire_owned().await else {
             return;
         };
-        let mut events = first.events.len();
+        let mut events = first.encoded.events;
         let mut jobs = vec![first];
         while events < MAX_EVENTS_PER_FLUSH {
             match rx.try_recv() {
                 Ok(job) => {
-                    events += job.events.len();
+                    events += job.encoded.events;
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -90,18 +90,36 @@ async fn run(publisher: Publisher, mut rx: mpsc::Receiver<Job>) {
 
 async fn flush(publisher: &Publisher, jobs: Vec<Job>) {
     let received_at_nanos = jobs.iter().map(|j| j.received_at_nanos).min().unwrap_or(0);
-    let mut all = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut replies = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        replies.push((job.events.len(), job.reply));
-        all.extend(job.events);
-    }
+    let all = if jobs.len() == 1 {
+        // Alone: its batches as they are.
+        let mut jobs = jobs;
+        let job = jobs.remove(0);
+        replies.push((job.encoded.events, job.reply));
+        job.encoded
+    } else {
+        // Merged per service: one message per service for all of them (the lines are copied
+        // once; they are single events or small requests, which is what waits here).
+        let bytes = jobs
+            .iter()
+            .flat_map(|j| &j.encoded.batches)
+            .map(|b| b.payload.len())
+            .sum();
+        let mut merged = BatchBuilder::new(publisher.max_payload(), bytes);
+        for job in jobs {
+            for b in &job.encoded.batches {
+                merged.append(&b.service, &b.payload, b.events);
+            }
+            replies.push((job.encoded.events, job.reply));
+        }
+        merged.finish()
+    };
     let ctx = PublishContext {
         idempotency_key: None,
         received_at_nanos,
         traceparent: None,
     };
-    let result = publisher.publish(&all, &ctx).await;
+    let result = publisher.publish(&all.batches, &ctx).await;
     for (n, reply) in replies {
         let _ = reply.send(match &result {
             Ok(_) => Ok(PublishOutcome {

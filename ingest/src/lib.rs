@@ -8,6 +8,7 @@
 pub mod body;
 pub mod budget;
 pub mod coalesce;
+pub mod encode;
 pub mod error;
 pub mod metrics;
 pub mod protocols;
@@ -385,7 +386,12 @@ async fn post_logs(
     State(st): State<AppState>,
     req: IngestRequest,
 ) -> Result<Response, IngestError> {
-    let prepared = match prepare(&req.body, req.content_type(), &req.options) {
+    let prepared = match prepare(
+        &req.body,
+        req.content_type(),
+        &req.options,
+        st.publisher.max_payload(),
+    ) {
         Ok(p) => p,
         Err(e) => {
             if let IngestError::NothingValid(rejects) = &e {
@@ -395,9 +401,9 @@ async fn post_logs(
         }
     };
     let rejects = prepared.rejects;
-    let outcome = publish_events(
+    let outcome = publish_encoded(
         &st,
-        prepared.events,
+        prepared.encoded,
         &rejects,
         &req.headers,
         req.received_at,
@@ -435,19 +441,32 @@ pub(crate) async fn publish_events(
     headers: &HeaderMap,
     received_at: DateTime<Utc>,
 ) -> Result<publish::PublishOutcome, IngestError> {
+    let encoded = encode::encode_events(&events, st.publisher.max_payload());
+    drop(events);
+    publish_encoded(st, encoded, rejects, headers, received_at).await
+}
+
+/// [`publish_events`] of events already encoded.
+pub(crate) async fn publish_encoded(
+    st: &AppState,
+    encoded: encode::Encoded,
+    rejects: &[Reject],
+    headers: &HeaderMap,
+    received_at: DateTime<Utc>,
+) -> Result<publish::PublishOutcome, IngestError> {
     count_rejects(&st.metrics, rejects);
     let ctx = PublishContext {
         idempotency_key: idempotency_key(headers)?,
         received_at_nanos: received_at.timestamp_nanos_opt().unwrap_or_default(),
         traceparent: traceparent(headers),
     };
-    if events.is_empty() {
+    if encoded.events == 0 {
         return Ok(publish::PublishOutcome::default());
     }
     let result = if ctx.idempotency_key.is_none() && ctx.traceparent.is_none() {
-        st.coalescer.publish(events, ctx.received_at_nanos).await
+        st.coalescer.publish(encoded, ctx.received_at_nanos).await
     } else {
-        st.publisher.publish(&events, &ctx).await
+        st.publisher.publish(&encoded.batches, &ctx).await
     };
     let outcome = result.map_err(|e| {
         if matches!(e, PublishError::NoStream) {
@@ -475,18 +494,20 @@ pub(crate) async fn publish_events(
     Ok(outcome)
 }
 
-/// Events and rejects of one request.
+/// Events (encoded for JetStream) and rejects of one request.
 #[derive(Debug)]
 pub struct Prepared {
-    pub events: Vec<LogEvent>,
+    pub encoded: encode::Encoded,
     pub rejects: Vec<Reject>,
 }
 
-/// Everything ingest decides about a request before publishing, as a plain function.
+/// Everything ingest decides about a request before publishing, as a plain function: the body
+/// parsed and encoded into payloads of at most `max_payload` bytes.
 pub fn prepare(
     body: &[u8],
     content_type: Option<&str>,
     opts: &ParseOptions,
+    max_payload: usize,
 ) -> Result<Prepared, IngestError> {
     // Fluent Bit's `http` output sends MessagePack by default.
     let msgpack = protocols::msgpack::is_msgpack(content_type);
@@ -498,16 +519,22 @@ pub fn prepare(
     if body.trim_ascii().is_empty() {
         return Err(IngestError::EmptyBody);
     }
-    let (events, rejects) = if msgpack {
-        protocols::msgpack::parse(body, opts)
+    let (encoded, rejects) = if msgpack {
+        let (events, rejects) = protocols::msgpack::parse(body, opts);
+        (encode::encode_events(&events, max_payload), rejects)
     } else {
-        let parsed = parse::parse_body(body, format, opts);
-        (parsed.events, parsed.rejects)
+        // Borrowed from the body and written straight into the payloads.
+        let mut b = encode::BatchBuilder::new(max_payload, body.len() + body.len() / 4);
+        let rejects = parse::parse_body_each(body, format, opts, |ev| {
+            // Writing into memory cannot fail.
+            let _ = encode::push_event(&mut b, ev);
+        });
+        (b.finish(), rejects)
     };
-    if events.is_empty() {
+    if encoded.events == 0 {
         return Err(IngestError::NothingValid(rejects));
     }
-    Ok(Prepared { events, rejects })
+    Ok(Prepared { encoded, rejects })
 }
 
 #[cfg(test)]
@@ -522,9 +549,25 @@ mod tests {
     #[test]
     fn prepare_keeps_valid_lines_and_reports_bad_ones() {
         let body = b"{\"message\":\"a\"}\nnot json at all\n{\"message\":\"c\"}";
-        let p = prepare(body, Some("application/x-ndjson"), &opts(Some("web"))).unwrap();
-        assert_eq!(p.events.len(), 2);
-        assert_eq!(p.events[0].service, "web");
+        let p = prepare(
+            body,
+            Some("application/x-ndjson"),
+            &opts(Some("web")),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(p.encoded.events, 2);
+        assert_eq!(p.encoded.batches.len(), 1);
+        assert_eq!(p.encoded.batches[0].service, "web");
+        let first: LogEvent = serde_json::from_slice(
+            p.encoded.batches[0]
+                .payload
+                .split(|&c| c == b'\n')
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(first.message, "a");
         assert_eq!(p.rejects.len(), 1);
         assert_eq!(p.rejects[0].line, 2);
     }
@@ -533,15 +576,20 @@ mod tests {
     fn prepare_errors() {
         let opts = opts(None);
         assert!(matches!(
-            prepare(b"x", Some("application/x-www-form-urlencoded"), &opts),
+            prepare(
+                b"x",
+                Some("application/x-www-form-urlencoded"),
+                &opts,
+                1 << 20
+            ),
             Err(IngestError::UnsupportedContentType(_))
         ));
         assert!(matches!(
-            prepare(b"  \n", Some("text/plain"), &opts),
+            prepare(b"  \n", Some("text/plain"), &opts, 1 << 20),
             Err(IngestError::EmptyBody)
         ));
         assert!(matches!(
-            prepare(b"{bad", Some("application/json"), &opts),
+            prepare(b"{bad", Some("application/json"), &opts, 1 << 20),
             Err(IngestError::NothingValid(r)) if r.len() == 1
         ));
     }

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use async_nats::connection::State;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use async_nats::{Client, HeaderMap};
-use bytes::Bytes;
 use futures::future::join_all;
-use logjet_core::LogEvent;
 use logjet_core::jetstream::Nats;
 use logjet_core::outage::OutageTracker;
 use logjet_core::subject::{ServiceName, headers};
@@ -24,54 +22,7 @@ const HEADER_ALLOWANCE: usize = 2048;
 /// Used when the server has not told us its max payload yet.
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// One JetStream message: NDJSON of canonical events of one service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    pub service: String,
-    pub payload: Bytes,
-    pub events: usize,
-}
-
-/// Groups events per service (keeping their order within a service) into NDJSON payloads of at
-/// most `max_payload` bytes. An event larger than `max_payload` travels alone.
-pub fn encode_batches(events: &[LogEvent], max_payload: usize) -> Vec<Batch> {
-    let mut open: Vec<(String, Vec<u8>, usize)> = Vec::new();
-    let mut done: Vec<Batch> = Vec::new();
-    let mut line = Vec::with_capacity(512);
-    for ev in events {
-        line.clear();
-        serde_json::to_writer(&mut line, ev).expect("a LogEvent always serialises");
-        line.push(b'\n');
-        let slot = match open.iter().position(|(s, _, _)| *s == ev.service) {
-            Some(i) => i,
-            None => {
-                open.push((ev.service.clone(), Vec::with_capacity(16 * 1024), 0));
-                open.len() - 1
-            }
-        };
-        let (service, buf, n) = &mut open[slot];
-        if *n > 0 && buf.len() + line.len() > max_payload {
-            done.push(Batch {
-                service: service.clone(),
-                payload: Bytes::from(std::mem::take(buf)),
-                events: *n,
-            });
-            *n = 0;
-        }
-        buf.extend_from_slice(&line);
-        *n += 1;
-    }
-    done.extend(
-        open.into_iter()
-            .filter(|(_, _, n)| *n > 0)
-            .map(|(service, buf, n)| Batch {
-                service,
-                payload: Bytes::from(buf),
-                events: n,
-            }),
-    );
-    done
-}
+pub use crate::encode::{Batch, Encoded, encode_batches};
 
 /// The deterministic `Nats-Msg-Id` of batch `index` of a request with this idempotency key: a
 /// retried request produces the same batches and so the same ids, and JetStream drops the copies.
@@ -165,7 +116,7 @@ impl Publisher {
     /// `Idempotency-Key` makes such a retry count once).
     pub async fn publish(
         &self,
-        events: &[LogEvent],
+        batches: &[Batch],
         ctx: &PublishContext,
     ) -> Result<PublishOutcome, PublishError> {
         let lost = self.status.next_loss();
@@ -173,17 +124,16 @@ impl Publisher {
             return Err(self.failed(PublishError::NotConnected));
         }
         tokio::select! {
-            result = self.publish_connected(events, ctx) => result,
+            result = self.publish_connected(batches, ctx) => result,
             () = lost => Err(self.failed(PublishError::NotConnected)),
         }
     }
 
     async fn publish_connected(
         &self,
-        events: &[LogEvent],
+        batches: &[Batch],
         ctx: &PublishContext,
     ) -> Result<PublishOutcome, PublishError> {
-        let batches = encode_batches(events, self.max_payload());
         let start = Instant::now();
         let mut pending = Vec::with_capacity(batches.len());
         for (index, batch) in batches.iter().enumerate() {
@@ -252,66 +202,6 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-    use logjet_core::Level;
-
-    fn ev(service: &str, msg: &str) -> LogEvent {
-        LogEvent {
-            ts: Utc::now(),
-            service: service.into(),
-            level: Level::Info,
-            message: msg.into(),
-            fields: Default::default(),
-            trace_id: None,
-            host: None,
-        }
-    }
-
-    #[test]
-    fn batches_group_by_service_and_respect_the_size_limit() {
-        let events: Vec<LogEvent> = (0..100)
-            .map(|i| ev(if i % 2 == 0 { "a" } else { "b" }, &"x".repeat(100)))
-            .collect();
-        let batches = encode_batches(&events, 1000);
-        assert!(batches.iter().all(|b| b.payload.len() <= 1000));
-        let a: usize = batches
-            .iter()
-            .filter(|b| b.service == "a")
-            .map(|b| b.events)
-            .sum();
-        let b: usize = batches
-            .iter()
-            .filter(|b| b.service == "b")
-            .map(|b| b.events)
-            .sum();
-        assert_eq!((a, b), (50, 50));
-        for batch in &batches {
-            let lines: Vec<&[u8]> = batch
-                .payload
-                .split(|&c| c == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
-            assert_eq!(lines.len(), batch.events);
-            for l in lines {
-                let back: LogEvent = serde_json::from_slice(l).unwrap();
-                assert_eq!(back.service, batch.service);
-            }
-        }
-    }
-
-    #[test]
-    fn an_oversized_event_travels_alone() {
-        let events = vec![
-            ev("a", "small"),
-            ev("a", &"y".repeat(5000)),
-            ev("a", "small"),
-        ];
-        let batches = encode_batches(&events, 1000);
-        assert_eq!(
-            batches.iter().map(|b| b.events).collect::<Vec<_>>(),
-            vec![1, 1, 1]
-        );
-    }
 
     #[test]
     fn message_ids_are_deterministic_per_key_service_and_index() {

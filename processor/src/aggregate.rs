@@ -6,7 +6,6 @@
 //! second of event time. The script applies a message's effects only if its sequence bit was not
 //! set yet, which is what makes redelivery harmless.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +15,9 @@ use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern;
 use logjet_core::tokens::{self, Bloom};
 use redis::aio::ConnectionManager;
+// Small keys hashed several times per event: FxHash, not SipHash. The maps live for one batch
+// and hold few keys (services × levels × buckets of its messages), so flooding is no concern.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::decode::EventRecord;
@@ -129,19 +131,19 @@ pub fn plan_batch(
     // Token hashes per chunk group, for its Bloom filter.
     let mut group_tokens: Vec<Vec<(u64, u64)>> = Vec::new();
     // (service, second) → position in plan.chunks of the group being filled, and its events
-    let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::new();
+    let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::default();
     let mut events_per_message = Vec::with_capacity(msgs.len());
     // Template ids already defined by this plan.
-    let mut defined: HashMap<u64, ()> = HashMap::new();
+    let mut defined: FxHashSet<u64> = FxHashSet::default();
 
     for (mi, msg) in msgs.iter().enumerate() {
         plan.applied
             .push(keys::applied_bit(&settings.stream_id, msg.seq));
         events_per_message.push(msg.events.len());
 
-        let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::new();
-        let mut templates: HashMap<(i64, &str, Level, u64), u64> = HashMap::new();
-        let mut last_seen: HashMap<&str, i64> = HashMap::new();
+        let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::default();
+        let mut templates: HashMap<(i64, &str, Level, u64), u64> = HashMap::default();
+        let mut last_seen: HashMap<&str, i64> = HashMap::default();
         // One part per (service, second), in first-seen order.
         let mut msg_parts: Vec<PartBuilder<'_>> = Vec::new();
         for ev in msg.events {
@@ -149,14 +151,14 @@ pub fn plan_batch(
             let ms = ev.ts_millis();
             for b in Bucket::ALL {
                 *counts
-                    .entry((b, b.start(secs), ev.service.as_str(), ev.level))
+                    .entry((b, b.start(secs), &*ev.service, ev.level))
                     .or_default() += 1;
             }
             let tid = ev.template_id;
             *templates
-                .entry((Bucket::M1.start(secs), ev.service.as_str(), ev.level, tid))
+                .entry((Bucket::M1.start(secs), &*ev.service, ev.level, tid))
                 .or_default() += 1;
-            if defined.insert(tid, ()).is_none()
+            if defined.insert(tid)
                 && let Some(sample) = crate::decode::line_message(&ev.line)
             {
                 let day = secs.div_euclid(86_400) * 86_400;
@@ -167,9 +169,9 @@ pub fn plan_batch(
                     day + 86_400 + settings.retention.as_secs() as i64,
                 ));
             }
-            let seen = last_seen.entry(ev.service.as_str()).or_insert(ms);
+            let seen = last_seen.entry(&*ev.service).or_insert(ms);
             *seen = (*seen).max(ms);
-            let key = (ev.service.as_str(), secs);
+            let key = (&*ev.service, secs);
             let slot = match msg_parts.iter().position(|p| p.key == key) {
                 Some(i) => i,
                 None => {

@@ -9,6 +9,7 @@
 //!   the message as the time of receipt (so a redelivery yields the very same events).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +23,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     pub ts_nanos: i64,
-    pub service: String,
+    /// Shared by the events of a message that name the same service (most messages carry one
+    /// service): no string per event.
+    pub service: Arc<str>,
     pub level: Level,
     /// Canonical JSON of the event, without the trailing newline.
     pub line: Bytes,
@@ -44,8 +47,31 @@ pub fn line_message(line: &[u8]) -> Option<String> {
         .map(|m| m.message.into_owned())
 }
 
-fn template_id_of(message: &str) -> u64 {
-    pattern::template_id(&pattern::mask(message))
+/// Per-message state of the decoder, reused from one line to the next so that decoding a line
+/// allocates nothing once the buffers have grown.
+#[derive(Default)]
+struct Scratch {
+    /// The masked message (its template) being hashed.
+    mask: String,
+    /// The last service seen, shared by the lines that name it too.
+    service: Option<Arc<str>>,
+}
+
+impl Scratch {
+    fn template_id(&mut self, message: &str) -> u64 {
+        pattern::message_template_id(message, &mut self.mask)
+    }
+
+    fn service(&mut self, name: &str) -> Arc<str> {
+        match &self.service {
+            Some(s) if &**s == name => s.clone(),
+            _ => {
+                let s: Arc<str> = Arc::from(name);
+                self.service = Some(s.clone());
+                s
+            }
+        }
+    }
 }
 
 impl EventRecord {
@@ -97,6 +123,7 @@ pub fn decode(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
 
 fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     let mut out = Decoded::default();
+    let mut scratch = Scratch::default();
     let mut start = 0usize;
     let mut line_no = 0usize;
     while start < payload.len() {
@@ -107,10 +134,10 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
             match read_head(raw) {
                 Some((ts_nanos, service, level, message)) => out.events.push(EventRecord {
                     ts_nanos,
-                    service,
+                    service: scratch.service(&service),
                     level,
                     line: payload.slice(start..end),
-                    template_id: template_id_of(&message),
+                    template_id: scratch.template_id(&message),
                 }),
                 // A line that claims to be canonical but is not: give it to the forgiving parser.
                 None => {
@@ -128,13 +155,17 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     out
 }
 
-fn read_head(raw: &[u8]) -> Option<(i64, String, Level, Cow<'_, str>)> {
+/// (time, service, level, message) of a canonical line, borrowed from it unless a value holds
+/// JSON escapes.
+fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
     let head: Head<'_> = serde_json::from_slice(raw).ok()?;
     let ts = DateTime::parse_from_rfc3339(&head.ts).ok()?;
     let ts_nanos = ts.timestamp_nanos_opt()?;
     // The service becomes part of Redis keys: it must already be canonical.
-    let service = ServiceName::parse_strict(&head.service).ok()?;
-    Some((ts_nanos, service.into(), head.level, head.message))
+    if !ServiceName::is_canonical(&head.service) {
+        return None;
+    }
+    Some((ts_nanos, head.service, head.level, head.message))
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
@@ -144,6 +175,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     let opts = logjet_core::message::message_options(meta.subject, meta.published, meta.max_age);
     let parsed = parse::parse_body(payload, BodyFormat::Auto, &opts);
+    let mut scratch = Scratch::default();
     let events = parsed
         .events
         .into_iter()
@@ -151,8 +183,8 @@ fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
             ts_nanos: ev.ts_nanos(),
             level: ev.level,
             line: Bytes::from(serde_json::to_vec(&ev).expect("a LogEvent always serialises")),
-            template_id: template_id_of(&ev.message),
-            service: ev.service,
+            template_id: scratch.template_id(&ev.message),
+            service: scratch.service(&ev.service),
         })
         .collect();
     Decoded {
@@ -196,7 +228,7 @@ mod tests {
         assert!(d.rejects.is_empty());
         assert_eq!(d.events[0].line, line.as_bytes());
         assert_eq!(d.events[0].level, Level::Warn);
-        assert_eq!(d.events[0].service, "api");
+        assert_eq!(&*d.events[0].service, "api");
         assert_eq!(d.events[0].ts_millis(), 1_795_694_399_500);
     }
 
@@ -207,7 +239,7 @@ mod tests {
         let h = canonical_headers();
         let d = decode(&payload, &meta("logs.api", Some(&h)));
         assert_eq!(d.events.len(), 1);
-        assert_eq!(d.events[0].service, "web-app");
+        assert_eq!(&*d.events[0].service, "web-app");
         assert_eq!(d.rejects.len(), 1);
         assert_eq!(d.rejects[0].line, 2);
     }
@@ -216,7 +248,7 @@ mod tests {
     fn raw_nats_pub_payloads_text_and_json() {
         let d = decode(&Bytes::from_static(b"disk full"), &meta("logs.api", None));
         assert_eq!(d.events.len(), 1);
-        assert_eq!(d.events[0].service, "api");
+        assert_eq!(&*d.events[0].service, "api");
         let ev: LogEvent = serde_json::from_slice(&d.events[0].line).unwrap();
         assert_eq!(ev.message, "disk full");
         assert_eq!(ev.ts.to_rfc3339(), "2026-11-26T12:00:00+00:00");
@@ -226,7 +258,7 @@ mod tests {
             &meta("logs.billing", None),
         );
         assert_eq!(d.events[0].level, Level::Error);
-        assert_eq!(d.events[0].service, "billing");
+        assert_eq!(&*d.events[0].service, "billing");
     }
 
     #[test]

@@ -229,6 +229,10 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     async fn spawn(&mut self) {
         let child = Command::new(redis_server_bin())
             .arg("--port")

@@ -165,7 +165,7 @@ fn parse_lines(body: &[u8], mode: LineMode, opts: &ParseOptions, out: &mut Parse
     }
 }
 
-fn parse_json_line(line: &[u8], opts: &ParseOptions) -> Result<LogEvent, LineError> {
+pub(super) fn parse_json_line(line: &[u8], opts: &ParseOptions) -> Result<LogEvent, LineError> {
     if line.first() == Some(&b'{') {
         // The common case, read in one pass (see `flatten_json_object`).
         return normalize_flat(flatten_json_object(line)?, opts);

@@ -10,6 +10,8 @@
 //! and `time` reads timestamps and checks their bounds. Decoding a message of the stream is
 //! [`crate::message`].
 
+mod borrowed;
+mod each;
 mod flatten;
 mod framing;
 mod normalize;
@@ -23,6 +25,8 @@ use serde::Serialize;
 use crate::event::LogEvent;
 use crate::subject::ServiceName;
 
+pub use borrowed::{BorrowedEvent, FlatFields, Scalar, read_flat_line};
+pub use each::{AnyEvent, parse_body_each};
 pub use flatten::{FlatRecord, flatten_json_object};
 pub use framing::{BodyFormat, UnsupportedContentType, extract_rejected, parse_body};
 pub use normalize::{

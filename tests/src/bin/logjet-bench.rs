@@ -4,20 +4,18 @@
 //! the services as separate processes (so each one's RSS is its own), and drives them with a
 //! load generator. `scripts/bench.sh` builds everything and runs it.
 
-use std::future::IntoFuture;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
 use clap::Parser;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use logjet_tests::servers::{NatsServer, RedisServer, free_port};
+use logjet_tests::bench::lines::{self, LineKind};
+use logjet_tests::bench::phases::pct;
+use logjet_tests::bench::stack::{spawn_service, wait_counted, wait_ready};
+use logjet_tests::bench::{compare, parser, phases};
+use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "End-to-end benchmark of logjet on this machine")]
@@ -58,6 +56,22 @@ struct Args {
     /// Shippers' protocols to run (comma-separated; default: all), e.g. to profile one of them.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PROTOCOLS))]
     protocols: Vec<String>,
+    /// Binaries of another build (e.g. the previous main commit), run beside ours in the same run
+    /// for the per-process CPU table; both are reported, and the ratio.
+    #[arg(long)]
+    baseline_bin_dir: Option<PathBuf>,
+    /// Events per NDJSON phase of the per-process CPU table.
+    #[arg(long, default_value_t = 300_000)]
+    compare_events: u64,
+    /// Events per one-event-per-POST phase of the per-process CPU table.
+    #[arg(long, default_value_t = 50_000)]
+    compare_single_events: u64,
+    /// Only the per-process CPU table (the comparison), not the rest of the bench.
+    #[arg(long)]
+    compare_only: bool,
+    /// Only the realistic lines in the per-process CPU table (not the padded row too).
+    #[arg(long)]
+    compare_realistic_only: bool,
 }
 
 /// Latencies (ms, sorted) of `n` sequential requests.
@@ -86,164 +100,9 @@ async fn latencies(
     out
 }
 
-struct Service {
-    name: &'static str,
-    url: String,
-    child: Child,
-}
-
-impl Service {
-    fn peak_rss_mb(&self) -> f64 {
-        let Some(pid) = self.child.id() else {
-            return 0.0;
-        };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-}
-
-async fn spawn_service(
-    bin_dir: &Path,
-    name: &'static str,
-    binary: &str,
-    env: &[(&str, String)],
-) -> Service {
-    let port = free_port();
-    let mut cmd = Command::new(bin_dir.join(binary));
-    cmd.env("LOGJET_LISTEN", format!("127.0.0.1:{port}"))
-        // The benchmark measures the pipeline, not the rate limiter.
-        .env("LOGJET_AUTH", "off")
-        .env("LOGJET_RATE_LIMIT_PER_SECOND", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    if let Ok(extra) = std::env::var("BENCH_SERVICE_ENV") {
-        for kv in extra.split(',').filter(|s| !s.is_empty()) {
-            if let Some((k, v)) = kv.split_once('=') {
-                cmd.env(k, v);
-            }
-        }
-    }
-    let child = cmd.spawn().unwrap_or_else(|e| {
-        panic!("starting {binary}: {e} (run scripts/bench.sh, it builds them)")
-    });
-    Service {
-        name,
-        url: format!("http://127.0.0.1:{port}"),
-        child,
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{url} not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn total(http: &reqwest::Client, query: &str) -> u64 {
-    let r: Value = http
-        .get(format!("{query}/stats/summary"))
-        .send()
-        .await
-        .expect("summary")
-        .json()
-        .await
-        .expect("summary json");
-    r["total"].as_u64().unwrap_or(0)
-}
-
-/// Waits until the summary shows `target` events; returns when it did.
-async fn wait_counted(http: &reqwest::Client, query: &str, target: u64) -> Instant {
-    let start = Instant::now();
-    loop {
-        let n = total(http, query).await;
-        assert!(n <= target, "counted {n} > {target}: duplicates");
-        if n == target {
-            return Instant::now();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "only {n} of {target} counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// A line of about 200 bytes, like a real structured log line.
+/// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
 fn line(i: u64, service: &str) -> String {
-    let levels = ["info", "info", "info", "warn", "error", "debug"];
-    let mut l = format!(
-        "{{\"service\":\"{service}\",\"level\":\"{}\",\"message\":\"GET /api/v1/items/{} completed\",\"status\":200,\"duration_ms\":{},\"user\":\"u-{}\"",
-        levels[(i % 6) as usize],
-        i % 1000,
-        i % 250,
-        i % 5000
-    );
-    while l.len() < 198 {
-        l.push_str(",\"x\":0");
-        if l.len() > 198 {
-            break;
-        }
-    }
-    l.push('}');
-    l
-}
-
-/// The forgiving parser alone, on one thread: 1,000-line NDJSON bodies of [`line`]s, or of lines
-/// as long whose padding uses distinct keys (as real lines do; [`line`] repeats one, which a
-/// parser that builds a map collapses for free). Best of 5 rounds, lines/s.
-fn parser_rate(distinct_keys: bool) -> f64 {
-    use logjet_core::parse::{BodyFormat, ParseOptions, parse_body};
-    let body: String = (0..1000u64)
-        .map(|i| {
-            let mut l = line(i, "parse");
-            if distinct_keys {
-                let mut k = 0;
-                while let Some(at) = l.find(",\"x\":") {
-                    k += 1;
-                    l.replace_range(at..at + 5, &format!(",\"x{k}\":"));
-                }
-            }
-            l + "\n"
-        })
-        .collect();
-    let opts = ParseOptions::new(chrono::Utc::now());
-    let mut best = 0f64;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut n = 0;
-        for _ in 0..100 {
-            n += parse_body(body.as_bytes(), BodyFormat::Ndjson, &opts)
-                .events
-                .len();
-        }
-        best = best.max(n as f64 / start.elapsed().as_secs_f64());
-    }
-    best
+    lines::realistic(i, service)
 }
 
 struct Row {
@@ -258,44 +117,6 @@ fn row(name: &str, value: String, target: &str) -> Row {
         value,
         target: target.into(),
     }
-}
-
-async fn raw_ceiling(nats: &NatsServer, messages: u64) -> f64 {
-    let client = async_nats::connect(nats.url()).await.expect("nats");
-    let js = jetstream::new(client);
-    let _ = js.delete_stream("BENCHRAW").await;
-    js.create_stream(stream::Config {
-        name: "BENCHRAW".into(),
-        subjects: vec!["benchraw.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .expect("bench stream");
-    let payload: bytes::Bytes = (0..1000u64)
-        .map(|i| line(i, "raw") + "\n")
-        .collect::<String>()
-        .into();
-    let start = Instant::now();
-    let mut inflight: FuturesUnordered<
-        <async_nats::jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture,
-    > = FuturesUnordered::new();
-    for _ in 0..messages {
-        if inflight.len() >= 256 {
-            inflight.next().await.expect("ack").expect("ack ok");
-        }
-        let ack = js
-            .publish("benchraw.x", payload.clone())
-            .await
-            .expect("publish");
-        inflight.push(ack.into_future());
-    }
-    while let Some(a) = inflight.next().await {
-        a.expect("ack ok");
-    }
-    let rate = (messages * 1000) as f64 / start.elapsed().as_secs_f64();
-    let _ = js.delete_stream("BENCHRAW").await;
-    rate
 }
 
 async fn ndjson_run(
@@ -516,6 +337,32 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    let mut builds = vec![("ours".to_string(), args.bin_dir.clone())];
+    if let Some(dir) = &args.baseline_bin_dir {
+        builds.push(("baseline".to_string(), dir.clone()));
+    }
+    compare::run(
+        &http,
+        &compare::Plan {
+            builds,
+            processors: args.processors,
+            ndjson_events: args.compare_events,
+            batch_connections: args.batch_connections,
+            raw_messages: args.raw_messages.min(300),
+            single_events: args.compare_single_events,
+            connections: args.connections,
+            kinds: if args.compare_realistic_only {
+                vec![LineKind::Realistic]
+            } else {
+                vec![LineKind::Realistic, LineKind::Padded]
+            },
+        },
+    )
+    .await;
+    if args.compare_only {
+        return;
+    }
+
     eprintln!("bench: starting nats-server and redis-server");
     let nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
@@ -523,13 +370,13 @@ async fn main() {
     let redis_url = redis.url();
 
     eprintln!("bench: the parser alone, one thread");
-    let (parse_repeated, parse_distinct) = (parser_rate(false), parser_rate(true));
+    let parse_rates = parser::rates();
 
     eprintln!(
         "bench: raw JetStream publish ceiling ({} messages × 1,000 lines of 200 B, window 256)",
         args.raw_messages
     );
-    let ceiling = raw_ceiling(&nats, args.raw_messages).await;
+    let ceiling = phases::raw_ceiling(&nats, args.raw_messages, LineKind::Realistic).await;
 
     let mut services = vec![
         spawn_service(
@@ -668,17 +515,17 @@ async fn main() {
         "needle not found: {found}"
     );
 
-    let mut rows = vec![
-        row(
-            "parser, one thread: these lines (lines/s)",
-            format!("{parse_repeated:.0}"),
-            "",
-        ),
-        row(
-            "parser, one thread: distinct keys (lines/s)",
-            format!("{parse_distinct:.0}"),
-            "",
-        ),
+    let mut rows: Vec<Row> = parse_rates
+        .iter()
+        .map(|(name, rate)| {
+            row(
+                &format!("parser, one thread: {name} (lines/s)"),
+                format!("{rate:.0}"),
+                "",
+            )
+        })
+        .collect();
+    rows.extend([
         row(
             "JetStream raw publish ceiling (events/s)",
             format!("{ceiling:.0}"),
@@ -741,7 +588,7 @@ async fn main() {
             format!("{:.1} / {:.1}", q_lat.slowest.0, q_lat.slowest.1),
             "",
         ),
-    ];
+    ]);
     for (name, lat, target) in [
         ("/stats/summary", &summary_lat, "<= 20"),
         ("/stats/timeseries 1 h at 10 s", &ts_lat, "<= 20"),

@@ -1,0 +1,9 @@
+//! The pieces of `logjet-bench` (`tests/src/bin/logjet-bench.rs`): its lines, the services as
+//! processes, CPU per process from `/proc`, and the same-run comparison with another build.
+
+pub mod compare;
+pub mod cpu;
+pub mod lines;
+pub mod parser;
+pub mod phases;
+pub mod stack;
