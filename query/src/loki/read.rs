@@ -10,7 +10,7 @@ use super::error::LokiError;
 use super::pipeline::{CompiledLog, Entry, bounded_tokens};
 use crate::AppState;
 use crate::error::QueryError;
-use crate::search::{self, Budget, EventQuery, Position};
+use crate::search::{self, Budget, Cursor, EventQuery};
 
 /// How many entries a read wants.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,7 +94,7 @@ pub async fn read(
             return Err(QueryError::Timeout(st.cfg.query_timeout).into());
         }
         let page = crate::retry_once(&st.redis, || {
-            search::search_all(&st.redis.conn, &st.history, &q, left, now)
+            search::search_all(&st.redis.conn, &st.tiers, &q, left, now)
         })
         .await?;
         out.scanned += page.scanned;
@@ -107,7 +107,7 @@ pub async fn read(
                 }
             }
         }
-        let Some(next) = page.next_cursor.as_deref().and_then(Position::decode) else {
+        let Some(next) = page.next_cursor.as_deref().and_then(Cursor::decode) else {
             return Ok(out);
         };
         if out.scanned >= max_events {
