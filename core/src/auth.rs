@@ -230,6 +230,37 @@ impl KeyStore {
 /// How often [`LiveKeys::spawn_reload`] looks at the keys file.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
+/// The keys file's metrics: `logjet_api_keys_reloads_total{result}` and `logjet_api_keys`,
+/// registered by every service that checks keys (zero when authentication is off), so the
+/// metrics contract holds whatever the configuration.
+pub struct KeyMetrics {
+    reloads: prometheus::IntCounterVec,
+    count: prometheus::IntGauge,
+}
+
+impl KeyMetrics {
+    pub fn register(registry: &prometheus::Registry, auth: &Auth) -> KeyMetrics {
+        let reloads = crate::metrics::counter_vec(
+            registry,
+            "logjet_api_keys_reloads_total",
+            "Changes of the API keys file seen, by result: ok (the new keys are in use), error (the old keys stay; the log says why).",
+            &["result"],
+        );
+        for r in ["ok", "error"] {
+            reloads.with_label_values(&[r]);
+        }
+        let count = crate::metrics::gauge(
+            registry,
+            "logjet_api_keys",
+            "API keys in use (from the keys file, re-read when it changes).",
+        );
+        if let Auth::Keys(keys) = auth {
+            count.set(keys.current().len() as i64);
+        }
+        KeyMetrics { reloads, count }
+    }
+}
+
 /// The keys in use, replaced when their file changes.
 #[derive(Clone, Debug)]
 pub struct LiveKeys {
@@ -270,31 +301,16 @@ impl LiveKeys {
     }
 
     /// Re-reads the file every `every` while these keys are in use (the task ends when the last
-    /// clone is dropped) and swaps in what it holds when it changed and parses. Counts
-    /// `logjet_api_keys_reloads_total{result}` in `registry`; `logjet_api_keys` is the number of
-    /// keys in use. Needs a Tokio runtime; does nothing for fixed keys.
-    pub fn spawn_reload(&self, every: Duration, registry: &prometheus::Registry) {
+    /// clone is dropped) and swaps in what it holds when it changed and parses, counting in
+    /// `metrics`. Needs a Tokio runtime; does nothing for fixed keys.
+    pub fn spawn_reload(&self, every: Duration, metrics: KeyMetrics) {
         let Some(path) = self.path.clone() else {
             return;
         };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let reloads = crate::metrics::counter_vec(
-            registry,
-            "logjet_api_keys_reloads_total",
-            "Changes of the API keys file seen, by result: ok (the new keys are in use), error (the old keys stay; the log says why).",
-            &["result"],
-        );
-        for r in ["ok", "error"] {
-            reloads.with_label_values(&[r]);
-        }
-        let count = crate::metrics::gauge(
-            registry,
-            "logjet_api_keys",
-            "API keys in use (from the keys file, re-read when it changes).",
-        );
-        count.set(self.current().len() as i64);
+        let KeyMetrics { reloads, count } = metrics;
         let weak: Weak<RwLock<Arc<KeyStore>>> = Arc::downgrade(&self.current);
         let mut last = std::fs::read(&path).ok();
         rt.spawn(async move {
@@ -579,7 +595,10 @@ mod tests {
         let Auth::Keys(live) = &auth else {
             unreachable!()
         };
-        live.spawn_reload(Duration::from_millis(50), &registry);
+        live.spawn_reload(
+            Duration::from_millis(50),
+            KeyMetrics::register(&registry, &auth),
+        );
         let works = |k: &str| {
             auth.check(Some(&format!("Bearer {k}")), Scope::Query)
                 .is_ok()

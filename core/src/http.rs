@@ -107,8 +107,9 @@ impl Guard {
             rejected.with_label_values(&[r]);
         }
         // A keys file is followed for as long as this guard (and so its keys) lives.
+        let key_metrics = crate::auth::KeyMetrics::register(registry, &auth);
         if let Auth::Keys(keys) = &auth {
-            keys.spawn_reload(crate::auth::RELOAD_EVERY, registry);
+            keys.spawn_reload(crate::auth::RELOAD_EVERY, key_metrics);
         }
         Arc::new(Guard {
             auth,

@@ -76,10 +76,14 @@ impl FromRequest<AppState> for IngestRequest {
         let encoding = Encoding::from_headers(&headers).map_err(body_error(cfg))?;
         let length = body::content_length(&headers);
         let limit = cfg.max_body_bytes;
+        let discard_rest = body::should_discard(&headers);
         if encoding == Encoding::Identity && length.is_some_and(|n| n > limit as u64) {
+            // Refused before reading; read and dropped (see `discard`) so the client gets the 413.
+            if discard_rest {
+                body::discard(&mut body.into_data_stream(), limit as u64).await;
+            }
             return Err(IngestError::TooLarge { limit });
         }
-        let discard_rest = body::should_discard(&headers);
         let mut reservation = match st.budget.reserve(length.unwrap_or(0).min(limit as u64)) {
             Ok(r) => r,
             Err(e) => {

@@ -3,8 +3,7 @@
 
 use logjet_core::config::{
     ArchiverConfig, AuthSetting, DashboardAuth, DashboardConfig, IngestConfig, ProcessorConfig,
-    QueryConfig,
-    load_from,
+    QueryConfig, load_from,
 };
 use logjet_tests::k8s::pod::ProbeKind;
 use logjet_tests::k8s::{KIND_OVERLAY, defaults, service};
