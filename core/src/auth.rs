@@ -105,13 +105,16 @@ pub struct KeyStore {
     verified: VerifiedKeys,
 }
 
+/// A presented key that matched, and the index of the stored key it matched.
+type Verified = (Box<[u8]>, usize);
+
 /// Keys presented and verified before, with the index of the stored key they matched: a client
 /// sends the same key with every request, and hashing it each time was a cost per request (a
 /// SHA-256 per single-event POST). Only keys that matched a stored hash get in, so it holds at
 /// most one entry per stored key (unknown keys are hashed every time, as before). Lookups
 /// compare against every entry in constant time, like the hashes.
 #[derive(Clone, Default)]
-struct VerifiedKeys(Arc<RwLock<Vec<(Box<[u8]>, usize)>>>);
+struct VerifiedKeys(Arc<RwLock<Vec<Verified>>>);
 
 impl fmt::Debug for VerifiedKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

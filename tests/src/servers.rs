@@ -105,7 +105,7 @@ impl NatsServer {
             .args(["--server_name", "logjet-test"])
             .args(&self.extra_args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(server_log("LOGJET_TEST_NATS_LOG"))
             .kill_on_drop(true)
             .spawn()
             .expect("nats-server starts (install it: scripts/test.sh does)");
@@ -288,4 +288,18 @@ async fn redis_ping(port: u16) -> bool {
     }
     let mut buf = [0u8; 7];
     matches!(s.read(&mut buf).await, Ok(n) if n >= 5 && &buf[..5] == b"+PONG")
+}
+
+/// Where a test server's own log goes: the file named by `var` (appended, to debug a failing
+/// test), else nowhere.
+fn server_log(var: &str) -> Stdio {
+    std::env::var_os(var)
+        .and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from)
 }

@@ -42,10 +42,22 @@ impl Pipeline {
     async fn start() -> Pipeline {
         let nats = NatsServer::start().await;
         let ingest = start_ingest(ingest_config(&nats.url())).await;
+        let http = reqwest::Client::new();
+        // Ingest answers 503 until its NATS connection is up: load starts once it is ready.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http
+            .get(format!("{}/readyz", ingest.url()))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "ingest not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Pipeline {
             nats,
             ingest,
-            http: reqwest::Client::new(),
+            http,
             spool: tempfile::tempdir().expect("spool dir"),
         }
     }
