@@ -61,13 +61,17 @@ pub fn verdict(status: StatusCode, body: &[u8]) -> Verdict {
     Verdict::Accepted(who.name)
 }
 
-/// A request that is not cross-site: no `Origin`, or one naming this host; and no
-/// `Sec-Fetch-Site: cross-site`. Keeps another site from signing a browser in with its own key
-/// (login CSRF) or out.
+/// A request from this site: the browser's `Sec-Fetch-Site` when it sends one (`same-origin`
+/// yes, `cross-site`/`same-site` no; our pages' `Referrer-Policy: no-referrer` makes a browser
+/// send `Origin: null` on its own form posts, so the header decides), else no `Origin` or one
+/// naming this host. Keeps another site from signing a browser in with its own key (login
+/// CSRF) or out.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    if get(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
-        return false;
+    match get(header::HeaderName::from_static("sec-fetch-site")) {
+        Some("same-origin") => return true,
+        Some("cross-site" | "same-site") => return false,
+        _ => {}
     }
     match (get(header::ORIGIN), get(header::HOST)) {
         (None, _) => true,
@@ -388,6 +392,17 @@ mod tests {
             ("origin", "null")
         ])));
         assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&h(&[
+            ("host", "localhost:3000"),
+            ("origin", "http://localhost:3000"),
+            ("sec-fetch-site", "same-site")
+        ])));
+        // A browser's own form post from a no-referrer page.
+        assert!(same_origin(&h(&[
+            ("host", "localhost:3000"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 
     #[test]

@@ -138,7 +138,8 @@ fn aggregate(
 ) -> BTreeMap<Labels, Vec<Option<f64>>> {
     let n = steps.0.len();
     // Per group and step: (sum, count, min, max).
-    let mut acc: BTreeMap<Labels, Vec<Option<(f64, f64, f64, f64)>>> = BTreeMap::new();
+    type Moments = (f64, f64, f64, f64);
+    let mut acc: BTreeMap<Labels, Vec<Option<Moments>>> = BTreeMap::new();
     for (labels, values) in v {
         let slot = acc.entry(key(labels)).or_insert_with(|| vec![None; n]);
         for (i, x) in values.iter().enumerate() {

@@ -146,11 +146,9 @@ pub fn parse_time(v: &str) -> Option<i64> {
     {
         let secs = f.trunc();
         let ns = ((f - secs) * 1000.0).round() * 1_000_000.0;
-        return Some(
-            (secs as i64)
-                .checked_mul(1_000_000_000)?
-                .checked_add(ns as i64)?,
-        );
+        return (secs as i64)
+            .checked_mul(1_000_000_000)?
+            .checked_add(ns as i64);
     }
     match v.parse::<i64>() {
         Ok(n) if v.trim_start_matches('-').len() <= 10 => n.checked_mul(1_000_000_000),
@@ -164,7 +162,7 @@ pub fn parse_time(v: &str) -> Option<i64> {
 /// `15000ms`, `1m30s`, `2h` or plain seconds (`30`, `0.5`).
 pub fn parse_duration_ns(v: &str) -> Option<i64> {
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs < 1e10).then(|| (secs * 1e9) as i64);
+        return (secs.is_finite() && secs < 1e10).then_some((secs * 1e9) as i64);
     }
     let d = humantime::parse_duration(v).ok()?;
     i64::try_from(d.as_nanos()).ok()
