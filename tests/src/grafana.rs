@@ -72,6 +72,28 @@ pub fn recording_rules(queries: &[(String, PanelQuery)]) -> String {
     out
 }
 
+/// Every LogQL query (an `expr` of a Loki target) of every panel of a dashboard, Grafana's
+/// interval variables replaced by `1m`.
+pub fn loki_panel_queries(dashboard: &Value) -> Vec<PanelQuery> {
+    fn walk(panels: &Value, out: &mut Vec<PanelQuery>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let (true, Some(e)) = (is_loki(p, t), t["expr"].as_str()) {
+                    out.push(PanelQuery {
+                        title: p["title"].as_str().unwrap_or("?").to_string(),
+                        ref_id: t["refId"].as_str().unwrap_or("?").to_string(),
+                        expr: grafana_to_promql(&e.replace("$__auto", "1m")),
+                    });
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,26 +118,4 @@ mod tests {
         assert_eq!(parsed["groups"][0]["rules"][1]["expr"], "sum(y{l=\"v\"})");
         assert_eq!(parsed["groups"][0]["rules"][0]["record"], "panel_0");
     }
-}
-
-/// Every LogQL query (an `expr` of a Loki target) of every panel of a dashboard, Grafana's
-/// interval variables replaced by `1m`.
-pub fn loki_panel_queries(dashboard: &Value) -> Vec<PanelQuery> {
-    fn walk(panels: &Value, out: &mut Vec<PanelQuery>) {
-        for p in panels.as_array().into_iter().flatten() {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let (true, Some(e)) = (is_loki(p, t), t["expr"].as_str()) {
-                    out.push(PanelQuery {
-                        title: p["title"].as_str().unwrap_or("?").to_string(),
-                        ref_id: t["refId"].as_str().unwrap_or("?").to_string(),
-                        expr: grafana_to_promql(&e.replace("$__auto", "1m")),
-                    });
-                }
-            }
-            walk(&p["panels"], out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(&dashboard["panels"], &mut out);
-    out
 }

@@ -281,7 +281,8 @@ async fn grafana_reads_logjet_as_loki() {
     assert_eq!(lines(&r).len(), 10);
 
     // Line filters chained, regex, parsers and label filters: counted independently.
-    let cases: Vec<(&str, Box<dyn Fn(&Sent) -> bool>)> = vec![
+    type Pick = Box<dyn Fn(&Sent) -> bool>;
+    let cases: Vec<(&str, Pick)> = vec![
         (
             r#"{service=~"check.*", level!="debug"} |= "ord-" != "status=200" |~ "took=[0-9]{3}""#,
             Box::new(|e: &Sent| {
