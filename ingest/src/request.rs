@@ -78,9 +78,11 @@ impl FromRequest<AppState> for IngestRequest {
         let limit = cfg.max_body_bytes;
         let discard_rest = body::should_discard(&headers);
         if encoding == Encoding::Identity && length.is_some_and(|n| n > limit as u64) {
-            // Refused before reading; read and dropped (see `discard`) so the client gets the 413.
+            // Refused before reading; read and dropped (see `discard`) so the client gets the 413:
+            // all of the declared length when it is at most a few times the limit.
             if discard_rest {
-                body::discard(&mut body.into_data_stream(), limit as u64).await;
+                let declared = length.unwrap_or(0).min(4 * limit as u64);
+                body::discard(&mut body.into_data_stream(), declared).await;
             }
             return Err(IngestError::TooLarge { limit });
         }
