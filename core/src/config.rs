@@ -21,11 +21,13 @@ mod archive_read;
 mod dashboard;
 mod ingest_memory;
 mod loki;
+mod redis;
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
 pub use ingest_memory::{BudgetSource, IngestMemorySettings, MemoryBudget, parse_size};
 pub use loki::LokiSettings;
+pub use redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.
@@ -515,6 +517,10 @@ pub struct ProcessorConfig {
     pub nats_url: String,
     pub redis_url: String,
     #[serde(flatten)]
+    pub redis_sentinel: RedisSentinelSettings,
+    #[serde(flatten)]
+    pub redis_wait: RedisWaitSettings,
+    #[serde(flatten)]
     pub stream: StreamSettings,
     /// Durable consumer shared by every replica.
     pub consumer: String,
@@ -556,6 +562,8 @@ impl Default for ProcessorConfig {
             log_format: LogFormat::Json,
             nats_url: "nats://127.0.0.1:4222".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_sentinel: RedisSentinelSettings::default(),
+            redis_wait: RedisWaitSettings::default(),
             stream: StreamSettings::default(),
             consumer: "processor".into(),
             fetch_batch: 256,
@@ -585,6 +593,8 @@ impl ServiceConfig for ProcessorConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         validate_nats_url("nats_url", &self.nats_url)?;
         validate_redis_url("redis_url", &self.redis_url)?;
+        self.redis_sentinel.validate(&self.redis_url)?;
+        self.redis_wait.validate()?;
         self.stream.validate()?;
         validate_stream_name("consumer", &self.consumer)?;
         if !(1..=10_000).contains(&self.fetch_batch) {
@@ -635,6 +645,8 @@ pub struct QueryConfig {
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     pub redis_url: String,
+    #[serde(flatten)]
+    pub redis_sentinel: RedisSentinelSettings,
     pub nats_url: String,
     pub stream: String,
     #[serde(flatten)]
@@ -672,6 +684,7 @@ impl Default for QueryConfig {
             listen: "0.0.0.0:8001".parse().expect("static address"),
             log_format: LogFormat::Json,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_sentinel: RedisSentinelSettings::default(),
             nats_url: "nats://127.0.0.1:4222".into(),
             stream: "LOGS".into(),
             api: ApiSettings::default(),
@@ -702,6 +715,7 @@ impl ServiceConfig for QueryConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_redis_url("redis_url", &self.redis_url)?;
+        self.redis_sentinel.validate(&self.redis_url)?;
         validate_nats_url("nats_url", &self.nats_url)?;
         validate_stream_name("stream", &self.stream)?;
         validate_stream_name("consumer", &self.consumer)?;

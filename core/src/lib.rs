@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod outage;
 pub mod parse;
 pub mod pattern;
+pub mod redis_conn;
 pub mod service;
 pub mod shutdown;
 pub mod store;

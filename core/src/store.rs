@@ -2,30 +2,19 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RedisSentinelSettings;
 use crate::outage::OutageTracker;
+pub use crate::redis_conn::RedisConn;
 
-/// A self-healing connection that is made lazily: a service starts (and reports not-ready)
-/// while Redis is down, and reconnects on its own when Redis comes back. Every command times out
-/// after `response_timeout`, so a hung Redis turns into errors instead of stuck requests.
-pub fn connect_lazy(
-    url: &str,
-    response_timeout: Duration,
-) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
+/// A connection to `url` alone (no Sentinel), made lazily: see [`RedisConn::connect`].
+pub fn connect_lazy(url: &str, response_timeout: Duration) -> redis::RedisResult<RedisConn> {
+    RedisConn::connect(url, &RedisSentinelSettings::default(), response_timeout)
 }
 
 /// `PING`, for readiness checks.
-pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
+pub async fn ping(conn: &RedisConn) -> redis::RedisResult<()> {
     let mut conn = conn.clone();
     redis::cmd("PING")
         .query_async::<String>(&mut conn)
@@ -37,16 +26,31 @@ pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
 /// place Redis outages are logged (see [`crate::outage`]).
 #[derive(Clone)]
 pub struct Redis {
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     pub status: OutageTracker,
 }
 
 impl Redis {
-    /// [`connect_lazy`] with a tracker.
-    pub fn connect(url: &str, response_timeout: Duration) -> redis::RedisResult<Redis> {
+    /// [`RedisConn::connect`] with a tracker.
+    pub fn connect(
+        url: &str,
+        sentinel: &RedisSentinelSettings,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<Redis> {
+        let status = if sentinel.sentinels().is_empty() {
+            OutageTracker::new("redis", "Redis", url)
+        } else {
+            OutageTracker::describing(
+                "redis",
+                format!(
+                    "the Redis master {:?} of Sentinels {}",
+                    sentinel.redis_master_name, sentinel.redis_sentinels
+                ),
+            )
+        };
         Ok(Redis {
-            conn: connect_lazy(url, response_timeout)?,
-            status: OutageTracker::new("redis", "Redis", url),
+            conn: RedisConn::connect(url, sentinel, response_timeout)?,
+            status,
         })
     }
 
@@ -118,6 +122,7 @@ mod tests {
             .port();
         let redis = Redis::connect(
             &format!("redis://:pw@127.0.0.1:{closed}"),
+            &RedisSentinelSettings::default(),
             Duration::from_secs(1),
         )
         .unwrap();

@@ -14,7 +14,7 @@ use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern;
 use logjet_core::tokens::{self, Bloom};
-use redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 // Small keys hashed several times per event: FxHash, not SipHash. The maps live for one batch
 // and hold few keys (services × levels × buckets of its messages), so flooding is no concern.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
@@ -104,6 +104,8 @@ pub struct Applied {
     pub already_applied: u64,
     /// Events of the fresh messages.
     pub fresh_events: u64,
+    /// Replicas that confirmed the writes (`WAIT`), when the aggregator waits for any.
+    pub replicas: Option<u64>,
 }
 
 /// Plans the application of a batch. Pure: same input, same output.
@@ -282,16 +284,40 @@ pub fn plan_batch(
 /// Runs plans against Redis.
 #[derive(Clone)]
 pub struct Aggregator {
-    conn: ConnectionManager,
+    conn: RedisConn,
     script: redis::Script,
+    /// `WAIT` for this many replicas (0: not at all), at most this long.
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 impl Aggregator {
-    pub fn new(conn: ConnectionManager) -> Aggregator {
+    pub fn new(conn: RedisConn) -> Aggregator {
         Aggregator {
             conn,
             script: redis::Script::new(keys::APPLY_SCRIPT),
+            wait_replicas: 0,
+            wait_timeout: Duration::ZERO,
         }
+    }
+
+    /// Every apply also waits until `replicas` replicas have its writes, or `timeout`
+    /// (see [`Applied::replicas`]).
+    pub fn waiting_for(mut self, replicas: u32, timeout: Duration) -> Aggregator {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
+    pub fn wait_replicas(&self) -> u32 {
+        self.wait_replicas
+    }
+
+    /// Whether an apply's writes are on as many replicas as asked.
+    pub fn replicated_enough(&self, applied: &Applied) -> bool {
+        applied
+            .replicas
+            .is_none_or(|r| r >= u64::from(self.wait_replicas))
     }
 
     /// Applies a plan atomically, in one round trip.
@@ -304,8 +330,31 @@ impl Aggregator {
             inv.arg(p.as_ref());
         }
         let mut conn = self.conn.clone();
-        let flags: Vec<u8> = inv.invoke_async(&mut conn).await?;
-        let mut applied = Applied::default();
+        let (flags, replicas): (Vec<u8>, Option<u64>) = if self.wait_replicas == 0 {
+            (inv.invoke_async(&mut conn).await?, None)
+        } else {
+            // The script and WAIT go in one pipeline, on one connection: WAIT counts the
+            // replicas that have this connection's writes, so a reconnect in between must not
+            // separate them.
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(&inv)
+                .cmd("WAIT")
+                .arg(self.wait_replicas)
+                .arg(self.wait_timeout.as_millis() as u64);
+            let result: redis::RedisResult<(Vec<u8>, u64)> = pipe.query_async(&mut conn).await;
+            let (flags, replicas) = match result {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    inv.load_async(&mut conn).await?;
+                    pipe.query_async(&mut conn).await?
+                }
+                other => other?,
+            };
+            (flags, Some(replicas))
+        };
+        let mut applied = Applied {
+            replicas,
+            ..Applied::default()
+        };
         for (flag, events) in flags.iter().zip(&planned.events_per_message) {
             if *flag == 1 {
                 applied.fresh_messages += 1;

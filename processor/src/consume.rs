@@ -50,6 +50,8 @@ pub enum Transient {
     Redis(#[from] redis::RedisError),
     #[error("dead-letter publish: {0}")]
     DeadLetter(String),
+    #[error("Redis WAIT: {got} of {wanted} replicas have the batch")]
+    Unreplicated { wanted: u32, got: u64 },
 }
 
 /// After shutdown, what is left of the open pull request is read for this long past its expiry
@@ -165,6 +167,7 @@ impl Worker {
         let outage = match e {
             Transient::Redis(e) => store::is_unavailable(e),
             Transient::DeadLetter(_) => !self.nats.is_connected(),
+            Transient::Unreplicated { .. } => false,
         };
         if outage {
             tracing::debug!(error = %e, "batch nak'ed during an outage; pausing until Redis answers");
@@ -266,6 +269,17 @@ impl Worker {
                 result = self.aggregator.apply_batch(&planned).await;
             }
             match self.redis.observe(result) {
+                Ok(applied) if !self.aggregator.replicated_enough(&applied) => {
+                    // The master has it, its replicas may not: a failover now could lose it.
+                    // Redelivered, it is a no-op on this master and applied anew on a
+                    // promoted replica that lacks it.
+                    self.metrics.redis_unreplicated.inc();
+                    self.nak_all(&msgs).await;
+                    return Err(Transient::Unreplicated {
+                        wanted: self.aggregator.wait_replicas(),
+                        got: applied.replicas.unwrap_or(0),
+                    });
+                }
                 Ok(applied) => {
                     self.metrics.redis_up.set(1);
                     self.metrics

@@ -103,11 +103,14 @@ impl Processor {
         )
         .await?;
         let nats = ljs::connect(&cfg.nats_url, "logjet-processor", true).await?;
-        let redis = Redis::connect(&cfg.redis_url, Duration::from_secs(5)).map_err(|source| {
-            StartError::Redis {
-                url: logjet_core::config::redact_url(&cfg.redis_url),
-                source,
-            }
+        let redis = Redis::connect(
+            &cfg.redis_url,
+            &cfg.redis_sentinel,
+            logjet_core::config::PROCESSOR_REDIS_RESPONSE_TIMEOUT,
+        )
+        .map_err(|source| StartError::Redis {
+            url: logjet_core::config::redact_url(&cfg.redis_url),
+            source,
         })?;
         let registry = logjet_core::metrics::new_registry("processor");
         let metrics = ProcessorMetrics::new(&registry);
@@ -218,7 +221,10 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
     let worker = Arc::new(Worker {
         consumer,
         nats: state.nats.clone(),
-        aggregator: Aggregator::new(state.redis.conn.clone()),
+        aggregator: Aggregator::new(state.redis.conn.clone()).waiting_for(
+            cfg.redis_wait.redis_wait_replicas,
+            cfg.redis_wait.redis_wait_timeout,
+        ),
         redis: state.redis.clone(),
         failures_log: Throttle::new(REMINDER_EVERY),
         dead_letters: DeadLetters::new(js.clone(), stream_id.clone(), state.metrics.clone()),

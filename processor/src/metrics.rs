@@ -12,6 +12,7 @@ pub struct ProcessorMetrics {
     pub batch_messages: Histogram,
     pub apply_duration: Histogram,
     pub redis_errors: IntCounter,
+    pub redis_unreplicated: IntCounter,
     pub consumer_lag: IntGauge,
     pub e2e_latency: Histogram,
     pub nats_connected: IntGauge,
@@ -88,6 +89,14 @@ impl ProcessorMetrics {
                 IntCounter::new(
                     "logjet_processor_redis_errors_total",
                     "Batches whose Redis apply failed (nak'ed and retried).",
+                )
+                .expect("valid metric"),
+            ),
+            redis_unreplicated: metrics::register(
+                registry,
+                IntCounter::new(
+                    "logjet_processor_redis_unreplicated_total",
+                    "Batches applied but not confirmed by enough replicas in time (WAIT): nak'ed, redelivered.",
                 )
                 .expect("valid metric"),
             ),

@@ -50,7 +50,11 @@ pub async fn rebuild(
     let client = ljs::connect(&cfg.nats_url, "logjet-processor-rebuild", false)
         .await?
         .client;
-    let redis = logjet_core::store::connect_lazy(&cfg.redis_url, Duration::from_secs(30))?;
+    let redis = logjet_core::store::RedisConn::connect(
+        &cfg.redis_url,
+        &cfg.redis_sentinel,
+        Duration::from_secs(30),
+    )?;
     logjet_core::store::ping(&redis).await?;
     let js = ljs::context(client, Duration::from_secs(10));
     let mut stream = js

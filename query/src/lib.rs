@@ -124,12 +124,11 @@ impl QueryService {
             ..ServeOptions::with_drain_timeout(cfg.drain_timeout)
         };
         let server = HttpServer::bind(cfg.listen, serve_options).await?;
-        let redis = Redis::connect(&cfg.redis_url, cfg.query_timeout).map_err(|source| {
-            StartError::Redis {
+        let redis = Redis::connect(&cfg.redis_url, &cfg.redis_sentinel, cfg.query_timeout)
+            .map_err(|source| StartError::Redis {
                 url: logjet_core::config::redact_url(&cfg.redis_url),
                 source,
-            }
-        })?;
+            })?;
         let auth = cfg.api.load_auth()?;
         if matches!(auth, logjet_core::auth::Auth::Off) {
             tracing::warn!(

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern::WILDCARD;
 use logjet_core::{Level, ServiceName};
-use redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 use serde::Deserialize;
 
 use crate::error::QueryError;
@@ -212,7 +212,7 @@ struct Def {
 
 /// Reads the window's template counts and definitions from Redis.
 pub async fn read_templates(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     q: &PatternQuery,
 ) -> redis::RedisResult<Vec<TemplateCounts>> {
     let minutes = q.minutes();
@@ -279,7 +279,7 @@ pub async fn read_templates(
 }
 
 pub async fn patterns(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     q: &PatternQuery,
 ) -> redis::RedisResult<PatternsResponse> {
     let templates = read_templates(conn, q).await?;

@@ -10,13 +10,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
-use redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 
 pub use logjet_api::{Point, ServiceInfo, ServicesResponse, Summary, Timeseries};
 
 /// Reads many counter hashes in one round trip.
 pub async fn read_hashes(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &[String],
 ) -> redis::RedisResult<Vec<HashMap<String, u64>>> {
     if keys.is_empty() {
@@ -104,7 +104,7 @@ pub fn summary_keys(
 }
 
 pub async fn summary(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     now: DateTime<Utc>,
     retention: Duration,
     future: Duration,
@@ -171,7 +171,7 @@ pub fn reduce_timeseries(
 }
 
 pub async fn timeseries(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     step: Bucket,
     from: i64,
     to: i64,
@@ -194,7 +194,7 @@ pub const MAX_SERVICES: isize = 1000;
 
 /// Services seen, most recently active first, with their counts over the retained window.
 pub async fn services(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     now: DateTime<Utc>,
     retention: Duration,
     future: Duration,

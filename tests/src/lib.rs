@@ -10,6 +10,7 @@ pub mod k8s;
 pub mod platform;
 pub mod process;
 pub mod s3;
+pub mod sentinel;
 pub mod servers;
 pub mod soak;
 pub mod tools;

@@ -19,7 +19,7 @@ mod tiers;
 
 use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 
 pub use cursor::Cursor;
 pub use logjet_api::{QueryRequest, QueryResponse};
@@ -41,7 +41,7 @@ pub struct Budget {
 
 /// Runs a query against the recent-event chunks in Redis.
 pub async fn search(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     q: &EventQuery,
     budget: Budget,
 ) -> ::redis::RedisResult<QueryResponse> {

@@ -2,7 +2,7 @@
 
 use logjet_core::keys::{self, CHUNK_SPAN_MS, ChunkRef};
 use logjet_core::tokens::Bloom;
-use redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 
 use super::EventQuery;
 use super::merge::Listing;
@@ -39,7 +39,7 @@ impl IndexPages {
 
     pub(super) async fn next(
         &mut self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
     ) -> redis::RedisResult<Listing> {
         let page: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(&self.key)
@@ -65,7 +65,7 @@ impl IndexPages {
 
 /// The chunks whose Bloom filters may hold every token (all of them when there is no token).
 pub(super) async fn bloom_may_contain(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     chunks: Vec<ChunkRef>,
     tokens: &[String],
 ) -> redis::RedisResult<Vec<ChunkRef>> {
@@ -100,7 +100,7 @@ pub(super) async fn bloom_may_contain(
 
 /// The chunks' NDJSON, in order; `None` for a chunk that expired since the index was read.
 pub(super) async fn load_chunks(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     batch: &[ChunkRef],
 ) -> redis::RedisResult<Vec<Option<Vec<u8>>>> {
     let chunk_keys: Vec<String> = batch.iter().map(|r| keys::chunk_key(r.id)).collect();
@@ -109,7 +109,7 @@ pub(super) async fn load_chunks(
 
 /// The oldest event time (ms) the recent-event index still covers, if it holds anything.
 pub async fn recent_horizon_ms(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     q: &EventQuery,
 ) -> redis::RedisResult<Option<i64>> {
     let index = index_key(q);

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionManager;
+use logjet_core::store::RedisConn;
 use chrono::{DateTime, Utc};
 
 use super::{Budget, Cursor, EventQuery, QueryResponse, recent_horizon_ms, search};
@@ -69,7 +69,7 @@ impl Answer {
 /// A query over Redis and, when `since` reaches further back than Redis holds, the stream and
 /// the archive.
 pub async fn search_all(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     t: &Tiers,
     q: &EventQuery,
     budget: Budget,
