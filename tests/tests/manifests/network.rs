@@ -101,6 +101,14 @@ fn network_policies_allow_exactly_the_data_flow() {
         for s in ["processor", "query"] {
             edge(s, "redis", 6379, "TCP");
         }
+        // Redis with Sentinel (prod): clients ask the Sentinels, Sentinels watch every Redis
+        // and each other, replicas follow their master.
+        if overlay.contains("prod") {
+            for s in ["processor", "query", "redis"] {
+                edge(s, "redis", 26379, "TCP");
+            }
+            edge("redis", "redis", 6379, "TCP");
+        }
         edge("keda", "nats", 8222, "TCP");
         // NATS cluster routes (the prod overlay runs three servers).
         edge("nats", "nats", 6222, "TCP");
