@@ -379,6 +379,23 @@ impl Aggregator {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_batch_is_acked_only_with_the_replicas_asked_for() {
+        let conn =
+            logjet_core::store::connect_lazy("redis://127.0.0.1:1", Duration::from_secs(1))
+                .unwrap();
+        let applied = |replicas| Applied {
+            replicas,
+            ..Applied::default()
+        };
+        let not_waiting = Aggregator::new(conn.clone());
+        assert!(not_waiting.replicated_enough(&applied(None)));
+        let waiting = Aggregator::new(conn).waiting_for(1, Duration::from_secs(1));
+        assert!(!waiting.replicated_enough(&applied(Some(0))));
+        assert!(waiting.replicated_enough(&applied(Some(1))));
+        assert!(waiting.replicated_enough(&applied(Some(2))));
+    }
+
     fn rec(ts_ms: i64, service: &str, level: Level) -> EventRecord {
         EventRecord {
             ts_nanos: ts_ms * 1_000_000,

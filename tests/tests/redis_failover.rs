@@ -280,7 +280,8 @@ async fn nothing_is_acknowledged_that_no_replica_has() {
             .await
             .expect("consumer")
             .clone();
-        if info.ack_floor.stream_sequence == 1 {
+        if info.ack_floor.stream_sequence >= 1 && info.num_ack_pending == 0 && info.num_pending == 0
+        {
             break;
         }
         assert!(
