@@ -63,43 +63,34 @@ impl RedisConn {
         }
         let info = url.into_connection_info()?;
         let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
-        let addrs = sentinels.into_iter().map(|(host, port)| {
-            if tls {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: false,
-                    tls_params: None,
+        let addrs: Vec<ConnectionAddr> = sentinels
+            .into_iter()
+            .map(|(host, port)| {
+                if tls {
+                    ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    ConnectionAddr::Tcp(host, port)
                 }
-            } else {
-                ConnectionAddr::Tcp(host, port)
-            }
-        });
-        let mut builder = SentinelClientBuilder::new(
-            addrs,
-            &sentinel.redis_master_name,
-            SentinelServerType::Master,
-        )?;
-        let settings = info.redis_settings();
-        builder = builder.set_client_to_redis_db(settings.db());
-        if let Some(user) = settings.username() {
-            builder = builder
-                .set_client_to_redis_username(user)
-                .set_client_to_sentinel_username(user);
-        }
-        if let Some(password) = settings.password() {
-            builder = builder
-                .set_client_to_redis_password(password)
-                .set_client_to_sentinel_password(password);
-        }
-        if tls {
-            builder = builder
-                .set_client_to_redis_tls_mode(TlsMode::Secure)
-                .set_client_to_sentinel_tls_mode(TlsMode::Secure);
-        }
+            })
+            .collect();
+        // One client per starting Sentinel: the client asks them in order and waits for the
+        // first, so when one hangs (its node gone, its address still resolving), the next
+        // round starts from the next one.
+        let clients = (0..addrs.len())
+            .map(|first| {
+                let mut order = addrs.clone();
+                order.rotate_left(first);
+                sentinel_client(order, &sentinel.redis_master_name, &info, tls)
+            })
+            .collect::<RedisResult<Vec<_>>>()?;
         Ok(RedisConn {
             inner: Inner::Sentinel(Arc::new(Followed {
-                sentinel: tokio::sync::Mutex::new(builder.build()?),
+                sentinels: tokio::sync::Mutex::new(Rotation { clients, next: 0 }),
                 master_name: sentinel.redis_master_name.clone(),
                 current: Mutex::new(None),
                 generation: AtomicU64::new(0),
@@ -119,6 +110,39 @@ impl RedisConn {
     }
 }
 
+fn sentinel_client(
+    sentinels: Vec<ConnectionAddr>,
+    master_name: &str,
+    info: &redis::ConnectionInfo,
+    tls: bool,
+) -> RedisResult<SentinelClient> {
+    let mut builder = SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)?;
+    let settings = info.redis_settings();
+    builder = builder.set_client_to_redis_db(settings.db());
+    if let Some(user) = settings.username() {
+        builder = builder
+            .set_client_to_redis_username(user)
+            .set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = settings.password() {
+        builder = builder
+            .set_client_to_redis_password(password)
+            .set_client_to_sentinel_password(password);
+    }
+    if tls {
+        builder = builder
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+    }
+    builder.build()
+}
+
+/// The Sentinel clients, each asking from a different first Sentinel, and which to use next.
+struct Rotation {
+    clients: Vec<SentinelClient>,
+    next: usize,
+}
+
 /// The master currently followed.
 #[derive(Clone)]
 struct Current {
@@ -129,7 +153,7 @@ struct Current {
 
 struct Followed {
     /// Held while asking, so concurrent failures ask once.
-    sentinel: tokio::sync::Mutex<SentinelClient>,
+    sentinels: tokio::sync::Mutex<Rotation>,
     master_name: String,
     current: Mutex<Option<Current>>,
     generation: AtomicU64,
@@ -147,19 +171,29 @@ impl Followed {
         if let Some(c) = self.lock().clone() {
             return Ok(c);
         }
-        let mut sentinel = self.sentinel.lock().await;
+        let mut rotation = self.sentinels.lock().await;
         if let Some(c) = self.lock().clone() {
             return Ok(c);
         }
+        let at = rotation.next % rotation.clients.len();
         // `async_get_client` also checks that the server named considers itself master.
-        let client = tokio::time::timeout(self.resolve_timeout, sentinel.async_get_client())
-            .await
-            .map_err(|_| {
-                RedisError::from((
-                    ErrorKind::Io,
-                    "no Sentinel named a reachable master in time",
-                ))
-            })??;
+        let asked =
+            tokio::time::timeout(self.resolve_timeout, rotation.clients[at].async_get_client())
+                .await
+                .map_err(|_| {
+                    RedisError::from((
+                        ErrorKind::Io,
+                        "no Sentinel named a reachable master in time",
+                    ))
+                })
+                .and_then(|r| r);
+        let client = match asked {
+            Ok(c) => c,
+            Err(e) => {
+                rotation.next = at + 1;
+                return Err(e);
+            }
+        };
         let addr = client.get_connection_info().addr().to_string();
         let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
         let current = Current {
