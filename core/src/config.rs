@@ -22,12 +22,12 @@ mod dashboard;
 mod ingest_memory;
 mod loki;
 mod redis;
+pub use self::redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
 pub use ingest_memory::{BudgetSource, IngestMemorySettings, MemoryBudget, parse_size};
 pub use loki::LokiSettings;
-pub use self::redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 
 pub const ENV_PREFIX: &str = "LOGJET_";
 /// Path of the optional TOML file; also taken from `--config`.

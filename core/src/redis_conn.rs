@@ -116,7 +116,8 @@ fn sentinel_client(
     info: &redis::ConnectionInfo,
     tls: bool,
 ) -> RedisResult<SentinelClient> {
-    let mut builder = SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)?;
+    let mut builder =
+        SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)?;
     let settings = info.redis_settings();
     builder = builder.set_client_to_redis_db(settings.db());
     if let Some(user) = settings.username() {
@@ -177,16 +178,18 @@ impl Followed {
         }
         let at = rotation.next % rotation.clients.len();
         // `async_get_client` also checks that the server named considers itself master.
-        let asked =
-            tokio::time::timeout(self.resolve_timeout, rotation.clients[at].async_get_client())
-                .await
-                .map_err(|_| {
-                    RedisError::from((
-                        ErrorKind::Io,
-                        "no Sentinel named a reachable master in time",
-                    ))
-                })
-                .and_then(|r| r);
+        let asked = tokio::time::timeout(
+            self.resolve_timeout,
+            rotation.clients[at].async_get_client(),
+        )
+        .await
+        .map_err(|_| {
+            RedisError::from((
+                ErrorKind::Io,
+                "no Sentinel named a reachable master in time",
+            ))
+        })
+        .and_then(|r| r);
         let client = match asked {
             Ok(c) => c,
             Err(e) => {

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern;
-use logjet_core::tokens::{self, Bloom};
 use logjet_core::store::RedisConn;
+use logjet_core::tokens::{self, Bloom};
 // Small keys hashed several times per event: FxHash, not SipHash. The maps live for one batch
 // and hold few keys (services × levels × buckets of its messages), so flooding is no concern.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
@@ -343,7 +343,9 @@ impl Aggregator {
                 .arg(self.wait_timeout.as_millis() as u64);
             let result: redis::RedisResult<(Vec<u8>, u64)> = pipe.query_async(&mut conn).await;
             let (flags, replicas) = match result {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
                     inv.load_async(&mut conn).await?;
                     pipe.query_async(&mut conn).await?
                 }
@@ -366,6 +368,16 @@ impl Aggregator {
         Ok(applied)
     }
 
+    /// Replicas connected to the master now (`ROLE`).
+    pub async fn connected_replicas(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        Ok(match role.get(2) {
+            Some(redis::Value::Array(replicas)) => replicas.len() as u64,
+            _ => 0,
+        })
+    }
+
     pub async fn ping(&self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")
@@ -381,9 +393,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_acked_only_with_the_replicas_asked_for() {
-        let conn =
-            logjet_core::store::connect_lazy("redis://127.0.0.1:1", Duration::from_secs(1))
-                .unwrap();
+        let conn = logjet_core::store::connect_lazy("redis://127.0.0.1:1", Duration::from_secs(1))
+            .unwrap();
         let applied = |replicas| Applied {
             replicas,
             ..Applied::default()

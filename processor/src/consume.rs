@@ -195,14 +195,29 @@ impl Worker {
             };
             if pinged.is_ok() {
                 self.metrics.redis_up.set(1);
-                return;
+                if self.replicas_ready().await {
+                    return;
+                }
+            } else {
+                self.metrics.redis_up.set(0);
             }
-            self.metrics.redis_up.set(0);
             if !sleep_or_shutdown(shutdown, delay).await {
                 return;
             }
             delay = (delay * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// With `WAIT` on, a master without enough replicas (just promoted, its old master not back
+    /// yet) would nak every batch: fetching then would only burn delivery attempts.
+    async fn replicas_ready(&self) -> bool {
+        let wanted = self.aggregator.wait_replicas();
+        wanted == 0
+            || self
+                .aggregator
+                .connected_replicas()
+                .await
+                .is_ok_and(|n| n >= u64::from(wanted))
     }
 
     /// Handles one batch. On `Err`, every message of the batch has been nak'ed with a delay.

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern::WILDCARD;
-use logjet_core::{Level, ServiceName};
 use logjet_core::store::RedisConn;
+use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
 
 use crate::error::QueryError;
@@ -278,10 +278,7 @@ pub async fn read_templates(
         .collect())
 }
 
-pub async fn patterns(
-    conn: &RedisConn,
-    q: &PatternQuery,
-) -> redis::RedisResult<PatternsResponse> {
+pub async fn patterns(conn: &RedisConn, q: &PatternQuery) -> redis::RedisResult<PatternsResponse> {
     let templates = read_templates(conn, q).await?;
     let total = templates.iter().map(TemplateCounts::count).sum();
     let mut patterns = cluster(templates, q.first_minute);

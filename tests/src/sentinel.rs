@@ -33,12 +33,29 @@ impl Node {
     }
 }
 
+fn node_args(port: u16, dir: &Path) -> Vec<String> {
+    [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Primary, replica, three Sentinels.
 pub struct RedisGroup {
     pub primary: Node,
     pub replica: Node,
     pub sentinels: Vec<Node>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 fn spawn(args: &[String], log: &Path) -> Child {
@@ -79,36 +96,24 @@ impl RedisGroup {
         let data = |name: &str| {
             let d = dir.path().join(name);
             std::fs::create_dir_all(&d).expect("data dir");
-            d.display().to_string()
-        };
-        let node_args = |port: u16, dir: String| -> Vec<String> {
-            [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &dir,
-            ]
-            .map(String::from)
-            .to_vec()
+            d
         };
         let primary_port = free_port();
         let primary = Node {
             port: primary_port,
             child: Some(spawn(
-                &node_args(primary_port, data("primary")),
+                &node_args(primary_port, &data("primary")),
                 &dir.path().join("primary.log"),
             )),
         };
         client(primary_port).await;
         let replica_port = free_port();
-        let mut args = node_args(replica_port, data("replica"));
-        args.extend(["--replicaof".into(), "127.0.0.1".into(), primary_port.to_string()]);
+        let mut args = node_args(replica_port, &data("replica"));
+        args.extend([
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary_port.to_string(),
+        ]);
         let replica = Node {
             port: replica_port,
             child: Some(spawn(&args, &dir.path().join("replica.log"))),
@@ -128,7 +133,7 @@ impl RedisGroup {
                      sentinel down-after-milliseconds {MASTER_NAME} {}\n\
                      sentinel failover-timeout {MASTER_NAME} 10000\n\
                      sentinel parallel-syncs {MASTER_NAME} 1\n",
-                    data(&format!("sentinel-{i}")),
+                    data(&format!("sentinel-{i}")).display(),
                     down_after.as_millis()
                 ),
             )
@@ -143,10 +148,22 @@ impl RedisGroup {
             primary,
             replica,
             sentinels,
-            _dir: dir,
+            dir,
         };
         group.wait_discovered().await;
         group
+    }
+
+    /// Starts the (killed) primary again on its port as a replica of `master`, empty, as the
+    /// prod overlay's start script does with a pod whose Redis lost its master role.
+    pub async fn restart_primary_as_replica_of(&mut self, master: u16) {
+        let port = self.primary.port;
+        let data = self.dir.path().join("primary-again");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let mut args = node_args(port, &data);
+        args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
+        self.primary.child = Some(spawn(&args, &self.dir.path().join("primary-again.log")));
+        client(port).await;
     }
 
     /// `LOGJET_REDIS_SENTINELS`.

@@ -39,7 +39,10 @@ impl RedisSentinelSettings {
             .filter(|s| !s.is_empty())
             .filter_map(|s| {
                 let (host, port) = s.rsplit_once(':')?;
-                Some((host.trim_matches(['[', ']']).to_string(), port.parse().ok()?))
+                Some((
+                    host.trim_matches(['[', ']']).to_string(),
+                    port.parse().ok()?,
+                ))
             })
             .collect()
     }
@@ -161,7 +164,10 @@ mod tests {
         let mut s = sentinels("a:1");
         s.redis_master_name = " ".into();
         let err = s.validate("redis://x").unwrap_err();
-        assert!(err.to_string().contains("LOGJET_REDIS_MASTER_NAME"), "{err}");
+        assert!(
+            err.to_string().contains("LOGJET_REDIS_MASTER_NAME"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -170,7 +176,10 @@ mod tests {
         assert!(w.validate().is_ok());
         w.redis_wait_timeout = Duration::from_secs(5);
         let err = w.validate().unwrap_err();
-        assert!(err.to_string().contains("LOGJET_REDIS_WAIT_TIMEOUT"), "{err}");
+        assert!(
+            err.to_string().contains("LOGJET_REDIS_WAIT_TIMEOUT"),
+            "{err}"
+        );
         w.redis_wait_timeout = Duration::ZERO;
         assert!(w.validate().is_err());
         w = RedisWaitSettings {
@@ -178,6 +187,9 @@ mod tests {
             ..RedisWaitSettings::default()
         };
         let err = w.validate().unwrap_err();
-        assert!(err.to_string().contains("LOGJET_REDIS_WAIT_REPLICAS"), "{err}");
+        assert!(
+            err.to_string().contains("LOGJET_REDIS_WAIT_REPLICAS"),
+            "{err}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The Redis side of a search: pages of the chunk index, Bloom filter probes and chunk reads.
 
 use logjet_core::keys::{self, CHUNK_SPAN_MS, ChunkRef};
-use logjet_core::tokens::Bloom;
 use logjet_core::store::RedisConn;
+use logjet_core::tokens::Bloom;
 
 use super::EventQuery;
 use super::merge::Listing;
@@ -37,10 +37,7 @@ impl IndexPages {
         }
     }
 
-    pub(super) async fn next(
-        &mut self,
-        conn: &mut RedisConn,
-    ) -> redis::RedisResult<Listing> {
+    pub(super) async fn next(&mut self, conn: &mut RedisConn) -> redis::RedisResult<Listing> {
         let page: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(&self.key)
             .arg(score_arg(self.upper))

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logjet_core::store::RedisConn;
 use chrono::{DateTime, Utc};
+use logjet_core::store::RedisConn;
 
 use super::{Budget, Cursor, EventQuery, QueryResponse, recent_horizon_ms, search};
 use crate::archive::{ArchiveScan, ArchiveTier, Key, retention_warning};
