@@ -40,7 +40,8 @@ pub use query::QueryConfig;
 pub use stream::StreamSettings;
 pub use validate::{DEFAULT_DRAIN_TIMEOUT, validate_nats_url, validate_redis_url};
 use validate::{
-    positive, positive_duration, validate_drain_timeout, validate_stream_name, validate_url,
+    between, duration_between, positive, positive_duration, validate_drain_timeout,
+    validate_stream_name, validate_url,
 };
 
 #[cfg(test)]

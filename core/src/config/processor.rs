@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, positive_duration,
+    ConfigError, between, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, positive_duration,
     validate_drain_timeout, validate_nats_url, validate_redis_url, validate_stream_name,
 };
 use crate::telemetry::LogFormat;
@@ -93,12 +93,7 @@ impl ServiceConfig for ProcessorConfig {
         validate_redis_url("redis_url", &self.redis_url)?;
         self.stream.validate()?;
         validate_stream_name("consumer", &self.consumer)?;
-        if !(1..=10_000).contains(&self.fetch_batch) {
-            return Err(ConfigError::invalid(
-                "fetch_batch",
-                "must be between 1 and 10000",
-            ));
-        }
+        between("fetch_batch", self.fetch_batch, 1, 10_000)?;
         if self.fetch_max_bytes < 1024 * 1024 {
             return Err(ConfigError::invalid(
                 "fetch_max_bytes",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, validate_stream_name};
+use super::{ConfigError, between, validate_stream_name};
 
 /// Settings of the LOGS stream, shared by every service that may create it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,12 +54,7 @@ impl StreamSettings {
                 "must be a positive byte count, or -1 for unlimited",
             ));
         }
-        if !(1..=5).contains(&self.stream_replicas) {
-            return Err(ConfigError::invalid(
-                "stream_replicas",
-                "must be between 1 and 5",
-            ));
-        }
+        between("stream_replicas", self.stream_replicas, 1, 5)?;
         if self.stream_duplicate_window.is_zero()
             || self.stream_duplicate_window > self.stream_max_age
         {

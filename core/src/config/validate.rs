@@ -64,13 +64,48 @@ pub(super) fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(super) fn validate_drain_timeout(d: Duration) -> Result<(), ConfigError> {
-    if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
-        return Err(ConfigError::invalid(
-            "drain_timeout",
-            "must be between 100ms and 10m",
-        ));
+    duration_between(
+        "drain_timeout",
+        d,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    )
+}
+
+/// `min <= d <= max`, else an error naming `key` and the bounds (`must be between 1s and 7days`).
+pub(super) fn duration_between(
+    key: &str,
+    d: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&d) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ))
     }
-    Ok(())
+}
+
+/// `min <= v <= max`, else an error naming `key` and the bounds (`must be between 1 and 5`).
+pub(super) fn between<T>(key: &str, v: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if min <= v && v <= max {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be between {min} and {max}"),
+        ))
+    }
 }
 
 pub(super) fn positive_duration(key: &str, d: Duration) -> Result<(), ConfigError> {
