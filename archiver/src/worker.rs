@@ -643,4 +643,3 @@ where
         Err(_) => tracing::debug!("{what}s not sent within {ACK_BOUND:?}"),
     }
 }
-

@@ -6,7 +6,6 @@
 //! while an unknown `LOGJET_*` variable is only warned about, because one ConfigMap may carry
 //! settings for several services.
 
-
 //! Each piece has its file below `config/`; this root only declares them and re-exports what
 //! the services use (`logjet_core::config::IngestConfig`, …). Sub-modules import their shared
 //! pieces from here (`super::positive`), so a new section is one file plus two lines.

@@ -381,4 +381,3 @@ fn keep_messages<E: std::fmt::Display>(
         }
     }
 }
-

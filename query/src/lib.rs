@@ -35,9 +35,9 @@ use utoipa::OpenApi;
 
 pub use error::QueryError;
 pub use logjet_api::TimeseriesParams;
-pub use timeseries::{TimeseriesPlan, plan_timeseries};
 use search::{Budget, EventQuery, QueryRequest, QueryResponse};
 use stats::{Summary, Timeseries};
+pub use timeseries::{TimeseriesPlan, plan_timeseries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

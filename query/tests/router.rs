@@ -1,6 +1,9 @@
 //! The query router driven with `tower::ServiceExt::oneshot`, without a socket, NATS or Redis
 //! (both on closed ports: the clients connect lazily): what a request meets before any search.
 
+// A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 
 use axum::Router;

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, between, positive,
-    positive_duration,
-    validate_drain_timeout, validate_nats_url, validate_stream_name,
+    positive_duration, validate_drain_timeout, validate_nats_url, validate_stream_name,
 };
 use crate::archive::{ArchiveUrl, RetentionRules};
 use crate::telemetry::LogFormat;

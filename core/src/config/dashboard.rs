@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, describe, duration_between, positive, validate_drain_timeout,
-    validate_url,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, describe, duration_between, positive,
+    validate_drain_timeout, validate_url,
 };
 use crate::telemetry::LogFormat;
 
@@ -220,7 +220,7 @@ impl ServiceConfig for DashboardConfig {
 }
 
 /// The longest `session_ttl`.
-pub const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {

@@ -167,9 +167,9 @@ fn map_config_error(e: config::ConfigError, provided: &[(String, String)]) -> Co
 /// Top-level keys of a TOML document, for the unknown-key check.
 mod toml_keys {
     /// Top-level keys and their values as text.
-    pub type Table = Vec<(String, String)>;
+    pub(super) type Table = Vec<(String, String)>;
 
-    pub fn parse(text: &str) -> Result<Table, String> {
+    pub(super) fn parse(text: &str) -> Result<Table, String> {
         let value: config::Value = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()

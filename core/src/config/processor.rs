@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, between, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, positive_duration,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, between, positive_duration,
     validate_drain_timeout, validate_nats_url, validate_redis_url, validate_stream_name,
 };
 use crate::telemetry::LogFormat;

@@ -136,8 +136,7 @@ fn every_service_has_a_drain_timeout_and_query_a_body_limit() {
     )
     .unwrap();
     assert_eq!(i.drain_timeout(), Duration::from_secs(2));
-    let p: ProcessorConfig =
-        load_from(None, env(&[("LOGJET_DRAIN_TIMEOUT", "1500ms")])).unwrap();
+    let p: ProcessorConfig = load_from(None, env(&[("LOGJET_DRAIN_TIMEOUT", "1500ms")])).unwrap();
     assert_eq!(p.drain_timeout(), Duration::from_millis(1500));
     let d: DashboardConfig = load_from(None, env(&[("LOGJET_DRAIN_TIMEOUT", "10s")])).unwrap();
     assert_eq!(d.drain_timeout(), Duration::from_secs(10));

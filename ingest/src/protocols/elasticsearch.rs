@@ -404,6 +404,8 @@ pub async fn license() -> Response {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use logjet_core::ServiceName;
+    use logjet_core::parse::ParseOptions;
     use std::time::Duration;
 
     fn opts() -> ParseOptions {

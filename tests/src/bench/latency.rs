@@ -146,4 +146,3 @@ pub async fn latency_run(
     };
     (latency, sent.load(Ordering::Relaxed) + n)
 }
-

@@ -82,7 +82,14 @@ pub async fn ndjson(
     let base = total(http, stack.query()).await;
     let sample = stack.watched().start();
     let start = Instant::now();
-    post_batches(http, &format!("{}/logs", stack.ingest()), bodies, batches, conns).await;
+    post_batches(
+        http,
+        &format!("{}/logs", stack.ingest()),
+        bodies,
+        batches,
+        conns,
+    )
+    .await;
     let sent = start.elapsed().as_secs_f64();
     let n = batches * 1000;
     let done = wait_counted(http, stack.query(), base + n).await;
@@ -108,7 +115,8 @@ pub async fn post_batches(
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (http, url, bodies, next) = (http.clone(), url.to_string(), bodies.clone(), next.clone());
+        let (http, url, bodies, next) =
+            (http.clone(), url.to_string(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
@@ -175,7 +183,8 @@ pub async fn post_singles(
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (client, url, next, line) = (client.clone(), url.to_string(), next.clone(), line.clone());
+        let (client, url, next, line) =
+            (client.clone(), url.to_string(), next.clone(), line.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {

@@ -31,7 +31,9 @@ pub fn print_table(rows: &[Row], processors: usize) {
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("processors: {processors}, all services, NATS, Redis and the load generator on this machine");
+    println!(
+        "processors: {processors}, all services, NATS, Redis and the load generator on this machine"
+    );
     println!();
     println!("| {:<52} | {:>12} | {:>10} |", "measure", "value", "target");
     println!("|{:-<54}|{:->14}|{:->12}|", "", "", "");

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use logjet_tests::bench::latency::{QueryableLatency, latencies, latency_run};
 use logjet_tests::bench::lines::{self, LineKind};
 use logjet_tests::bench::phases::pct;
-use logjet_tests::bench::latency::{QueryableLatency, latencies, latency_run};
 use logjet_tests::bench::protocols::{PROTOCOLS, protocol_run};
 use logjet_tests::bench::report::{Row, print_table, row};
 use logjet_tests::bench::stack::{Service, spawn_service, wait_counted, wait_ready};

@@ -12,14 +12,14 @@ mod wire {
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct Request {
+    pub(super) struct Request {
         #[serde(rename = "resourceLogs", alias = "resource_logs")]
         pub resource_logs: Vec<ResourceLogs>,
     }
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct ResourceLogs {
+    pub(super) struct ResourceLogs {
         pub resource: Option<Resource>,
         #[serde(rename = "scopeLogs", alias = "scope_logs")]
         pub scope_logs: Vec<ScopeLogs>,
@@ -27,13 +27,13 @@ mod wire {
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct Resource {
+    pub(super) struct Resource {
         pub attributes: Vec<KeyValue>,
     }
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct ScopeLogs {
+    pub(super) struct ScopeLogs {
         pub scope: Option<Scope>,
         #[serde(rename = "logRecords", alias = "log_records")]
         pub log_records: Vec<LogRecord>,
@@ -41,14 +41,14 @@ mod wire {
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct Scope {
+    pub(super) struct Scope {
         pub name: String,
         pub version: String,
     }
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct LogRecord {
+    pub(super) struct LogRecord {
         #[serde(rename = "timeUnixNano", alias = "time_unix_nano")]
         pub time_unix_nano: Int64,
         #[serde(rename = "observedTimeUnixNano", alias = "observed_time_unix_nano")]
@@ -69,14 +69,14 @@ mod wire {
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct KeyValue {
+    pub(super) struct KeyValue {
         pub key: String,
         pub value: Option<AnyValue>,
     }
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
-    pub struct AnyValue {
+    pub(super) struct AnyValue {
         #[serde(rename = "stringValue", alias = "string_value")]
         pub string_value: Option<String>,
         #[serde(rename = "boolValue", alias = "bool_value")]
@@ -94,14 +94,14 @@ mod wire {
     }
 
     #[derive(Deserialize)]
-    pub struct Values<T> {
+    pub(super) struct Values<T> {
         #[serde(default = "Vec::new")]
         pub values: Vec<T>,
     }
 
     /// A 64-bit integer written as a JSON number or a decimal string.
     #[derive(Default, Clone, Copy)]
-    pub struct Int64(pub i128);
+    pub(super) struct Int64(pub i128);
 
     impl<'de> Deserialize<'de> for Int64 {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int64, D::Error> {
@@ -130,7 +130,7 @@ mod wire {
 
     /// A double written as a JSON number or a string (`"NaN"`, `"Infinity"`, `"1.5"`).
     #[derive(Default, Clone, Copy)]
-    pub struct Double(pub f64);
+    pub(super) struct Double(pub f64);
 
     impl<'de> Deserialize<'de> for Double {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Double, D::Error> {
@@ -159,7 +159,7 @@ mod wire {
 
     /// `severityNumber`: a number, or the enum's name (`SEVERITY_NUMBER_WARN`).
     #[derive(Default, Clone, Copy)]
-    pub struct Severity(pub i32);
+    pub(super) struct Severity(pub i32);
 
     impl<'de> Deserialize<'de> for Severity {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
