@@ -165,7 +165,9 @@ fn cpu_s() -> f64 {
     // A measurement tool: std has no per-thread CPU clock.
     #[allow(unsafe_code)]
     // SAFETY: clock_gettime writes one timespec to the pointer given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t)
+    };
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
