@@ -29,7 +29,6 @@ use logjet_core::outage::{OutageTracker, REMINDER_EVERY, Throttle};
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
-use logjet_core::subject::STREAM_SUBJECTS;
 use tokio_util::sync::CancellationToken;
 
 use metrics::ArchiverMetrics;
@@ -185,17 +184,13 @@ pub async fn serve(cfg: ArchiverConfig, shutdown: CancellationToken) -> Result<(
 /// The archivers' durable pull consumer: explicit acks, unlimited deliveries by default (a
 /// message waits while the store is down, it is never dropped).
 pub fn consumer_config(cfg: &ArchiverConfig) -> consumer::pull::Config {
-    consumer::pull::Config {
-        durable_name: Some(cfg.consumer.clone()),
-        description: Some("logjet archivers: Parquet segments in object storage".into()),
-        deliver_policy: consumer::DeliverPolicy::All,
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: cfg.ack_wait,
-        max_deliver: cfg.max_deliver,
-        max_ack_pending: cfg.max_ack_pending,
-        filter_subject: STREAM_SUBJECTS.to_string(),
-        ..Default::default()
-    }
+    ljs::logs_consumer_config(
+        &cfg.consumer,
+        "logjet archivers: Parquet segments in object storage",
+        cfg.ack_wait,
+        cfg.max_deliver,
+        cfg.max_ack_pending,
+    )
 }
 
 /// Creates the stream if needed and the consumer (or brings it to this config); returns it
@@ -205,23 +200,7 @@ async fn bind(
     cfg: &ArchiverConfig,
 ) -> Result<(PullConsumer, u64), JetStreamError> {
     let info = ljs::ensure_stream(js, ljs::logs_stream_config(&cfg.stream)).await?;
-    let err = |message: String| JetStreamError::Consumer {
-        stream: cfg.stream.stream.clone(),
-        consumer: cfg.consumer.clone(),
-        message,
-    };
-    let stream = js
-        .get_stream(&cfg.stream.stream)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let config = consumer_config(cfg);
-    let consumer = match stream.create_consumer(config.clone()).await {
-        Ok(c) => c,
-        Err(_) => js
-            .update_consumer_on_stream(config, &cfg.stream.stream)
-            .await
-            .map_err(|e| err(e.to_string()))?,
-    };
+    let consumer = ljs::ensure_consumer(js, &cfg.stream.stream, consumer_config(cfg)).await?;
     let incarnation = u64::try_from(info.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     Ok((consumer, incarnation))
 }
@@ -233,35 +212,12 @@ async fn run_worker(
     shutdown: CancellationToken,
 ) {
     let js = ljs::context(state.nats.client.clone(), Duration::from_secs(5));
-    let status = OutageTracker::describing(
-        "consumer",
-        format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream),
-    );
-    let mut delay = Duration::from_millis(20);
-    let mut failed = false;
-    let (consumer, incarnation) = loop {
-        if state.nats.is_connected() {
-            let bound = tokio::select! {
-                r = bind(&js, &cfg) => r,
-                _ = shutdown.cancelled() => return,
-            };
-            match bound {
-                Ok(b) => break b,
-                Err(e) if state.nats.is_connected() => {
-                    failed = true;
-                    status.failed(&e);
-                }
-                Err(e) => tracing::debug!(error = %e, "consumer not bound during a NATS outage"),
-            }
-        }
-        if !sleep_or_shutdown(&shutdown, delay).await {
-            return;
-        }
-        delay = (delay * 2).min(Duration::from_secs(1));
+    let what = format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream);
+    let Some((consumer, incarnation)) =
+        ljs::bind_until_ready(&state.nats, &shutdown, what, || bind(&js, &cfg)).await
+    else {
+        return;
     };
-    if failed {
-        status.succeeded();
-    }
     state.consumer_bound.store(true, Ordering::SeqCst);
     tracing::info!(incarnation, consumer = %cfg.consumer, "consumer bound");
     let pending = Arc::new(AtomicU64::new(0));

@@ -37,13 +37,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command, cfg: ArchiverConfig) -> anyhow::Result<()> {
     match command {
-        Command::Run => {
-            let drain_timeout = cfg.drain_timeout;
-            service::serve_until_signal(drain_timeout, |shutdown| {
-                logjet_archiver::serve(cfg, shutdown)
-            })
-            .await?;
-        }
+        Command::Run => service::serve_with_config(cfg, logjet_archiver::serve).await?,
         Command::Reindex => {
             let store = logjet_archiver::open_store(&cfg)?;
             let r = logjet_archiver::reindex::reindex(store, &cfg.spool_dir()).await?;

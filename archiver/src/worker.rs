@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::ArchiverMetrics;
 use crate::route::{Item, route};
 use crate::segments::{self, Held, Limits, Open};
+pub(crate) use logjet_core::shutdown::sleep_or_shutdown;
 
 /// Acks and naks wait at most this for the client's buffer; one not sent comes back after
 /// `ack_wait`, which commit-then-ack makes harmless.
@@ -640,13 +641,5 @@ where
             }
         }
         Err(_) => tracing::debug!("{what}s not sent within {ACK_BOUND:?}"),
-    }
-}
-
-/// Sleeps; `false` when interrupted by shutdown.
-pub async fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
     }
 }

@@ -9,6 +9,7 @@ use async_nats::{Client, ConnectOptions, Event};
 
 use crate::config::{ProcessorConfig, StreamSettings};
 use crate::outage::{OutageTracker, REMINDER_EVERY, Throttle};
+use crate::shutdown::{CancellationToken, sleep_or_shutdown};
 use crate::subject::{DLQ_SUBJECTS, STREAM_SUBJECTS};
 
 #[derive(Debug, thiserror::Error)]
@@ -249,19 +250,62 @@ pub async fn ensure_stream(
         })
 }
 
-/// The processors' shared durable pull consumer.
-pub fn processor_consumer_config(cfg: &ProcessorConfig) -> consumer::pull::Config {
+/// A durable pull consumer of the LOGS stream (every subject), with explicit acks: the
+/// processors' and the archivers' (each group shares its own).
+pub fn logs_consumer_config(
+    name: &str,
+    description: &str,
+    ack_wait: Duration,
+    max_deliver: i64,
+    max_ack_pending: i64,
+) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(cfg.consumer.clone()),
-        description: Some("logjet processors: aggregate into Redis".into()),
+        durable_name: Some(name.to_string()),
+        description: Some(description.to_string()),
         deliver_policy: consumer::DeliverPolicy::All,
         ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: cfg.ack_wait,
-        max_deliver: cfg.max_deliver,
-        max_ack_pending: cfg.max_ack_pending,
+        ack_wait,
+        max_deliver,
+        max_ack_pending,
         filter_subject: STREAM_SUBJECTS.to_string(),
         ..Default::default()
     }
+}
+
+/// Creates the consumer `config` names on `stream`, or brings an existing one to this config.
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    config: consumer::pull::Config,
+) -> Result<consumer::PullConsumer, JetStreamError> {
+    let err = |message: String| JetStreamError::Consumer {
+        stream: stream.to_string(),
+        consumer: config.durable_name.clone().unwrap_or_default(),
+        message,
+    };
+    let handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    match handle.create_consumer(config.clone()).await {
+        Ok(c) => Ok(c),
+        // An existing consumer with different settings: update what may be updated.
+        Err(_) => js
+            .update_consumer_on_stream(config.clone(), stream)
+            .await
+            .map_err(|e| err(e.to_string())),
+    }
+}
+
+/// The processors' shared durable pull consumer.
+pub fn processor_consumer_config(cfg: &ProcessorConfig) -> consumer::pull::Config {
+    logs_consumer_config(
+        &cfg.consumer,
+        "logjet processors: aggregate into Redis",
+        cfg.ack_wait,
+        cfg.max_deliver,
+        cfg.max_ack_pending,
+    )
 }
 
 /// Creates or updates the processors' consumer.
@@ -269,24 +313,50 @@ pub async fn ensure_processor_consumer(
     js: &jetstream::Context,
     cfg: &ProcessorConfig,
 ) -> Result<consumer::PullConsumer, JetStreamError> {
-    let err = |message: String| JetStreamError::Consumer {
-        stream: cfg.stream.stream.clone(),
-        consumer: cfg.consumer.clone(),
-        message,
+    ensure_consumer(js, &cfg.stream.stream, processor_consumer_config(cfg)).await
+}
+
+/// Runs `bind` (set up streams and a consumer) until it succeeds: while NATS is down it waits
+/// (20 ms doubling to 1 s) without a word; a failure while NATS answers is said once under
+/// `what` (with reminders), and the recovery when bound. `None` when `shutdown` came first.
+pub async fn bind_until_ready<T, E, Fut>(
+    nats: &Nats,
+    shutdown: &CancellationToken,
+    what: String,
+    mut bind: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let status = OutageTracker::describing("consumer", what);
+    let mut delay = Duration::from_millis(20);
+    let mut failed = false;
+    let bound = loop {
+        if nats.is_connected() {
+            let bound = tokio::select! {
+                r = bind() => r,
+                _ = shutdown.cancelled() => return None,
+            };
+            match bound {
+                Ok(b) => break b,
+                Err(e) if nats.is_connected() => {
+                    failed = true;
+                    status.failed(&e);
+                }
+                Err(e) => tracing::debug!(error = %e, "consumer not bound during a NATS outage"),
+            }
+        }
+        if !sleep_or_shutdown(shutdown, delay).await {
+            return None;
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
     };
-    let stream = js
-        .get_stream(&cfg.stream.stream)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let config = processor_consumer_config(cfg);
-    match stream.create_consumer(config.clone()).await {
-        Ok(c) => Ok(c),
-        // An existing consumer with different settings: update what may be updated.
-        Err(_) => js
-            .update_consumer_on_stream(config, &cfg.stream.stream)
-            .await
-            .map_err(|e| err(e.to_string())),
+    if failed {
+        // Says how long it took; a consumer bound at the first try is said by the caller.
+        status.succeeded();
     }
+    Some(bound)
 }
 
 /// Whether a message is one of ingest's canonical NDJSON batches.

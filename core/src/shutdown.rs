@@ -4,6 +4,8 @@
 //! cancel it directly. Cloning the token hands the same signal to every task, like mini-redis'
 //! broadcast shutdown.
 
+use std::time::Duration;
+
 pub use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on the first SIGTERM or SIGINT.
@@ -16,6 +18,14 @@ pub fn on_signals() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// Sleeps for `d`; `false` when `shutdown` came first.
+pub async fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
 }
 
 async fn wait_for_signal() {

@@ -51,6 +51,9 @@ fn filter_directives(rust_log: Option<&str>) -> String {
 /// objects pin whole huge pages and RSS doubles — measured here with mimalloc 3, which asks: the
 /// processor's peak RSS under the benchmark went from 35 to 77 MB. (The build also turns off
 /// mimalloc's own request, `no_thp`; this covers hosts set to `always`.)
+// The one `unsafe` of the services (the workspace denies `unsafe_code`): prctl(2) has no safe
+// wrapper in std, and a crate for one flag would be more code to trust than these three lines.
+#[allow(unsafe_code)]
 pub fn tune_allocator() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; it takes no pointers.

@@ -2,6 +2,9 @@
 //! (its URL is a closed port: the client keeps connecting in the background): what a request
 //! meets before any event is published, and the error shape of each protocol.
 
+// A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,6 +20,7 @@ use crate::aggregate::{Aggregator, MessageEvents, PlanSettings, plan_batch};
 use crate::decode::{self, Decoded, MessageMeta};
 use crate::dlq::DeadLetters;
 use crate::metrics::ProcessorMetrics;
+pub(crate) use logjet_core::shutdown::sleep_or_shutdown;
 
 /// Everything the loop needs.
 pub struct Worker {
@@ -407,13 +408,5 @@ fn keep_messages<E: std::fmt::Display>(
             Ok(m) => out.push(m),
             Err(e) => tracing::debug!(error = %e, "pull stream notice"),
         }
-    }
-}
-
-/// Sleeps; `false` when interrupted by shutdown.
-pub async fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
     }
 }

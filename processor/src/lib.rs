@@ -22,7 +22,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use axum::Router;
 use logjet_core::config::ProcessorConfig;
 use logjet_core::jetstream::{self as ljs, JetStreamError, Nats};
-use logjet_core::outage::{OutageTracker, REMINDER_EVERY, Throttle};
+use logjet_core::outage::{REMINDER_EVERY, Throttle};
 use logjet_core::service::{
     self, Check, Draining, HttpServer, ServeOptions, ServerError, ServiceState,
 };
@@ -178,36 +178,12 @@ const REDIS_WATCH_EVERY: Duration = Duration::from_secs(2);
 /// answers is said once, with reminders.
 async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: CancellationToken) {
     let js = ljs::context(state.nats.client.clone(), Duration::from_secs(5));
-    let status = OutageTracker::describing(
-        "consumer",
-        format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream),
-    );
-    let mut delay = Duration::from_millis(20);
-    let mut failed = false;
-    let (consumer, stream_id) = loop {
-        if state.nats.is_connected() {
-            let bound = tokio::select! {
-                r = bind(&js, &cfg) => r,
-                _ = shutdown.cancelled() => return,
-            };
-            match bound {
-                Ok(bound) => break bound,
-                Err(e) if state.nats.is_connected() => {
-                    failed = true;
-                    status.failed(&e);
-                }
-                Err(e) => tracing::debug!(error = %e, "consumer not bound during a NATS outage"),
-            }
-        }
-        if !sleep_or_shutdown(&shutdown, delay).await {
-            return;
-        }
-        delay = (delay * 2).min(Duration::from_secs(1));
+    let what = format!("consumer {} on stream {}", cfg.consumer, cfg.stream.stream);
+    let Some((consumer, stream_id)) =
+        ljs::bind_until_ready(&state.nats, &shutdown, what, || bind(&js, &cfg)).await
+    else {
+        return;
     };
-    if failed {
-        // Says how long it took; a consumer bound at the first try is said below.
-        status.succeeded();
-    }
     state.consumer_bound.store(true, Ordering::SeqCst);
     tracing::info!(stream_id = %stream_id, consumer = %cfg.consumer, "consumer bound");
 

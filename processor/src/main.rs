@@ -56,13 +56,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command, cfg: ProcessorConfig) -> anyhow::Result<()> {
     match command {
-        Command::Run => {
-            let drain_timeout = cfg.drain_timeout;
-            service::serve_until_signal(drain_timeout, |shutdown| {
-                logjet_processor::serve(cfg, shutdown)
-            })
-            .await?;
-        }
+        Command::Run => service::serve_with_config(cfg, logjet_processor::serve).await?,
         Command::Rebuild => {
             let report = logjet_processor::rebuild::rebuild(&cfg, |r| {
                 tracing::info!(

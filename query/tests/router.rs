@@ -1,6 +1,9 @@
 //! The query router driven with `tower::ServiceExt::oneshot`, without a socket, NATS or Redis
 //! (both on closed ports: the clients connect lazily): what a request meets before any search.
 
+// A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 
 use axum::Router;
@@ -180,6 +183,24 @@ async fn a_query_body_over_the_limit_is_refused_before_any_search() {
         "{:?}",
         a.json()
     );
+}
+
+/// A query body that does not say it is JSON is refused before it is read, naming the header
+/// (query answers 400 here where ingest answers 415: the query API has one body type).
+#[tokio::test]
+async fn a_query_body_not_declared_json_answers_400_naming_the_content_type() {
+    let query = query().await;
+    for content_type in [None, Some("text/plain"), Some("application/x-ndjson")] {
+        let mut req = Request::post("/logs/query");
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let req = with_key(req.body(Body::from("{}")).unwrap(), QUERY_KEY);
+        let a = send(&query.router, req).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{content_type:?}");
+        let error = a.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains("Content-Type"), "{content_type:?}: {error}");
+    }
 }
 
 #[tokio::test]

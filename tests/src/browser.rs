@@ -52,8 +52,12 @@ impl Drop for Reaper {
         if let Some(child) = &mut self.driver {
             if let Some(pid) = child.id() {
                 // chromedriver leads its own process group (see `spawn`): the whole group goes.
+                // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+                #[allow(unsafe_code)]
                 // SAFETY: kill(2) with a negative pid signals that process group only.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL)
+                };
             }
             let _ = child.start_kill();
         }
@@ -78,8 +82,12 @@ fn kill_by_cmdline(needle: &str) {
             continue;
         };
         if String::from_utf8_lossy(&cmdline).contains(needle) {
+            // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+            #[allow(unsafe_code)]
             // SAFETY: kill(2) on a pid whose command line names our private profile directory.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe {
+                libc::kill(pid, libc::SIGKILL)
+            };
         }
     }
 }

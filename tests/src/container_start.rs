@@ -83,8 +83,12 @@ fn boot_time() -> Duration {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+    #[allow(unsafe_code)]
     // SAFETY: clock_gettime writes into the timespec we own; CLOCK_BOOTTIME exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts)
+    };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
@@ -104,6 +108,8 @@ fn process_start(name: &str) -> Option<Duration> {
         .nth(19)?
         .parse()
         .ok()?;
+    // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+    #[allow(unsafe_code)]
     // SAFETY: sysconf only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let per_second = u64::try_from(per_second).ok().filter(|t| *t > 0)?;

@@ -1,6 +1,9 @@
 //! Harness for logjet's system tests: real servers ([`servers`]), the services in-process
 //! ([`platform`]) or as processes ([`process`]). The tests themselves live in `tests/tests/`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 pub mod bench;
 pub mod browser;
 pub mod container_start;
@@ -24,8 +27,12 @@ pub fn init_logging() {
     logjet_core::archive::install_tls_provider();
     ONCE.call_once(|| {
         if std::env::var_os("RUST_LOG").is_none() {
+            // std::env::set_var is unsafe in edition 2024; a test sets it before its threads start.
+            #[allow(unsafe_code)]
             // SAFETY: called once, before the test starts other threads that read the env.
-            unsafe { std::env::set_var("RUST_LOG", "warn") };
+            unsafe {
+                std::env::set_var("RUST_LOG", "warn")
+            };
         }
         logjet_core::telemetry::init(logjet_core::telemetry::LogFormat::Pretty);
     });

@@ -192,8 +192,12 @@ impl ServiceProcess {
     }
 
     pub fn signal(&self, signal: i32) {
+        // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+        #[allow(unsafe_code)]
         // SAFETY: signalling our own child, which is still running (pid() asserts it).
-        unsafe { libc::kill(self.pid(), signal) };
+        unsafe {
+            libc::kill(self.pid(), signal)
+        };
     }
 
     /// SIGTERM, then waits for the exit; how long it took. Panics (with the log) when the

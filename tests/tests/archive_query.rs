@@ -5,6 +5,9 @@
 //! (object, then index object) and only then acknowledges the message, so the consumer's ack
 //! floor says what is archived. The archive is a local directory.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! server (`s3s-fs`). Every event is read back from the committed segments with the format
 //! library (`logjet_core::archive`) and must be there exactly once.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

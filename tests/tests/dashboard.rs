@@ -2,6 +2,9 @@
 //! dashboard server, with the WebAssembly bundle from `dashboard/dist`
 //! (`scripts/build-dashboard.sh`). Screenshots of each view go to `target/screenshots/`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,9 @@
 //! headless Chromium. Real NATS, Redis, ingest, a processor, a query service with API keys on,
 //! and the dashboard server.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

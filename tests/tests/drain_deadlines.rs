@@ -3,6 +3,9 @@
 //! `drain_timeout` it loads from what the Deployment gives it (read with the service's own config
 //! loader), with a few seconds to spare for the process to exit.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;

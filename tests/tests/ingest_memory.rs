@@ -4,6 +4,9 @@
 //! event of every 202 is counted exactly once by the processors. Real nats-server and
 //! redis-server; ingest, processor and query in this process.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

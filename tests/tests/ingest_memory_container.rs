@@ -13,6 +13,9 @@
 //! (two do not fit under the 1 MiB max payload) and the stream's message count is the number of
 //! events it holds, with no processor to wait for.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;

@@ -14,6 +14,9 @@
 //!
 //! Expected counts are computed here from the events the test sends, not by the code under test.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use logjet_tests::platform::Platform;

@@ -10,6 +10,9 @@
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`; ./scripts/test.sh and
 //! ./scripts/observability-test.sh install it).
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

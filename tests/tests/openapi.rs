@@ -1,6 +1,9 @@
 //! The OpenAPI documents of ingest and query, fuzzed by schemathesis against the live services:
 //! no 5xx, and every response conforms to the documented status codes, content types and schemas.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -3,6 +3,9 @@
 //! SIGTERM within its drain deadline with exit code 0, answers what was in flight with 503 or
 //! leaves it for redelivery, and says an outage once when it starts and once when it ends.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use logjet_tests::process::{LogLine, ServiceProcess};

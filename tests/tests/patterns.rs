@@ -1,5 +1,8 @@
 //! Patterns: 100,000 lines made from 20 templates come back as those 20, with exact counts.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use logjet_tests::platform::Platform;

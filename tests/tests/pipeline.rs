@@ -1,6 +1,9 @@
 //! The pipeline end to end: HTTP and `nats pub` in, exact counts and searchable events out,
 //! through crashes and outages. Real nats-server and redis-server, started per test.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;

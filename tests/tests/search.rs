@@ -1,5 +1,8 @@
 //! Search: the needle in 200,000 events, field filters, regex, levels, trace ids.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use logjet_tests::platform::Platform;

@@ -5,6 +5,9 @@
 //!
 //! docs/shippers.md lists which configuration snippet each test stands for.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;

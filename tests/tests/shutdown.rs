@@ -1,6 +1,9 @@
 //! Graceful shutdown of the real binaries under load: SIGTERM makes readiness fail, lets
 //! in-flight work finish, hands prefetched messages back, and exits well within the grace period.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -58,8 +61,12 @@ async fn start(name: &str, env: &[(&str, String)]) -> (Child, String) {
 }
 
 fn sigterm(child: &Child) {
+    // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+    #[allow(unsafe_code)]
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGTERM)
+    };
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

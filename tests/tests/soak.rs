@@ -2,6 +2,9 @@
 //! an ingest SIGTERMed under load; nothing acknowledged lost, nothing counted twice, and no 5xx
 //! other than the documented 503s. `scripts/soak.sh` runs the long one.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

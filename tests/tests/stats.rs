@@ -1,5 +1,8 @@
 //! Pipeline statistics (consumer lag) and the services list.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use logjet_tests::platform::Platform;

@@ -3,6 +3,9 @@
 //!
 //! Its own test binary, because it sets `SSL_CERT_FILE` for the whole process.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -103,8 +106,12 @@ async fn the_pipeline_runs_over_tls_to_nats_and_redis() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
     let file = |n: &str| dir.path().join(n).display().to_string();
+    // std::env::set_var is unsafe in edition 2024; a test sets it before its threads start.
+    #[allow(unsafe_code)]
     // SAFETY: set once, before any thread of this test binary reads the environment for TLS.
-    unsafe { std::env::set_var("SSL_CERT_FILE", file("ca.pem")) };
+    unsafe {
+        std::env::set_var("SSL_CERT_FILE", file("ca.pem"))
+    };
 
     let nats_port = free_port();
     let _nats = tokio::process::Command::new(nats_server_bin())

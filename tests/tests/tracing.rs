@@ -4,6 +4,9 @@
 //! This file is its own test binary, so it can install a JSON subscriber that captures every log
 //! line of the services running in-process.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, positive, positive_duration,
-    validate_drain_timeout, validate_nats_url, validate_stream_name,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, between, positive,
+    positive_duration, validate_drain_timeout, validate_nats_url, validate_stream_name,
 };
 use crate::archive::{ArchiveUrl, RetentionRules};
 use crate::telemetry::LogFormat;
@@ -203,12 +203,7 @@ impl ServiceConfig for ArchiverConfig {
                 "must be at least 64 MiB (an open segment buffers up to two row groups)",
             ));
         }
-        if !(1..=10_000).contains(&self.fetch_batch) {
-            return Err(ConfigError::invalid(
-                "fetch_batch",
-                "must be between 1 and 10000",
-            ));
-        }
+        between("fetch_batch", self.fetch_batch, 1, 10_000)?;
         if self.max_ack_pending < self.fetch_batch as i64 {
             return Err(ConfigError::invalid(
                 "max_ack_pending",

@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, describe, positive, validate_drain_timeout,
-    validate_url,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, describe, duration_between, positive,
+    validate_drain_timeout, validate_url,
 };
 use crate::telemetry::LogFormat;
 
@@ -175,12 +175,12 @@ impl ServiceConfig for DashboardConfig {
                 "must be non-empty printable ASCII without spaces",
             ));
         }
-        if self.session_ttl < Duration::from_secs(1) || self.session_ttl > MAX_SESSION_TTL {
-            return Err(ConfigError::invalid(
-                "session_ttl",
-                "must be between 1s and 7days",
-            ));
-        }
+        duration_between(
+            "session_ttl",
+            self.session_ttl,
+            Duration::from_secs(1),
+            MAX_SESSION_TTL,
+        )?;
         positive("max_sessions", self.max_sessions as u64)?;
         let cidrs = self.trusted_cidrs()?;
         let headers = self.user_headers()?;
@@ -220,7 +220,7 @@ impl ServiceConfig for DashboardConfig {
 }
 
 /// The longest `session_ttl`.
-pub const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use super::ConfigError;
 use crate::cgroup::MemoryLimits;
 
 /// Used when neither a cgroup limit nor the machine's memory can be read.
-pub const FALLBACK_BUDGET: u64 = 256 * 1024 * 1024;
+pub(super) const FALLBACK_BUDGET: u64 = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -44,10 +44,7 @@ where
 {
     run_command(
         || (parse_args(), ()),
-        |(), cfg: C| {
-            let drain_timeout = cfg.drain_timeout();
-            serve_until_signal(drain_timeout, move |shutdown| serve(cfg, shutdown))
-        },
+        |(), cfg: C| serve_with_config(cfg, serve),
     )
 }
 
@@ -74,6 +71,20 @@ where
             Ok(())
         }
     }
+}
+
+/// [`serve_until_signal`] with the config's `drain_timeout`: what a binary's subcommand that
+/// runs the service calls (`Command::Run => serve_with_config(cfg, logjet_processor::serve)`).
+pub async fn serve_with_config<C, Fut, E>(
+    cfg: C,
+    serve: impl FnOnce(C, CancellationToken) -> Fut,
+) -> Result<(), E>
+where
+    C: ServiceConfig,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let drain_timeout = cfg.drain_timeout();
+    serve_until_signal(drain_timeout, move |shutdown| serve(cfg, shutdown)).await
 }
 
 /// [`run`] for a binary with subcommands (the processor's `rebuild`, `dlq replay`):

@@ -61,7 +61,7 @@ pub mod binary;
 pub mod routes;
 pub mod server;
 
-pub use binary::{ConfigFlag, run, run_command, serve_until_signal};
+pub use binary::{ConfigFlag, run, run_command, serve_until_signal, serve_with_config};
 pub use routes::{
     Check, ServiceState, finish, healthz, metrics_response, not_found, readiness, router,
     standard_routes,

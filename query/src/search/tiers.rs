@@ -16,7 +16,7 @@ use crate::error::QueryError;
 use crate::history::{self, History, StreamPos, StreamWindow};
 
 /// Which tiers answered: those that gave events, or, when none did, those that were read.
-pub fn source(tiers: &[(&str, usize)]) -> String {
+pub(super) fn source(tiers: &[(&str, usize)]) -> String {
     let gave: Vec<&str> = tiers.iter().filter(|t| t.1 > 0).map(|t| t.0).collect();
     if gave.is_empty() {
         tiers.iter().map(|t| t.0).collect::<Vec<_>>().join("+")

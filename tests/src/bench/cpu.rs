@@ -12,6 +12,8 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 (utime) and 15 (stime) of proc(5); `rest` starts at field 3.
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // A test harness: std has no safe call for this (signals, sysconf, clock_gettime).
+    #[allow(unsafe_code)]
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Some(ticks as f64 / hz)

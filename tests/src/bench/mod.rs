@@ -3,7 +3,10 @@
 
 pub mod compare;
 pub mod cpu;
+pub mod latency;
 pub mod lines;
 pub mod parser;
 pub mod phases;
+pub mod protocols;
+pub mod report;
 pub mod stack;

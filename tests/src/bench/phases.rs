@@ -80,37 +80,16 @@ pub async fn ndjson(
             .collect(),
     );
     let base = total(http, stack.query()).await;
-    let next = Arc::new(AtomicU64::new(0));
     let sample = stack.watched().start();
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (http, url, bodies, next) = (
-            http.clone(),
-            format!("{}/logs", stack.ingest()),
-            bodies.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches {
-                    return;
-                }
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(bodies[(b % 64) as usize].clone())
-                    .send()
-                    .await
-                    .expect("post");
-                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("sender");
-    }
+    post_batches(
+        http,
+        &format!("{}/logs", stack.ingest()),
+        bodies,
+        batches,
+        conns,
+    )
+    .await;
     let sent = start.elapsed().as_secs_f64();
     let n = batches * 1000;
     let done = wait_counted(http, stack.query(), base + n).await;
@@ -121,6 +100,42 @@ pub async fn ndjson(
         accepted: n as f64 / sent,
         latencies: Vec::new(),
         usage,
+    }
+}
+
+/// Posts NDJSON bodies `0..batches` (body `b` is `bodies[b % bodies.len()]`) to `url` over
+/// `conns` concurrent connections, each expecting 202; returns when every one was answered.
+pub async fn post_batches(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<bytes::Bytes>>,
+    batches: u64,
+    conns: usize,
+) {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (http, url, bodies, next) =
+            (http.clone(), url.to_string(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    return;
+                }
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(bodies[(b % bodies.len() as u64) as usize].clone())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
     }
 }
 
@@ -136,17 +151,40 @@ pub async fn single(
 ) -> Phase {
     let lines: Arc<Vec<String>> = Arc::new((0..4096).map(|i| kind.line(i, "single")).collect());
     let base = total(http, stack.query()).await;
-    let next = Arc::new(AtomicU64::new(0));
     let sample = stack.watched().start();
     let start = Instant::now();
+    let url = format!("{}/logs", stack.ingest());
+    let mut lat = post_singles(client, &url, events, conns, move |i| {
+        lines[(i % 4096) as usize].clone()
+    })
+    .await;
+    let sent = start.elapsed().as_secs_f64();
+    let done = wait_counted(http, stack.query(), base + events).await;
+    let usage = sample.finish();
+    lat.sort_by(f64::total_cmp);
+    Phase {
+        events,
+        e2e: events as f64 / (done - start).as_secs_f64(),
+        accepted: events as f64 / sent,
+        latencies: lat,
+        usage,
+    }
+}
+
+/// Posts events `0..events`, one JSON line (`line(i)`) per POST, to `url` over `conns`
+/// concurrent requests, each expecting 202; returns every request's latency (ms, unsorted).
+pub async fn post_singles(
+    client: &reqwest::Client,
+    url: &str,
+    events: u64,
+    conns: usize,
+    line: impl Fn(u64) -> String + Clone + Send + 'static,
+) -> Vec<f64> {
+    let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (client, url, next, lines) = (
-            client.clone(),
-            format!("{}/logs", stack.ingest()),
-            next.clone(),
-            lines.clone(),
-        );
+        let (client, url, next, line) =
+            (client.clone(), url.to_string(), next.clone(), line.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -158,7 +196,7 @@ pub async fn single(
                 let r = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(lines[(i % 4096) as usize].clone())
+                    .body(line(i))
                     .send()
                     .await
                     .expect("post");
@@ -171,17 +209,7 @@ pub async fn single(
     for t in tasks {
         lat.extend(t.await.expect("sender"));
     }
-    let sent = start.elapsed().as_secs_f64();
-    let done = wait_counted(http, stack.query(), base + events).await;
-    let usage = sample.finish();
-    lat.sort_by(f64::total_cmp);
-    Phase {
-        events,
-        e2e: events as f64 / (done - start).as_secs_f64(),
-        accepted: events as f64 / sent,
-        latencies: lat,
-        usage,
-    }
+    lat
 }
 
 pub fn pct(sorted: &[f64], p: f64) -> f64 {

@@ -4,15 +4,20 @@
 //! the services as separate processes (so each one's RSS is its own), and drives them with a
 //! load generator. `scripts/bench.sh` builds everything and runs it.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
+use logjet_tests::bench::latency::{QueryableLatency, latencies, latency_run};
 use logjet_tests::bench::lines::{self, LineKind};
 use logjet_tests::bench::phases::pct;
-use logjet_tests::bench::stack::{spawn_service, wait_counted, wait_ready};
+use logjet_tests::bench::protocols::{PROTOCOLS, protocol_run};
+use logjet_tests::bench::report::{Row, print_table, row};
+use logjet_tests::bench::stack::{Service, spawn_service, wait_counted, wait_ready};
 use logjet_tests::bench::{compare, parser, phases};
 use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
@@ -74,49 +79,9 @@ struct Args {
     compare_realistic_only: bool,
 }
 
-/// Latencies (ms, sorted) of `n` sequential requests.
-async fn latencies(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: Option<&str>,
-    n: usize,
-) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut req = http.request(method.clone(), url);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let t = Instant::now();
-        let r = req.send().await.expect("query");
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        let _ = r.bytes().await;
-        out.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    out.sort_by(f64::total_cmp);
-    out
-}
-
 /// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
 fn line(i: u64, service: &str) -> String {
     lines::realistic(i, service)
-}
-
-struct Row {
-    name: String,
-    value: String,
-    target: String,
-}
-
-fn row(name: &str, value: String, target: &str) -> Row {
-    Row {
-        name: name.into(),
-        value,
-        target: target.into(),
-    }
 }
 
 async fn ndjson_run(
@@ -138,36 +103,8 @@ async fn ndjson_run(
             })
             .collect(),
     );
-    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (http, url, bodies, next) = (
-            http.clone(),
-            format!("{ingest}/logs"),
-            bodies.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches {
-                    return;
-                }
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(bodies[(b % 16) as usize].clone())
-                    .send()
-                    .await
-                    .expect("post");
-                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("sender");
-    }
+    phases::post_batches(http, &format!("{ingest}/logs"), bodies, batches, conns).await;
     let sent = start.elapsed().as_secs_f64();
     let done = wait_counted(http, query, base + batches * 1000).await;
     let e2e = (batches * 1000) as f64 / (done - start).as_secs_f64();
@@ -182,151 +119,12 @@ async fn single_run(
     conns: usize,
     base: u64,
 ) -> (f64, Vec<f64>) {
-    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (http, url, next) = (http.clone(), format!("{ingest}/logs"), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= events {
-                    return lat;
-                }
-                let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(line(i, "single"))
-                    .send()
-                    .await
-                    .expect("post");
-                assert_eq!(r.status(), 202);
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("sender"));
-    }
+    let url = format!("{ingest}/logs");
+    let mut lat = phases::post_singles(http, &url, events, conns, |i| line(i, "single")).await;
     let done = wait_counted(http, query, base + events).await;
     lat.sort_by(f64::total_cmp);
     (events as f64 / (done - start).as_secs_f64(), lat)
-}
-
-/// What the sent→queryable run measured, per marker, sorted.
-struct QueryableLatency {
-    /// POST → found by a query, ms.
-    total: Vec<f64>,
-    /// POST → 202, ms: the ingest and JetStream share of `total`.
-    post: Vec<f64>,
-    /// The slowest marker's (POST, total), ms, so a stall can be placed.
-    slowest: (f64, f64),
-}
-
-/// Background load at `rate` events/s; markers every 100 ms, each polled until queryable.
-async fn latency_run(
-    http: &reqwest::Client,
-    ingest: &str,
-    query: &str,
-    rate: u64,
-    secs: u64,
-) -> (QueryableLatency, u64) {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let load = {
-        let (http, url, stop, sent) = (
-            http.clone(),
-            format!("{ingest}/logs"),
-            stop.clone(),
-            sent.clone(),
-        );
-        tokio::spawn(async move {
-            // 100 batches per second of rate/100 events.
-            let per = (rate / 100).max(1);
-            let body: bytes::Bytes = (0..per)
-                .map(|i| line(i, "steady") + "\n")
-                .collect::<String>()
-                .into();
-            let mut tick = tokio::time::interval(Duration::from_millis(10));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let (http, url, body, sent) =
-                    (http.clone(), url.clone(), body.clone(), sent.clone());
-                tokio::spawn(async move {
-                    let r = http
-                        .post(&url)
-                        .header("content-type", "application/x-ndjson")
-                        .body(body)
-                        .send()
-                        .await;
-                    if matches!(r, Ok(ref r) if r.status() == 202) {
-                        sent.fetch_add(per, Ordering::Relaxed);
-                    }
-                });
-            }
-        })
-    };
-    let mut samples = Vec::new();
-    let mut posts = Vec::new();
-    let mut slowest = (0.0, 0.0);
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut n = 0u64;
-    while Instant::now() < end {
-        n += 1;
-        let token = format!("marker-{}-{n}", std::process::id());
-        let since = chrono::Utc::now() - chrono::Duration::seconds(2);
-        let t = Instant::now();
-        let r = http
-            .post(format!("{ingest}/logs"))
-            .header("content-type", "application/json")
-            .body(json!({"service": "steady", "message": token}).to_string())
-            .send()
-            .await
-            .expect("marker");
-        assert_eq!(r.status(), 202);
-        let post_ms = t.elapsed().as_secs_f64() * 1000.0;
-        posts.push(post_ms);
-        loop {
-            let q: Value = http
-                .post(format!("{query}/logs/query"))
-                .json(&json!({"service": "steady", "contains": token, "since": since.to_rfc3339(), "limit": 1}))
-                .send()
-                .await
-                .expect("query")
-                .json()
-                .await
-                .expect("query json");
-            if q["events"].as_array().is_some_and(|e| !e.is_empty()) {
-                let total = t.elapsed().as_secs_f64() * 1000.0;
-                if total > slowest.1 {
-                    slowest = (post_ms, total);
-                }
-                samples.push(total);
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "marker never became queryable"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    let _ = load.await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    samples.sort_by(f64::total_cmp);
-    posts.sort_by(f64::total_cmp);
-    let latency = QueryableLatency {
-        total: samples,
-        post: posts,
-        slowest,
-    };
-    (latency, sent.load(Ordering::Relaxed) + n)
 }
 
 #[tokio::main]
@@ -337,12 +135,81 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    compare_phase(&http, &args).await;
+    if args.compare_only {
+        return;
+    }
+
+    eprintln!("bench: starting nats-server and redis-server");
+    let nats = NatsServer::start().await;
+    let redis = RedisServer::start().await;
+
+    eprintln!("bench: the parser alone, one thread");
+    let parse_rates = parser::rates();
+
+    eprintln!(
+        "bench: raw JetStream publish ceiling ({} messages × 1,000 lines of 200 B, window 256)",
+        args.raw_messages
+    );
+    let ceiling = phases::raw_ceiling(&nats, args.raw_messages, LineKind::Realistic).await;
+
+    let services = start_services(&http, &args, &nats, &redis).await;
+    let ingest = services[0].url.clone();
+    let query = services[1].url.clone();
+
+    let throughput = throughput_phase(&http, &args, &ingest, &query).await;
+    let loaded = throughput.loaded;
+    eprintln!("bench: query latency with {loaded} events loaded");
+    let queries = query_phase(&http, &ingest, &query, loaded, args.query_samples).await;
+
+    let mut rows: Vec<Row> = parse_rates
+        .iter()
+        .map(|(name, rate)| {
+            row(
+                &format!("parser, one thread: {name} (lines/s)"),
+                format!("{rate:.0}"),
+                "",
+            )
+        })
+        .collect();
+    rows.extend(throughput_rows(&args, ceiling, &throughput));
+    rows.extend(query_rows(&queries, loaded + 1));
+    for s in &services {
+        rows.push(row(
+            &format!("peak RSS {} (MB)", s.name),
+            format!("{:.1}", s.peak_rss_mb()),
+            "< 60",
+        ));
+    }
+
+    // The shippers' protocols, after everything above was measured (so RSS and latencies are
+    // those of the runs above), each against an NDJSON baseline of the same size.
+    let (protocol_rows, _) = protocol_runs(
+        &http,
+        &ingest,
+        &query,
+        args.protocol_events,
+        args.batch_connections,
+        &args.protocols,
+        loaded + 1,
+    )
+    .await;
+    rows.extend(protocol_rows);
+
+    print_table(&rows, args.processors);
+    drop(services);
+    drop(redis);
+    drop(nats);
+}
+
+/// The per-process CPU table: our build (and the baseline's, if given) on its own stack.
+async fn compare_phase(http: &reqwest::Client, args: &Args) {
     let mut builds = vec![("ours".to_string(), args.bin_dir.clone())];
     if let Some(dir) = &args.baseline_bin_dir {
         builds.push(("baseline".to_string(), dir.clone()));
     }
     compare::run(
-        &http,
+        http,
         &compare::Plan {
             builds,
             processors: args.processors,
@@ -359,25 +226,17 @@ async fn main() {
         },
     )
     .await;
-    if args.compare_only {
-        return;
-    }
+}
 
-    eprintln!("bench: starting nats-server and redis-server");
-    let nats = NatsServer::start().await;
-    let redis = RedisServer::start().await;
-    let nats_url = nats.url();
-    let redis_url = redis.url();
-
-    eprintln!("bench: the parser alone, one thread");
-    let parse_rates = parser::rates();
-
-    eprintln!(
-        "bench: raw JetStream publish ceiling ({} messages × 1,000 lines of 200 B, window 256)",
-        args.raw_messages
-    );
-    let ceiling = phases::raw_ceiling(&nats, args.raw_messages, LineKind::Realistic).await;
-
+/// Ingest, query and `args.processors` processors as processes, once ready; ingest first, query
+/// second.
+async fn start_services(
+    http: &reqwest::Client,
+    args: &Args,
+    nats: &NatsServer,
+    redis: &RedisServer,
+) -> Vec<Service> {
+    let (nats_url, redis_url) = (nats.url(), redis.url());
     let mut services = vec![
         spawn_service(
             &args.bin_dir,
@@ -412,19 +271,37 @@ async fn main() {
         );
     }
     for s in &services {
-        wait_ready(&http, &s.url).await;
+        wait_ready(http, &s.url).await;
     }
-    let ingest = services[0].url.clone();
-    let query = services[1].url.clone();
+    services
+}
 
+/// What the NDJSON, one-event-per-POST and sent→queryable runs measured.
+struct Throughput {
+    nd_e2e: f64,
+    nd_ingest: f64,
+    single_e2e: f64,
+    /// Ingest latencies of the one-event-per-POST run (ms, sorted).
+    single_latency: Vec<f64>,
+    queryable: QueryableLatency,
+    /// Events counted after the three runs.
+    loaded: u64,
+}
+
+async fn throughput_phase(
+    http: &reqwest::Client,
+    args: &Args,
+    ingest: &str,
+    query: &str,
+) -> Throughput {
     eprintln!(
         "bench: NDJSON batches of 1,000 ({} events, {} connections)",
         args.ndjson_events, args.batch_connections
     );
     let (nd_e2e, nd_ingest) = ndjson_run(
-        &http,
-        &ingest,
-        &query,
+        http,
+        ingest,
+        query,
         args.ndjson_events,
         args.batch_connections,
         0,
@@ -436,10 +313,10 @@ async fn main() {
         "bench: one event per POST ({} events, {} connections)",
         args.single_events, args.connections
     );
-    let (single_e2e, lat) = single_run(
-        &http,
-        &ingest,
-        &query,
+    let (single_e2e, single_latency) = single_run(
+        http,
+        ingest,
+        query,
         args.single_events,
         args.connections,
         base,
@@ -451,11 +328,37 @@ async fn main() {
         "bench: sent→queryable at {} events/s for {} s",
         args.latency_rate, args.latency_secs
     );
-    let (q_lat, sent) =
-        latency_run(&http, &ingest, &query, args.latency_rate, args.latency_secs).await;
-    let _ = wait_counted(&http, &query, base + sent).await;
+    let (queryable, sent) =
+        latency_run(http, ingest, query, args.latency_rate, args.latency_secs).await;
+    let _ = wait_counted(http, query, base + sent).await;
+    Throughput {
+        nd_e2e,
+        nd_ingest,
+        single_e2e,
+        single_latency,
+        queryable,
+        loaded: base + sent,
+    }
+}
 
-    eprintln!("bench: query latency with {} events loaded", base + sent);
+/// Query latencies with the data loaded, and the needle search's result.
+struct Queries {
+    summary: Vec<f64>,
+    timeseries: Vec<f64>,
+    patterns: Vec<f64>,
+    needle: Vec<f64>,
+    /// Events the needle search decoded.
+    needle_scanned: u64,
+}
+
+/// Posts one needle event (so `loaded + 1` are counted), then measures the queries.
+async fn query_phase(
+    http: &reqwest::Client,
+    ingest: &str,
+    query: &str,
+    loaded: u64,
+    samples: usize,
+) -> Queries {
     let needle = format!("needle-{:x}", std::process::id() as u64 * 7919 + 17);
     let r = http
         .post(format!("{ingest}/logs"))
@@ -465,38 +368,27 @@ async fn main() {
         .await
         .expect("needle");
     assert_eq!(r.status(), 202);
-    let _ = wait_counted(&http, &query, base + sent + 1).await;
-    let summary_lat = latencies(
-        &http,
-        reqwest::Method::GET,
-        &format!("{query}/stats/summary"),
-        None,
-        args.query_samples,
-    )
-    .await;
-    let ts_lat = latencies(
-        &http,
-        reqwest::Method::GET,
-        &format!("{query}/stats/timeseries?from=1h&step=10s"),
-        None,
-        args.query_samples,
-    )
-    .await;
-    let pat_lat = latencies(
-        &http,
-        reqwest::Method::GET,
-        &format!("{query}/patterns?since=1h"),
-        None,
-        args.query_samples,
-    )
-    .await;
+    let _ = wait_counted(http, query, loaded + 1).await;
+    let get = async |path: &str| {
+        latencies(
+            http,
+            reqwest::Method::GET,
+            &format!("{query}{path}"),
+            None,
+            samples,
+        )
+        .await
+    };
+    let summary = get("/stats/summary").await;
+    let timeseries = get("/stats/timeseries?from=1h&step=10s").await;
+    let patterns = get("/patterns?since=1h").await;
     let needle_body = json!({"contains": needle}).to_string();
-    let needle_lat = latencies(
-        &http,
+    let needle_latency = latencies(
+        http,
         reqwest::Method::POST,
         &format!("{query}/logs/query"),
         Some(&needle_body),
-        args.query_samples,
+        samples,
     )
     .await;
     let found: Value = http
@@ -514,18 +406,18 @@ async fn main() {
         Some(1),
         "needle not found: {found}"
     );
+    Queries {
+        summary,
+        timeseries,
+        patterns,
+        needle: needle_latency,
+        needle_scanned: found["scanned"].as_u64().unwrap_or(0),
+    }
+}
 
-    let mut rows: Vec<Row> = parse_rates
-        .iter()
-        .map(|(name, rate)| {
-            row(
-                &format!("parser, one thread: {name} (lines/s)"),
-                format!("{rate:.0}"),
-                "",
-            )
-        })
-        .collect();
-    rows.extend([
+fn throughput_rows(args: &Args, ceiling: f64, t: &Throughput) -> Vec<Row> {
+    let (nd_e2e, lat, q_lat) = (t.nd_e2e, &t.single_latency, &t.queryable);
+    vec![
         row(
             "JetStream raw publish ceiling (events/s)",
             format!("{ceiling:.0}"),
@@ -538,7 +430,7 @@ async fn main() {
         ),
         row(
             "  ingest acceptance rate, same run (events/s)",
-            format!("{nd_ingest:.0}"),
+            format!("{:.0}", t.nd_ingest),
             "",
         ),
         row(
@@ -551,17 +443,17 @@ async fn main() {
                 "e2e one event per POST, {} conns (events/s)",
                 args.connections
             ),
-            format!("{single_e2e:.0}"),
+            format!("{:.0}", t.single_e2e),
             ">= 20000",
         ),
         row(
             "ingest latency p50 (ms)",
-            format!("{:.2}", pct(&lat, 0.5)),
+            format!("{:.2}", pct(lat, 0.5)),
             "",
         ),
         row(
             "ingest latency p99 (ms)",
-            format!("{:.2}", pct(&lat, 0.99)),
+            format!("{:.2}", pct(lat, 0.99)),
             "",
         ),
         row(
@@ -588,12 +480,16 @@ async fn main() {
             format!("{:.1} / {:.1}", q_lat.slowest.0, q_lat.slowest.1),
             "",
         ),
-    ]);
+    ]
+}
+
+fn query_rows(q: &Queries, loaded: u64) -> Vec<Row> {
+    let mut rows = Vec::new();
     for (name, lat, target) in [
-        ("/stats/summary", &summary_lat, "<= 20"),
-        ("/stats/timeseries 1 h at 10 s", &ts_lat, "<= 20"),
-        ("/patterns 1 h", &pat_lat, "<= 50"),
-        ("needle search (one id)", &needle_lat, "<= 50"),
+        ("/stats/summary", &q.summary, "<= 20"),
+        ("/stats/timeseries 1 h at 10 s", &q.timeseries, "<= 20"),
+        ("/patterns 1 h", &q.patterns, "<= 50"),
+        ("needle search (one id)", &q.needle, "<= 50"),
     ] {
         rows.push(row(
             &format!("{name} p50 (ms)"),
@@ -608,345 +504,19 @@ async fn main() {
     }
     rows.push(row(
         "events loaded for the query latencies",
-        format!("{}", base + sent + 1),
+        format!("{loaded}"),
         ">= 1000000",
     ));
     rows.push(row(
         "needle search: events decoded",
-        format!("{}", found["scanned"].as_u64().unwrap_or(0)),
+        format!("{}", q.needle_scanned),
         "",
     ));
-    for s in &services {
-        rows.push(row(
-            &format!("peak RSS {} (MB)", s.name),
-            format!("{:.1}", s.peak_rss_mb()),
-            "< 60",
-        ));
-    }
-
-    // The shippers' protocols, after everything above was measured (so RSS and latencies are
-    // those of the runs above), each against an NDJSON baseline of the same size.
-    let loaded = base + sent + 1;
-    let (protocol_rows, _) = protocol_runs(
-        &http,
-        &ingest,
-        &query,
-        args.protocol_events,
-        args.batch_connections,
-        &args.protocols,
-        loaded,
-    )
-    .await;
-    rows.extend(protocol_rows);
-
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default();
-    println!();
-    println!(
-        "logjet bench — {} — {} × {cpu}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "processors: {}, all services, NATS, Redis and the load generator on this machine",
-        args.processors
-    );
-    println!();
-    println!("| {:<52} | {:>12} | {:>10} |", "measure", "value", "target");
-    println!("|{:-<54}|{:->14}|{:->12}|", "", "", "");
-    for r in rows {
-        println!("| {:<52} | {:>12} | {:>10} |", r.name, r.value, r.target);
-    }
-    drop(services);
-    drop(redis);
-    drop(nats);
+    rows
 }
 
 // ---------------------------------------------------------------------------------------------
-// The shippers' protocols (docs/shippers.md): the same 1,000-event batches as the NDJSON run,
-// in each protocol's encoding, posted the same way, and compared with NDJSON `POST /logs`.
-
-/// One benchmark line's content, shared by every encoding: (service, level, message, status,
-/// duration_ms, user).
-type Parts = (String, &'static str, String, u64, u64, String);
-
-fn parts(i: u64, service: &str) -> Parts {
-    let levels = ["info", "info", "info", "warn", "error", "debug"];
-    (
-        service.to_string(),
-        levels[(i % 6) as usize],
-        format!("GET /api/v1/items/{} completed", i % 1000),
-        200,
-        i % 250,
-        format!("u-{}", i % 5000),
-    )
-}
-
-fn otel_severity(level: &str) -> i32 {
-    match level {
-        "debug" => 5,
-        "warn" => 13,
-        "error" => 17,
-        _ => 9,
-    }
-}
-
-/// A batch of 1,000 events in `protocol`'s encoding: (path, content type, body).
-fn protocol_body(protocol: &str, batch: u64) -> (&'static str, &'static str, bytes::Bytes) {
-    use logjet_ingest::protocols::proto::{
-        loki, otlp_collector, otlp_common, otlp_logs, otlp_resource,
-    };
-    use prost::Message;
-    let service = format!("svc-{}", batch % 4);
-    let events: Vec<_> = (0..1000u64)
-        .map(|i| parts(batch * 1000 + i, &service))
-        .collect();
-    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    match protocol {
-        "loki-protobuf" | "loki-json" => {
-            // One stream per level (a label), the other fields as structured metadata.
-            let mut streams: Vec<(&str, Vec<&Parts>)> = Vec::new();
-            for e in &events {
-                match streams.iter_mut().find(|(l, _)| *l == e.1) {
-                    Some((_, entries)) => entries.push(e),
-                    None => streams.push((e.1, vec![e])),
-                }
-            }
-            if protocol == "loki-protobuf" {
-                let md = |k: &str, v: String| loki::LabelPairAdapter {
-                    name: k.into(),
-                    value: v,
-                };
-                let streams = streams
-                    .iter()
-                    .map(|(level, entries)| loki::StreamAdapter {
-                        labels: format!("{{service_name=\"{service}\", level=\"{level}\"}}"),
-                        entries: entries
-                            .iter()
-                            .map(|(_, _, msg, status, ms, user)| loki::EntryAdapter {
-                                timestamp: Some(loki::Timestamp {
-                                    seconds: now_ns / 1_000_000_000,
-                                    nanos: (now_ns % 1_000_000_000) as i32,
-                                }),
-                                line: msg.clone(),
-                                structured_metadata: vec![
-                                    md("status", status.to_string()),
-                                    md("duration_ms", ms.to_string()),
-                                    md("user", user.clone()),
-                                ],
-                            })
-                            .collect(),
-                        hash: 0,
-                    })
-                    .collect();
-                let raw = loki::PushRequest { streams }.encode_to_vec();
-                let body = snap::raw::Encoder::new()
-                    .compress_vec(&raw)
-                    .expect("snappy");
-                ("/loki/api/v1/push", "application/x-protobuf", body.into())
-            } else {
-                let ts = now_ns.to_string();
-                let streams: Vec<Value> = streams
-                    .iter()
-                    .map(|(level, entries)| {
-                        let values: Vec<Value> = entries
-                            .iter()
-                            .map(|(_, _, msg, status, ms, user)| {
-                                json!([ts, msg, {"status": status.to_string(), "duration_ms": ms.to_string(), "user": user}])
-                            })
-                            .collect();
-                        json!({"stream": {"service_name": service, "level": level}, "values": values})
-                    })
-                    .collect();
-                (
-                    "/loki/api/v1/push",
-                    "application/json",
-                    json!({ "streams": streams }).to_string().into(),
-                )
-            }
-        }
-        "elasticsearch" => {
-            let mut body = String::with_capacity(300_000);
-            for (i, _) in events.iter().enumerate() {
-                body.push_str("{\"create\":{\"_index\":\"logs-bench-default\"}}\n");
-                body.push_str(&line(batch * 1000 + i as u64, &service));
-                body.push('\n');
-            }
-            ("/_bulk", "application/x-ndjson", body.into())
-        }
-        "otlp-protobuf" | "otlp-json" => {
-            let kv = |k: &str, v: otlp_common::any_value::Value| otlp_common::KeyValue {
-                key: k.into(),
-                value: Some(otlp_common::AnyValue { value: Some(v) }),
-                ..Default::default()
-            };
-            use otlp_common::any_value::Value as V;
-            let records = events
-                .iter()
-                .map(|(_, level, msg, status, ms, user)| otlp_logs::LogRecord {
-                    time_unix_nano: now_ns as u64,
-                    severity_number: otel_severity(level),
-                    body: Some(otlp_common::AnyValue {
-                        value: Some(V::StringValue(msg.clone())),
-                    }),
-                    attributes: vec![
-                        kv("status", V::IntValue(*status as i64)),
-                        kv("duration_ms", V::IntValue(*ms as i64)),
-                        kv("user", V::StringValue(user.clone())),
-                    ],
-                    ..Default::default()
-                })
-                .collect::<Vec<_>>();
-            if protocol == "otlp-protobuf" {
-                let req = otlp_collector::ExportLogsServiceRequest {
-                    resource_logs: vec![otlp_logs::ResourceLogs {
-                        resource: Some(otlp_resource::Resource {
-                            attributes: vec![kv("service.name", V::StringValue(service.clone()))],
-                            ..Default::default()
-                        }),
-                        scope_logs: vec![otlp_logs::ScopeLogs {
-                            log_records: records,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                };
-                (
-                    "/v1/logs",
-                    "application/x-protobuf",
-                    req.encode_to_vec().into(),
-                )
-            } else {
-                let records: Vec<Value> = events
-                    .iter()
-                    .map(|(_, level, msg, status, ms, user)| {
-                        json!({
-                            "timeUnixNano": now_ns.to_string(),
-                            "severityNumber": otel_severity(level),
-                            "body": {"stringValue": msg},
-                            "attributes": [
-                                {"key": "status", "value": {"intValue": status.to_string()}},
-                                {"key": "duration_ms", "value": {"intValue": ms.to_string()}},
-                                {"key": "user", "value": {"stringValue": user}},
-                            ]
-                        })
-                    })
-                    .collect();
-                let req = json!({"resourceLogs": [{
-                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-                    "scopeLogs": [{"logRecords": records}]
-                }]});
-                ("/v1/logs", "application/json", req.to_string().into())
-            }
-        }
-        "fluent-bit-msgpack" => {
-            use rmpv::Value as Mp;
-            let secs = (now_ns / 1_000_000_000) as u32;
-            let mut time = secs.to_be_bytes().to_vec();
-            time.extend_from_slice(&0u32.to_be_bytes());
-            let mut body = Vec::with_capacity(200_000);
-            for (svc, level, msg, status, ms, user) in &events {
-                let record = Mp::Map(vec![
-                    (Mp::from("service"), Mp::from(svc.as_str())),
-                    (Mp::from("level"), Mp::from(*level)),
-                    (Mp::from("log"), Mp::from(msg.as_str())),
-                    (Mp::from("status"), Mp::from(*status)),
-                    (Mp::from("duration_ms"), Mp::from(*ms)),
-                    (Mp::from("user"), Mp::from(user.as_str())),
-                ]);
-                let event = Mp::Array(vec![
-                    Mp::Array(vec![Mp::Ext(0, time.clone()), Mp::Map(vec![])]),
-                    record,
-                ]);
-                rmpv::encode::write_value(&mut body, &event).expect("msgpack");
-            }
-            ("/logs", "application/msgpack", body.into())
-        }
-        _ => {
-            let body: String = (0..1000)
-                .map(|i| line(batch * 1000 + i, &service) + "\n")
-                .collect();
-            ("/logs", "application/x-ndjson", body.into())
-        }
-    }
-}
-
-/// Posts `events` (batches of 1,000) of one protocol with `conns` connections; returns (e2e
-/// events/s until counted, ingest acceptance events/s).
-async fn protocol_run(
-    http: &reqwest::Client,
-    ingest: &str,
-    query: &str,
-    protocol: &'static str,
-    events: u64,
-    conns: usize,
-    base: u64,
-) -> (f64, f64) {
-    let batches = (events / 1000).max(1);
-    let bodies: Arc<Vec<(&'static str, &'static str, bytes::Bytes)>> =
-        Arc::new((0..16u64).map(|b| protocol_body(protocol, b)).collect());
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (http, ingest, bodies, next) = (
-            http.clone(),
-            ingest.to_string(),
-            bodies.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= batches {
-                    return;
-                }
-                let (path, ct, body) = &bodies[(b % 16) as usize];
-                let r = http
-                    .post(format!("{ingest}{path}"))
-                    .header("content-type", *ct)
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("post");
-                let status = r.status();
-                let body = r.bytes().await.unwrap_or_default();
-                // Failures show at the start of every answer (`"errors":true`, `"rejected":[{`,
-                // `partialSuccess`); the rest of a bulk answer is only read, as shippers do.
-                let head = String::from_utf8_lossy(&body[..body.len().min(96)]);
-                assert!(status.is_success(), "{protocol}: {status} {head}");
-                assert!(
-                    !head.contains("\"errors\":true")
-                        && !head.contains("\"rejected\":[{")
-                        && !head.contains("partialSuccess"),
-                    "{protocol}: {head}"
-                );
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("sender");
-    }
-    let sent = start.elapsed().as_secs_f64();
-    let done = wait_counted(http, query, base + batches * 1000).await;
-    let n = (batches * 1000) as f64;
-    (n / (done - start).as_secs_f64(), n / sent)
-}
-
-const PROTOCOLS: [&str; 6] = [
-    "loki-protobuf",
-    "loki-json",
-    "elasticsearch",
-    "otlp-protobuf",
-    "otlp-json",
-    "fluent-bit-msgpack",
-];
+// The shippers' protocols (docs/shippers.md), each against an NDJSON baseline of the same size.
 
 /// NDJSON, then each protocol followed by NDJSON again, each with `events`; each protocol is
 /// compared with the mean of the NDJSON runs just before and after it, so the machine's drift

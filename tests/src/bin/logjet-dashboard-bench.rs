@@ -5,6 +5,9 @@
 //! server pointed at them and at `dashboard/dist`, and headless Chromium (Debian's `chromium`
 //! and `chromium-driver`) over loopback. `scripts/bench.sh` runs it with `--build`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,8 @@
 //! logjet-soak: the chaos soak of `scripts/soak.sh`. See `logjet_tests::soak`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

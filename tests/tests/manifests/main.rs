@@ -5,6 +5,9 @@
 //! StatefulSet. They read the manifests through one model, `logjet_tests::k8s`, the same the
 //! scripts use through `logjet-k8s`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 mod credentials;
 mod keda_live;
 mod network;

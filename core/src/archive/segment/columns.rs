@@ -10,12 +10,12 @@ use super::rows::{RowKey, RowStrings};
 use crate::{Fields, Level, LogEvent};
 
 /// The exact lower-case level names the writer stores.
-pub fn level_from_column(s: &str) -> Option<Level> {
+pub(super) fn level_from_column(s: &str) -> Option<Level> {
     Level::ALL.into_iter().find(|l| l.as_str() == s)
 }
 
 /// A full-width batch (every column of the schema, in schema order), downcast once.
-pub struct Columns<'a> {
+pub(super) struct Columns<'a> {
     ts: &'a PrimitiveArray<TimestampNanosecondType>,
     service: &'a StringArray,
     level: &'a StringArray,
@@ -29,7 +29,7 @@ pub struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     /// `None` when a column is missing or of another type than the schema's.
-    pub fn new(batch: &'a RecordBatch) -> Option<Columns<'a>> {
+    pub(super) fn new(batch: &'a RecordBatch) -> Option<Columns<'a>> {
         let col = |name: &str| batch.column_by_name(name);
         let string = |name: &str| col(name)?.as_string_opt::<i32>();
         Some(Columns {
@@ -45,19 +45,19 @@ impl<'a> Columns<'a> {
         })
     }
 
-    pub fn ts(&self, i: usize) -> i64 {
+    pub(super) fn ts(&self, i: usize) -> i64 {
         self.ts.value(i)
     }
 
-    pub fn key(&self, i: usize) -> RowKey {
+    pub(super) fn key(&self, i: usize) -> RowKey {
         (self.ts.value(i), self.seq.value(i), self.idx.value(i))
     }
 
-    pub fn level(&self, i: usize) -> Option<Level> {
+    pub(super) fn level(&self, i: usize) -> Option<Level> {
         level_from_column(self.level.value(i))
     }
 
-    pub fn strings(&self, i: usize) -> RowStrings<'a> {
+    pub(super) fn strings(&self, i: usize) -> RowStrings<'a> {
         let opt = |a: &'a StringArray| (!a.is_null(i)).then(|| a.value(i));
         RowStrings {
             message: self.message.value(i),
@@ -68,7 +68,7 @@ impl<'a> Columns<'a> {
     }
 
     /// Row `i` as an event; `Err` names what is wrong with it.
-    pub fn event(&self, i: usize) -> Result<ArchivedEvent, String> {
+    pub(super) fn event(&self, i: usize) -> Result<ArchivedEvent, String> {
         let (ts_nanos, stream_seq, event_idx) = self.key(i);
         let level = self
             .level(i)

@@ -60,7 +60,7 @@ fn unreadable() -> ArchiveError {
 
 /// Reads the runs starting at the row groups `runs` (of `row_groups` in all) from `spool` and
 /// writes their rows, merged by key, to `out`.
-pub fn merge_runs(
+pub(super) fn merge_runs(
     spool: &Path,
     runs: &[usize],
     row_groups: usize,

@@ -12,7 +12,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use crate::Level;
 
 /// The sort key of a row and the identity of an event.
-pub type RowKey = (i64, u64, u32);
+pub(super) type RowKey = (i64, u64, u32);
 
 const NULL: u32 = u32::MAX;
 
@@ -31,7 +31,7 @@ struct Row {
 
 /// One row's strings, borrowed.
 #[derive(Clone, Copy, Debug)]
-pub struct RowStrings<'a> {
+pub(super) struct RowStrings<'a> {
     pub message: &'a str,
     pub fields: &'a str,
     pub trace_id: Option<&'a str>,
@@ -39,31 +39,31 @@ pub struct RowStrings<'a> {
 }
 
 #[derive(Debug, Default)]
-pub struct RowBuffer {
+pub(super) struct RowBuffer {
     rows: Vec<Row>,
     arena: String,
 }
 
 impl RowBuffer {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Bytes of strings held.
-    pub fn string_bytes(&self) -> usize {
+    pub(super) fn string_bytes(&self) -> usize {
         self.arena.len()
     }
 
     /// Heap memory held (capacity, not length: what the process really pays).
-    pub fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.rows.capacity() * std::mem::size_of::<Row>()
     }
 
-    pub fn push(&mut self, key: RowKey, level: Level, s: RowStrings<'_>) {
+    pub(super) fn push(&mut self, key: RowKey, level: Level, s: RowStrings<'_>) {
         let start = self.arena.len();
         let len = |t: &str| u32::try_from(t.len()).unwrap_or(NULL - 1);
         self.arena.push_str(s.message);
@@ -101,21 +101,21 @@ impl RowBuffer {
         }
     }
 
-    pub fn sort(&mut self) {
+    pub(super) fn sort(&mut self) {
         self.rows.sort_unstable_by_key(|r| r.key);
     }
 
-    pub fn min_key(&self) -> Option<RowKey> {
+    pub(super) fn min_key(&self) -> Option<RowKey> {
         self.rows.iter().map(|r| r.key).min()
     }
 
-    pub fn max_key(&self) -> Option<RowKey> {
+    pub(super) fn max_key(&self) -> Option<RowKey> {
         self.rows.iter().map(|r| r.key).max()
     }
 
     /// Splits off the first `n` rows (the oldest, once sorted); `self` keeps the rest, with its
     /// strings compacted so the arena does not grow without bound.
-    pub fn split_front(&mut self, n: usize) -> RowBuffer {
+    pub(super) fn split_front(&mut self, n: usize) -> RowBuffer {
         let n = n.min(self.rows.len());
         let mut front = RowBuffer::default();
         let mut rest = RowBuffer::default();
@@ -130,7 +130,11 @@ impl RowBuffer {
     }
 
     /// The rows, in their current order, as a batch of the segment schema.
-    pub fn to_batch(&self, schema: &SchemaRef, service: &str) -> Result<RecordBatch, ArrowError> {
+    pub(super) fn to_batch(
+        &self,
+        schema: &SchemaRef,
+        service: &str,
+    ) -> Result<RecordBatch, ArrowError> {
         let n = self.rows.len();
         let mut message = StringBuilder::with_capacity(n, self.arena.len());
         let mut fields = StringBuilder::with_capacity(n, n * 16);

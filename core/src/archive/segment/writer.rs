@@ -281,7 +281,7 @@ impl SegmentWriter {
 }
 
 /// xxh3-64 of a whole object, as the header's `checksum` holds it.
-pub fn checksum(bytes: &[u8]) -> String {
+pub(super) fn checksum(bytes: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 

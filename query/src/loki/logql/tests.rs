@@ -298,7 +298,7 @@ fn never_panics_on_prefixes_of_valid_queries() {
 }
 
 /// The corpus Grafana's grammar also checks (tests/tests/loki.rs): all of it parses here.
-pub const CORPUS: &str = include_str!("corpus.logql");
+const CORPUS: &str = include_str!("corpus.logql");
 
 #[test]
 fn the_corpus_parses() {

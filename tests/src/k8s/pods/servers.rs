@@ -96,7 +96,7 @@ fn server(
 }
 
 /// nats-server from the StatefulSet `nats` and the rendered `nats.conf`.
-pub fn nats(m: &Manifests, dir: &Path, ports: &LocalPorts) -> Result<ServerPlan> {
+pub(super) fn nats(m: &Manifests, dir: &Path, ports: &LocalPorts) -> Result<ServerPlan> {
     let (client_port, monitor_port) = (port(ports, "nats")?, port(ports, "nats-monitor")?);
     let (pid_file, store_dir) = (dir.join("nats.pid"), dir.join("data").join("data"));
     server(m, "nats", dir, "/etc/nats/nats.conf", |conf| {
@@ -113,7 +113,7 @@ pub fn nats(m: &Manifests, dir: &Path, ports: &LocalPorts) -> Result<ServerPlan>
 }
 
 /// redis-server from the StatefulSet `redis` and the rendered `redis.conf`.
-pub fn redis(m: &Manifests, dir: &Path, ports: &LocalPorts) -> Result<ServerPlan> {
+pub(super) fn redis(m: &Manifests, dir: &Path, ports: &LocalPorts) -> Result<ServerPlan> {
     let port = port(ports, "redis")?;
     let data = dir.join("data").join("data");
     server(m, "redis", dir, "/etc/redis/redis.conf", |conf| {
