@@ -204,7 +204,8 @@ async fn bind(
     js: &jetstream::Context,
     cfg: &ArchiverConfig,
 ) -> Result<(PullConsumer, u64), JetStreamError> {
-    let info = ljs::ensure_stream(js, ljs::logs_stream_config(&cfg.stream)).await?;
+    let manage = cfg.stream.manage_streams;
+    let info = ljs::ensure_or_find_stream(js, ljs::logs_stream_config(&cfg.stream), manage).await?;
     let err = |message: String| JetStreamError::Consumer {
         stream: cfg.stream.stream.clone(),
         consumer: cfg.consumer.clone(),
