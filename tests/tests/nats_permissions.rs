@@ -260,7 +260,10 @@ async fn each_service_works_with_its_nats_user_and_nothing_more() {
     );
     assert!(
         ingest_js
-            .get_consumer_from_stream::<_, PullConsumer, _>("processor", "LOGS")
+            .get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
+                "processor",
+                "LOGS"
+            )
             .await
             .is_err(),
         "ingest read the processor's consumer info"
@@ -325,7 +328,7 @@ async fn each_service_works_with_its_nats_user_and_nothing_more() {
     // Operations: the system account answers a server report's request.
     let admin =
         async_nats::ConnectOptions::with_user_and_password("admin".into(), password("admin"))
-            .connect(nats.url())
+            .connect(nats.url().as_str())
             .await
             .expect("admin connects");
     let report = tokio::time::timeout(
