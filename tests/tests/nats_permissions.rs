@@ -56,6 +56,12 @@ async fn nats_as_shipped(dir: &std::path::Path) -> NatsServer {
             store_dir: &dir.join("store"),
         },
     );
+    // `NatsServer` gives the store with `-sd`, which may not be set twice.
+    let conf: String = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("store_dir"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(conf.contains("include ./nats-auth.conf"));
     std::fs::write(dir.join("nats-auth.conf"), read("nats-auth.conf")).unwrap();
     std::fs::write(dir.join("nats.conf"), conf).unwrap();
@@ -133,8 +139,10 @@ async fn start_services(
             ("LOGJET_DRAIN_TIMEOUT", "5s".into()),
         ],
     );
-    let processor =
-        start_processor(processor_config(&url_as(nats, "processor"), &redis.url())).await;
+    let mut processor = processor_config(&url_as(nats, "processor"), &redis.url());
+    // Below the shipped max_file_store (8GB), as the manifests' LOGJET_STREAM_MAX_BYTES is.
+    processor.stream.stream_max_bytes = 1 << 30;
+    let processor = start_processor(processor).await;
     wait_ready(&http, &processor.url(), "processor").await;
     wait_ready(&http, &ingest.url(), "ingest").await;
     wait_ready(&http, &query.url(), "query").await;
