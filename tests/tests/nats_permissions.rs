@@ -333,6 +333,12 @@ async fn each_service_works_with_its_nats_user_and_nothing_more() {
     post(&http, &s.ingest.url(), 500, 100).await;
     wait_total(&http, &s.query.url(), 600).await;
 
+    // Nobody gets in without credentials.
+    assert!(
+        async_nats::connect(nats.url().as_str()).await.is_err(),
+        "NATS accepted a client without credentials"
+    );
+
     // Operations: the system account answers a server report's request.
     let admin =
         async_nats::ConnectOptions::with_user_and_password("admin".into(), password("admin"))

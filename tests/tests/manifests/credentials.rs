@@ -126,14 +126,14 @@ fn every_nats_user_shares_its_secret_key_with_the_server() {
         let conf = m.config_file("nats.conf").unwrap();
         assert!(conf.contains("include ./nats-auth.conf"), "{overlay}");
         let conf = m.config_file("nats-auth.conf").unwrap();
-        // The services' users stay in the global account $G, which KEDA reads; the only account
-        // is the system account, for operators.
+        // The services' users in the account LOGJET (KEDA reads it), the operators' in SYS:
+        // every user in an account, so a client without credentials is refused.
         assert!(
-            conf.contains("system_account: SYS")
-                && !conf
-                    .lines()
-                    .any(|l| l.trim_start().starts_with("jetstream")),
-            "{overlay}: nats-auth.conf: only the system account beside $G"
+            conf.contains("LOGJET {")
+                && conf.contains("jetstream: enabled")
+                && conf.contains("system_account: SYS")
+                && !conf.contains("authorization"),
+            "{overlay}: nats-auth.conf: accounts LOGJET and SYS, no users outside them"
         );
         assert!(
             !conf.contains("no_auth_user"),

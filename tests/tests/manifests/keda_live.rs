@@ -173,7 +173,7 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
     let batch = consumer.fetch().max_messages(100).messages().await.unwrap();
     let held: Vec<_> = futures::StreamExt::collect::<Vec<_>>(batch).await;
     assert_eq!(held.len(), 100);
-    let lag = keda_lag(&monitor, "$G", "LOGS", "processor").await;
+    let lag = keda_lag(&monitor, "LOGJET", "LOGS", "processor").await;
     assert_eq!(
         lag, 25_000,
         "num_pending fell by 100, num_ack_pending rose by 100"

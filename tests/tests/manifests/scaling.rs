@@ -47,7 +47,7 @@ fn scaling_is_keda_for_the_processor_and_hpa_for_the_rest() {
                 "{overlay}: consumer"
             );
             assert_eq!(meta("consumer"), Some(so.target.as_str()), "{overlay}");
-            assert_eq!(meta("account"), Some("$G"), "{overlay}: account");
+            assert_eq!(meta("account"), Some("LOGJET"), "{overlay}: account");
             // The headless service: its name resolves to every server, each asked by the scaler.
             assert_eq!(
                 meta("natsServerMonitoringEndpoint"),
