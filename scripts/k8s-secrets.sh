@@ -10,10 +10,16 @@
 #                             processor-password   read by nats-server and by the services
 #                             query-password       (LOGJET_NATS_URL)
 #                             archiver-password
+#                             admin-password       the system account's user "admin", for
+#                                                  operators (nats server report ...)
 #   logjet-redis-credentials  password             Redis requirepass and LOGJET_REDIS_URL
 #   logjet-archive-s3         access-key-id        the archiver's S3 keys (prod overlay only); from
 #                             secret-access-key    your provider, not made here: kubectl create
 #                                                  secret generic logjet-archive-s3 --from-file=...
+#   nats-route-tls            tls.crt, tls.key     the NATS cluster routes' certificate and their
+#                             ca.crt               CA (prod overlay only): mutual TLS between the
+#                                                  servers; not made here: cert-manager or your
+#                                                  PKI (docs/kubernetes.md, "NATS cluster routes")
 #
 # Values are random (48 hex digits behind a letter prefix: safe unquoted in nats.conf and in
 # URLs) and never pass through a command line. Secrets are created with `kubectl create` or
@@ -34,7 +40,7 @@ NAMESPACE="log-analytics"
 CONTEXT=""
 MODE="create"
 ARG1="" ARG2=""
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "k8s-secrets: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
@@ -77,7 +83,7 @@ manifest() {
 # Writes the files of each Secret into $WORK/<secret>/<key>.
 new_nats() {
   mkdir -p "$WORK/nats"
-  for u in ingest processor query archiver; do password >"$WORK/nats/$u-password"; done
+  for u in ingest processor query archiver admin; do password >"$WORK/nats/$u-password"; done
 }
 new_redis() { mkdir -p "$WORK/redis"; password >"$WORK/redis/password"; }
 new_dashboard() { mkdir -p "$WORK/dashboard"; api_key >"$WORK/dashboard/query-api-key"; }
@@ -95,7 +101,7 @@ set_key_line() {
 nats_manifest() {
   manifest logjet-nats-credentials "ingest-password=$WORK/nats/ingest-password" \
     "processor-password=$WORK/nats/processor-password" "query-password=$WORK/nats/query-password" \
-    "archiver-password=$WORK/nats/archiver-password"
+    "archiver-password=$WORK/nats/archiver-password" "admin-password=$WORK/nats/admin-password"
 }
 redis_manifest() { manifest logjet-redis-credentials "password=$WORK/redis/password"; }
 dashboard_manifest() { manifest logjet-dashboard-key "query-api-key=$WORK/dashboard/query-api-key"; }

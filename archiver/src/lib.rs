@@ -199,7 +199,8 @@ async fn bind(
     js: &jetstream::Context,
     cfg: &ArchiverConfig,
 ) -> Result<(PullConsumer, u64), JetStreamError> {
-    let info = ljs::ensure_stream(js, ljs::logs_stream_config(&cfg.stream)).await?;
+    let manage = cfg.stream.manage_streams;
+    let info = ljs::ensure_or_find_stream(js, ljs::logs_stream_config(&cfg.stream), manage).await?;
     let consumer = ljs::ensure_consumer(js, &cfg.stream.stream, consumer_config(cfg)).await?;
     let incarnation = u64::try_from(info.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     Ok((consumer, incarnation))

@@ -89,7 +89,11 @@ pub async fn connect(url: &str, name: &str, retry: bool) -> Result<Nats, JetStre
     // options: async-nats would otherwise ignore them, and log them with the server address.
     let (servers, credentials) = split_credentials(url);
     match credentials {
-        Some(Credentials::UserPassword(user, pass)) => opts = opts.user_and_password(user, pass),
+        Some(Credentials::UserPassword(user, pass)) => {
+            opts = opts
+                .custom_inbox_prefix(inbox_prefix(&user))
+                .user_and_password(user, pass)
+        }
         Some(Credentials::Token(token)) => opts = opts.token(token),
         None => {}
     }
@@ -133,6 +137,13 @@ fn observe(status: &OutageTracker, server_errors: &Throttle, event: Event) {
 pub enum Credentials {
     UserPassword(String, String),
     Token(String),
+}
+
+/// The subjects a user's replies come back on (`<prefix>.>`): each NATS user its own, so its
+/// permissions allow its replies without allowing every `_INBOX.>` (where it could read the
+/// replies meant for another service). The nats-auth.conf of the manifests allows exactly this.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
 }
 
 /// Removes `user:pass@` (or `token@`) from every server of a comma-separated NATS URL and returns
@@ -248,6 +259,25 @@ pub async fn ensure_stream(
             stream: name,
             message: e.to_string(),
         })
+}
+
+/// With `manage` ([`StreamSettings::manage_streams`]), [`ensure_stream`]; without, the stream as
+/// it is: a service whose NATS user may not create or update streams waits for one that may.
+pub async fn ensure_or_find_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+    manage: bool,
+) -> Result<stream::Info, JetStreamError> {
+    if manage {
+        return ensure_stream(js, config).await;
+    }
+    match js.get_stream(&config.name).await {
+        Ok(stream) => Ok(stream.cached_info().clone()),
+        Err(e) => Err(JetStreamError::Stream {
+            message: format!("{e} (this service does not create it: manage_streams is off)"),
+            stream: config.name,
+        }),
+    }
 }
 
 /// A durable pull consumer of the LOGS stream (every subject), with explicit acks: the

@@ -209,7 +209,8 @@ pub async fn serve(cfg: IngestConfig, shutdown: CancellationToken) -> Result<(),
     Ingest::build(cfg).await?.run(shutdown).await
 }
 
-/// Makes sure the LOGS and dead-letter streams exist: at start, whenever a publish finds no
+/// Makes sure the LOGS and dead-letter streams exist (or, without `manage_streams`, that LOGS
+/// does: another service creates it): at start, whenever a publish finds no
 /// stream (NATS restarted on an empty store), and every 30 s. Only while NATS is connected (a NATS
 /// outage is NATS's tracker's to log); a stream that cannot be made is said once, with reminders.
 async fn keep_stream(nats: Nats, state: AppState, shutdown: CancellationToken) {
@@ -222,8 +223,15 @@ async fn keep_stream(nats: Nats, state: AppState, shutdown: CancellationToken) {
     loop {
         let wait = if nats.is_connected() {
             let ensure = async {
-                ljs::ensure_stream(&js, ljs::logs_stream_config(&state.cfg.stream)).await?;
-                ljs::ensure_stream(&js, ljs::dlq_stream_config(&state.cfg.stream)).await
+                let settings = &state.cfg.stream;
+                let manage = settings.manage_streams;
+                ljs::ensure_or_find_stream(&js, ljs::logs_stream_config(settings), manage).await?;
+                // Ingest never writes the dead-letter stream: it only creates it for the
+                // processors, when it manages the streams.
+                if manage {
+                    ljs::ensure_stream(&js, ljs::dlq_stream_config(settings)).await?;
+                }
+                Ok::<_, JetStreamError>(())
             };
             let result = tokio::select! {
                 r = ensure => r,

@@ -226,8 +226,9 @@ async fn bind(
     js: &async_nats::jetstream::Context,
     cfg: &ProcessorConfig,
 ) -> Result<(PullConsumer, String), JetStreamError> {
-    let info = ljs::ensure_stream(js, ljs::logs_stream_config(&cfg.stream)).await?;
-    ljs::ensure_stream(js, ljs::dlq_stream_config(&cfg.stream)).await?;
+    let manage = cfg.stream.manage_streams;
+    let info = ljs::ensure_or_find_stream(js, ljs::logs_stream_config(&cfg.stream), manage).await?;
+    ljs::ensure_or_find_stream(js, ljs::dlq_stream_config(&cfg.stream), manage).await?;
     let consumer = ljs::ensure_processor_consumer(js, cfg).await?;
     Ok((consumer, ljs::stream_incarnation(&info)))
 }

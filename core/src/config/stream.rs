@@ -23,6 +23,10 @@ pub struct StreamSettings {
     pub stream_duplicate_window: Duration,
     /// Dead-letter stream for payloads that can never be parsed.
     pub dlq_stream: String,
+    /// This service creates the streams and brings them to these settings. `false`: it only
+    /// waits for them to exist (a NATS user without stream-admin rights: ingest in the
+    /// manifests, docs/security.md).
+    pub manage_streams: bool,
 }
 
 impl Default for StreamSettings {
@@ -34,6 +38,7 @@ impl Default for StreamSettings {
             stream_replicas: 1,
             stream_duplicate_window: Duration::from_secs(120),
             dlq_stream: "LOGS_DLQ".into(),
+            manage_streams: true,
         }
     }
 }

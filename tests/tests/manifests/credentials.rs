@@ -124,9 +124,16 @@ fn every_nats_user_shares_its_secret_key_with_the_server() {
     for (overlay, m) in overlays() {
         let nats_env = env_of(&m, "nats", Some("nats"));
         let conf = m.config_file("nats.conf").unwrap();
+        assert!(conf.contains("include ./nats-auth.conf"), "{overlay}");
+        let conf = m.config_file("nats-auth.conf").unwrap();
+        // The services' users in the account LOGJET (KEDA reads it), the operators' in SYS:
+        // every user in an account, so a client without credentials is refused.
         assert!(
-            !conf.lines().any(|l| l.trim_start().starts_with("accounts")),
-            "{overlay}: nats.conf defines accounts; KEDA reads the global account $G"
+            conf.contains("LOGJET {")
+                && conf.contains("jetstream: enabled")
+                && conf.contains("system_account: SYS")
+                && !conf.contains("authorization"),
+            "{overlay}: nats-auth.conf: accounts LOGJET and SYS, no users outside them"
         );
         assert!(
             !conf.contains("no_auth_user"),
@@ -238,7 +245,8 @@ fn allowed_secrets(workload: &str) -> &'static [&'static str] {
             "logjet-redis-credentials",
         ],
         "dashboard" => &[],
-        "nats" => &["logjet-nats-credentials"],
+        // nats-route-tls: the prod cluster's route certificates.
+        "nats" => &["logjet-nats-credentials", "nats-route-tls"],
         "redis" => &["logjet-redis-credentials"],
         other => panic!("unexpected workload {other}"),
     }
@@ -300,6 +308,8 @@ fn every_overlay_uses_the_same_secret_keys() {
                     // The one difference by design: only the prod overlay's archive is in S3
                     // (kind's is a volume, no credentials).
                     .filter(|r| r.base_name() != "logjet-archive-s3")
+                    // Nor the route certificates: only the prod overlay runs a cluster.
+                    .filter(|r| r.base_name() != "nats-route-tls")
                     .map(|r| (r.base_name().to_string(), r.key.clone()))
                     .collect();
                 (w.name().to_string(), refs)

@@ -63,6 +63,12 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
     );
     let conf_path = dir.path().join("nats.conf");
     std::fs::write(&conf_path, conf).unwrap();
+    // Included by nats.conf: the users and their permissions.
+    std::fs::write(
+        dir.path().join("nats-auth.conf"),
+        m.config_file("nats-auth.conf").unwrap(),
+    )
+    .unwrap();
     let mut server = tokio::process::Command::new(logjet_tests::servers::nats_server_bin());
     server.arg("--config").arg(&conf_path);
     for (k, v) in env_of(&m, "nats", Some("nats")).values() {
@@ -120,7 +126,9 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
             .is_err(),
         "NATS accepted a wrong password"
     );
-    let client = async_nats::ConnectOptions::with_user_and_password(user, pass)
+    // Its replies on its own inbox prefix, the only one its permissions allow (nats-auth.conf).
+    let client = async_nats::ConnectOptions::with_user_and_password(user.clone(), pass)
+        .custom_inbox_prefix(logjet_core::jetstream::inbox_prefix(&user))
         .connect(&plain)
         .await
         .expect("the processor's NATS user and password from the manifests");
@@ -165,7 +173,7 @@ async fn keda_would_scale_the_processor_by_lag_as_configured() {
     let batch = consumer.fetch().max_messages(100).messages().await.unwrap();
     let held: Vec<_> = futures::StreamExt::collect::<Vec<_>>(batch).await;
     assert_eq!(held.len(), 100);
-    let lag = keda_lag(&monitor, "$G", "LOGS", "processor").await;
+    let lag = keda_lag(&monitor, "LOGJET", "LOGS", "processor").await;
     assert_eq!(
         lag, 25_000,
         "num_pending fell by 100, num_ack_pending rose by 100"

@@ -47,11 +47,30 @@ fn scaling_is_keda_for_the_processor_and_hpa_for_the_rest() {
                 "{overlay}: consumer"
             );
             assert_eq!(meta("consumer"), Some(so.target.as_str()), "{overlay}");
-            assert_eq!(meta("account"), Some("$G"), "{overlay}: account");
+            assert_eq!(meta("account"), Some("LOGJET"), "{overlay}: account");
+            // The headless service: its name resolves to every server, each asked by the scaler.
+            assert_eq!(
+                meta("natsServerMonitoringEndpoint"),
+                Some("nats-headless.log-analytics.svc.cluster.local:8222"),
+                "{overlay}: {}",
+                so.name
+            );
+            // NATS monitoring unreadable: a fixed replica count, within the bounds, not a guess.
+            let o = m.find("ScaledObject", &so.name).unwrap();
+            let threshold = o
+                .typed::<Option<u64>>(&["spec", "fallback", "failureThreshold"])
+                .unwrap();
+            let replicas = o
+                .typed::<Option<u64>>(&["spec", "fallback", "replicas"])
+                .unwrap()
+                .unwrap_or_else(|| panic!("{overlay}: {} has no fallback", so.name));
+            assert!(threshold.is_some_and(|t| t >= 1), "{overlay}: {}", so.name);
             assert!(
-                meta("natsServerMonitoringEndpoint")
-                    .unwrap()
-                    .ends_with(":8222")
+                (so.min.max(1)..=so.max).contains(&replicas),
+                "{overlay}: {} fallback.replicas {replicas} outside [{}, {}]",
+                so.name,
+                so.min,
+                so.max
             );
             // What one replica holds unacknowledged: a fetch for the processor; for the
             // archiver, its open segments' messages (it cuts at half of max_ack_pending).
