@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::telemetry::LogFormat;
 
+mod alerts;
 mod archive;
 mod archive_read;
 mod dashboard;
 mod ingest_memory;
 mod loki;
+pub use alerts::AlertSettings;
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};
@@ -658,6 +660,8 @@ pub struct QueryConfig {
     #[serde(flatten)]
     pub archive_read: ArchiveReadSettings,
     pub loki: LokiSettings,
+    #[serde(flatten)]
+    pub alerts: AlertSettings,
     /// Largest accepted request body (a query), bytes; more is refused with 413.
     pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
@@ -685,6 +689,7 @@ impl Default for QueryConfig {
             archive: ArchiveSettings::default(),
             archive_read: ArchiveReadSettings::default(),
             loki: LokiSettings::default(),
+            alerts: AlertSettings::default(),
             max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
@@ -716,6 +721,7 @@ impl ServiceConfig for QueryConfig {
         self.archive.validate()?;
         self.archive_read.validate()?;
         self.loki.validate()?;
+        self.alerts.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }
