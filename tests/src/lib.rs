@@ -1,6 +1,7 @@
 //! Harness for logjet's system tests: real servers ([`servers`]), the services in-process
 //! ([`platform`]) or as processes ([`process`]). The tests themselves live in `tests/tests/`.
 
+pub mod alertmanager;
 pub mod bench;
 pub mod browser;
 pub mod container_start;

@@ -55,6 +55,8 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(urls: Vec<String>) -> Notifier {
+        // reqwest here is built on rustls without a default provider (core's `archive`).
+        logjet_core::archive::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

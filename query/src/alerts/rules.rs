@@ -464,6 +464,13 @@ groups:
     }
 
     #[test]
+    fn the_kubernetes_example_rules_load() {
+        let text = include_str!("../../../kustomize/base/config/alert-rules.yml");
+        let g = parse(text).unwrap();
+        assert_eq!(g.iter().map(|g| g.rules.len()).sum::<usize>(), 3);
+    }
+
+    #[test]
     fn loads_a_directory_and_refuses_duplicate_groups() {
         let dir = tempfile::tempdir().unwrap();
         let rule = "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'vector(1)'}\n";
