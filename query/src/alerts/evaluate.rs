@@ -43,7 +43,7 @@ async fn active_elements(st: &AppState, rule: &Rule, now: DateTime<Utc>) -> Resu
             window,
             baseline,
         } => {
-            let minutes = |d: std::time::Duration| (d.as_secs() as i64).div_ceil(60);
+            let minutes = |d: std::time::Duration| (d.as_secs() as i64 + 59) / 60;
             let (window_m, baseline_m) = (minutes(*window), minutes(*baseline));
             let last_minute = Bucket::M1.start(now.timestamp());
             let q = PatternQuery {
