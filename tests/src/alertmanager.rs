@@ -43,7 +43,10 @@ impl Alertmanager {
         let port = free_port();
         let child = Command::new(alertmanager_bin())
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // No gossip: one instance, and no port to collide with other tests.
             .arg("--cluster.listen-address=")
@@ -65,7 +68,10 @@ impl Alertmanager {
             {
                 return am;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "alertmanager not ready after 20 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "alertmanager not ready after 20 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

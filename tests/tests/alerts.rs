@@ -63,7 +63,10 @@ impl Setup {
             ("LOGJET_NATS_URL", self.p.nats.url()),
             ("LOGJET_REDIS_URL", self.p.redis.url()),
             ("LOGJET_ARCHIVE_URL", "off".to_string()),
-            ("LOGJET_ALERT_RULES", self.rules.path().display().to_string()),
+            (
+                "LOGJET_ALERT_RULES",
+                self.rules.path().display().to_string(),
+            ),
             ("LOGJET_ALERTMANAGER_URL", self.am.url()),
             ("LOGJET_ALERT_RESEND_DELAY", resend.to_string()),
             ("LOGJET_ALERT_LEASE_TTL", "3s".to_string()),
@@ -75,7 +78,10 @@ impl Setup {
 
     async fn send(&self, events: &[Value]) {
         let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
-        assert_eq!(self.p.post("application/x-ndjson", body).await.status(), 202);
+        assert_eq!(
+            self.p.post("application/x-ndjson", body).await.status(),
+            202
+        );
     }
 
     /// Posts 3 `pay` errors every 300 ms (about 40 in the rule's 4 s window) until stopped.
@@ -154,24 +160,33 @@ async fn an_error_burst_fires_after_for_with_its_labels_and_resolves_after_it() 
     let burst = s.burst();
 
     // Pending first (Alertmanager has nothing yet), then firing.
-    let pending = until("pending in /api/v1/alerts", Duration::from_secs(30), || async {
-        let v = get_json(&http, format!("{}/api/v1/alerts", q.url)).await;
-        let a = v["data"]["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["labels"]["alertname"] == "PayErrorBurst")
-            .cloned()?;
-        (a["state"] == "pending").then_some(a)
-    })
+    let pending = until(
+        "pending in /api/v1/alerts",
+        Duration::from_secs(30),
+        || async {
+            let v = get_json(&http, format!("{}/api/v1/alerts", q.url)).await;
+            let a = v["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "PayErrorBurst")
+                .cloned()?;
+            (a["state"] == "pending").then_some(a)
+        },
+    )
     .await;
-    assert!(s.am.alerts_named("PayErrorBurst").await.is_empty(), "not sent while pending");
+    assert!(
+        s.am.alerts_named("PayErrorBurst").await.is_empty(),
+        "not sent while pending"
+    );
     assert_eq!(pending["labels"]["service"], "pay");
     let active_at = time(&pending["activeAt"]);
 
-    let fired = until("PayErrorBurst in Alertmanager", Duration::from_secs(30), || async {
-        s.am.alerts_named("PayErrorBurst").await.into_iter().next()
-    })
+    let fired = until(
+        "PayErrorBurst in Alertmanager",
+        Duration::from_secs(30),
+        || async { s.am.alerts_named("PayErrorBurst").await.into_iter().next() },
+    )
     .await;
     let starts_at = time(&fired["startsAt"]);
     assert!(
@@ -190,25 +205,38 @@ async fn an_error_burst_fires_after_for_with_its_labels_and_resolves_after_it() 
         .unwrap_or_else(|| panic!("summary {summary:?}"));
     assert!(n > 5.0, "{summary}");
     assert!(
-        fired["generatorURL"].as_str().unwrap().ends_with("/api/v1/rules"),
+        fired["generatorURL"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/v1/rules"),
         "{fired}"
     );
 
     // Re-sent while firing: Alertmanager's updatedAt moves on (resend delay 1s).
     let updated = time(&fired["updatedAt"]);
     until("re-sent while firing", Duration::from_secs(10), || async {
-        let a = s.am.alerts_named("PayErrorBurst").await.into_iter().next()?;
+        let a =
+            s.am.alerts_named("PayErrorBurst")
+                .await
+                .into_iter()
+                .next()?;
         (time(&a["updatedAt"]) > updated + chrono::Duration::seconds(1)).then_some(())
     })
     .await;
     assert_eq!(metric(&http, &q.url, "logjet_alerts_firing").await, 1);
-    assert_eq!(metric(&http, &q.url, "logjet_alert_evaluator_leader").await, 1);
+    assert_eq!(
+        metric(&http, &q.url, "logjet_alert_evaluator_leader").await,
+        1
+    );
 
     // The rules in Prometheus's shape.
     let rules = get_json(&http, format!("{}/api/v1/rules", q.url)).await;
     assert_eq!(rules["status"], "success");
     let g = &rules["data"]["groups"][0];
-    assert_eq!((g["name"].as_str(), g["interval"].as_f64()), (Some("burst"), Some(1.0)));
+    assert_eq!(
+        (g["name"].as_str(), g["interval"].as_f64()),
+        (Some("burst"), Some(1.0))
+    );
     let r = &g["rules"][0];
     assert_eq!(r["type"], "alerting");
     assert_eq!(r["state"], "firing");
@@ -221,19 +249,33 @@ async fn an_error_burst_fires_after_for_with_its_labels_and_resolves_after_it() 
 
     // After the burst the window empties: resolved in Alertmanager and in /api/v1/alerts.
     burst.stop().await;
-    until("resolved in Alertmanager", Duration::from_secs(30), || async {
-        s.am.alerts_named("PayErrorBurst").await.is_empty().then_some(())
-    })
+    until(
+        "resolved in Alertmanager",
+        Duration::from_secs(30),
+        || async {
+            s.am.alerts_named("PayErrorBurst")
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
     .await;
     let v = get_json(&http, format!("{}/api/v1/alerts", q.url)).await;
     assert!(
-        !v["data"]["alerts"].as_array().unwrap().iter().any(|a| a["labels"]["alertname"] == "PayErrorBurst"),
+        !v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "PayErrorBurst"),
         "{v}"
     );
     assert_eq!(metric(&http, &q.url, "logjet_alerts_firing").await, 0);
     assert!(metric(&http, &q.url, "logjet_alert_evaluations_total").await > 5);
     assert!(metric(&http, &q.url, "logjet_alert_notifications_total").await >= 3);
-    assert_eq!(metric(&http, &q.url, "logjet_alert_evaluation_failures_total").await, 0);
+    assert_eq!(
+        metric(&http, &q.url, "logjet_alert_evaluation_failures_total").await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -258,12 +300,16 @@ async fn a_new_message_pattern_fires_its_alert() {
     .await;
     assert!(s.am.alerts_named("NewShopPattern").await.is_empty());
 
-    s.send(&[json!({"ts": Utc::now().to_rfc3339(), "service": "shop", "level": "error",
-                    "message": "payment gateway timeout after 30s for order o-77"})])
-        .await;
-    let a = until("NewShopPattern in Alertmanager", Duration::from_secs(30), || async {
-        s.am.alerts_named("NewShopPattern").await.into_iter().next()
-    })
+    s.send(&[
+        json!({"ts": Utc::now().to_rfc3339(), "service": "shop", "level": "error",
+                    "message": "payment gateway timeout after 30s for order o-77"}),
+    ])
+    .await;
+    let a = until(
+        "NewShopPattern in Alertmanager",
+        Duration::from_secs(30),
+        || async { s.am.alerts_named("NewShopPattern").await.into_iter().next() },
+    )
     .await;
     assert_eq!(a["labels"]["service"], "shop");
     assert_eq!(a["labels"]["severity"], "info");
@@ -295,7 +341,10 @@ async fn a_killed_evaluator_restarted_neither_duplicates_nor_loses_the_resolve()
     })
     .await;
     let ends_at = time(&fired["endsAt"]);
-    assert!(ends_at - Utc::now() > chrono::Duration::seconds(30), "{fired}");
+    assert!(
+        ends_at - Utc::now() > chrono::Duration::seconds(30),
+        "{fired}"
+    );
     let http = s.p.http.clone();
     let firing_since = |url: String| {
         let http = http.clone();
@@ -319,13 +368,20 @@ async fn a_killed_evaluator_restarted_neither_duplicates_nor_loses_the_resolve()
     q.signal(9);
     let _ = q.wait_exit(Instant::now(), Duration::from_secs(10)).await;
     let q = s.evaluator("10s").await;
-    until("the restarted evaluator holds the lease", Duration::from_secs(20), || async {
-        (metric(&http, &q.url, "logjet_alert_evaluations_total").await >= 3).then_some(())
-    })
+    until(
+        "the restarted evaluator holds the lease",
+        Duration::from_secs(20),
+        || async {
+            (metric(&http, &q.url, "logjet_alert_evaluations_total").await >= 3).then_some(())
+        },
+    )
     .await;
     let now = s.am.alerts_named("PayErrorBurst").await;
     assert_eq!(now.len(), 1, "{now:?}");
-    assert_eq!(now[0]["startsAt"], fired["startsAt"], "the same alert, not a new one");
+    assert_eq!(
+        now[0]["startsAt"], fired["startsAt"],
+        "the same alert, not a new one"
+    );
     // The evaluator's own state carried over: still firing (not pending again for `for`),
     // active since the same time. (Alertmanager alone could not tell: it keeps the earliest
     // `startsAt` of a label set it still holds.)
@@ -345,11 +401,21 @@ async fn a_killed_evaluator_restarted_neither_duplicates_nor_loses_the_resolve()
     assert_eq!(held.len(), 1, "still firing in Alertmanager");
     let last_ends_at = time(&held[0]["endsAt"]);
     let _q = s.evaluator("10s").await;
-    until("resolved by the restarted evaluator", Duration::from_secs(20), || async {
-        s.am.alerts_named("PayErrorBurst").await.is_empty().then_some(())
-    })
+    until(
+        "resolved by the restarted evaluator",
+        Duration::from_secs(20),
+        || async {
+            s.am.alerts_named("PayErrorBurst")
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
     .await;
-    assert!(Utc::now() < last_ends_at, "resolved before the alert could time out");
+    assert!(
+        Utc::now() < last_ends_at,
+        "resolved before the alert could time out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -380,9 +446,15 @@ async fn of_two_evaluators_one_fires_and_the_other_takes_over() {
         metric(&http, &b.url, "logjet_alert_notifications_total").await,
     );
     if la == 1 {
-        assert!(ea > 0 && eb == 0 && nf_b == 0, "only the leader evaluates: {ea} {eb} {nf_b}");
+        assert!(
+            ea > 0 && eb == 0 && nf_b == 0,
+            "only the leader evaluates: {ea} {eb} {nf_b}"
+        );
     } else {
-        assert!(eb > 0 && ea == 0 && nf_a == 0, "only the leader evaluates: {ea} {eb} {nf_a}");
+        assert!(
+            eb > 0 && ea == 0 && nf_a == 0,
+            "only the leader evaluates: {ea} {eb} {nf_a}"
+        );
     }
     assert_eq!(s.am.alerts_named("PayErrorBurst").await.len(), 1);
 
@@ -400,16 +472,24 @@ async fn of_two_evaluators_one_fires_and_the_other_takes_over() {
                 .map(|a| (a["state"].clone(), a["activeAt"].clone()))
         }
     };
-    let before = alert_of(dead.url.clone()).await.expect("firing on the leader");
+    let before = alert_of(dead.url.clone())
+        .await
+        .expect("firing on the leader");
     assert_eq!(before.0, "firing");
     dead.signal(9);
-    let _ = dead.wait_exit(Instant::now(), Duration::from_secs(10)).await;
+    let _ = dead
+        .wait_exit(Instant::now(), Duration::from_secs(10))
+        .await;
     until("the other takes over", Duration::from_secs(20), || async {
         (metric(&http, &alive.url, "logjet_alert_evaluator_leader").await == 1).then_some(())
     })
     .await;
     until("the survivor re-sends", Duration::from_secs(10), || async {
-        let x = s.am.alerts_named("PayErrorBurst").await.into_iter().next()?;
+        let x =
+            s.am.alerts_named("PayErrorBurst")
+                .await
+                .into_iter()
+                .next()?;
         (time(&x["updatedAt"]) > Utc::now() - chrono::Duration::seconds(2)).then_some(())
     })
     .await;
@@ -421,7 +501,10 @@ async fn of_two_evaluators_one_fires_and_the_other_takes_over() {
     assert_eq!(alert_of(alive.url.clone()).await, Some(before));
     burst.stop().await;
     until("resolved", Duration::from_secs(30), || async {
-        s.am.alerts_named("PayErrorBurst").await.is_empty().then_some(())
+        s.am.alerts_named("PayErrorBurst")
+            .await
+            .is_empty()
+            .then_some(())
     })
     .await;
     assert_eq!(metric(&http, &alive.url, "logjet_alerts_firing").await, 0);

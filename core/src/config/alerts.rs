@@ -92,7 +92,10 @@ mod tests {
             alertmanager_url: "http://am-0:9093/, http://am-1:9093".into(),
             ..Default::default()
         };
-        assert_eq!(s.alertmanagers(), vec!["http://am-0:9093", "http://am-1:9093"]);
+        assert_eq!(
+            s.alertmanagers(),
+            vec!["http://am-0:9093", "http://am-1:9093"]
+        );
         assert!(s.validate().is_ok());
         let bad = AlertSettings {
             alertmanager_url: "am:9093".into(),
@@ -108,6 +111,11 @@ mod tests {
             alert_lease_ttl: Duration::from_millis(10),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("alert_lease_ttl"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("alert_lease_ttl")
+        );
     }
 }

@@ -44,12 +44,22 @@ async fn states(a: &Alerting) -> Result<Vec<Vec<RuleState>>, String> {
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, as Prometheus prints alert values.
 pub fn go_float(v: f64) -> String {
     if !v.is_finite() {
-        return if v.is_nan() { "NaN".into() } else if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = format!("{v:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    format!(
+        "{mantissa}e{}{:02}",
+        if exp < 0 { '-' } else { '+' },
+        exp.abs()
+    )
 }
 
 fn alert_json(s: &RuleState) -> Vec<Value> {
@@ -78,7 +88,10 @@ async fn rules(State(st): State<AppState>) -> Response {
     };
     let health = a.health();
     let ts = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+        t.map_or_else(
+            || "0001-01-01T00:00:00Z".to_string(),
+            |t| t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        )
     };
     let groups: Vec<Value> = a
         .groups

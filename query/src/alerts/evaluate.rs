@@ -17,7 +17,11 @@ use crate::loki::eval::Value;
 use crate::patterns::{PatternQuery, read_templates};
 
 /// What was found active, and for pattern rules the template texts by `pattern_id`.
-async fn active_elements(st: &AppState, rule: &Rule, now: DateTime<Utc>) -> Result<Vec<Active>, String> {
+async fn active_elements(
+    st: &AppState,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> Result<Vec<Active>, String> {
     let mut out = Vec::new();
     match &rule.kind {
         RuleKind::LogQl { expr, .. } => {
@@ -175,7 +179,8 @@ pub async fn run_group(st: AppState, a: Arc<Alerting>, gi: usize, shutdown: Canc
             };
             match result {
                 Ok(active) => {
-                    let for_ = chrono::Duration::from_std(rule.for_).unwrap_or(chrono::Duration::MAX);
+                    let for_ =
+                        chrono::Duration::from_std(rule.for_).unwrap_or(chrono::Duration::MAX);
                     states[ri].apply(active, for_, now);
                 }
                 Err(e) => {
@@ -186,7 +191,15 @@ pub async fn run_group(st: AppState, a: Arc<Alerting>, gi: usize, shutdown: Canc
                     health.last_error = Some(e);
                 }
             }
-            a.send(&mut states[ri], &group.name, &rule.name, now, resend, valid_for).await;
+            a.send(
+                &mut states[ri],
+                &group.name,
+                &rule.name,
+                now,
+                resend,
+                valid_for,
+            )
+            .await;
             firing += states[ri].firing();
             health.evaluation_secs = rule_started.elapsed().as_secs_f64();
             a.set_health(gi, ri, health);
@@ -196,7 +209,9 @@ pub async fn run_group(st: AppState, a: Arc<Alerting>, gi: usize, shutdown: Canc
                     Ok(raw) if raw != persisted[ri] => {
                         match super::store_state(kv, &group.name, &rule.name, raw.clone()).await {
                             Ok(()) => persisted[ri] = raw,
-                            Err(e) => tracing::warn!(group = %group.name, rule = %rule.name, error = %e, "writing alert state failed"),
+                            Err(e) => {
+                                tracing::warn!(group = %group.name, rule = %rule.name, error = %e, "writing alert state failed")
+                            }
                         }
                     }
                     _ => {}

@@ -86,10 +86,7 @@ impl Lease {
                 let free = current
                     .as_ref()
                     .is_none_or(|c| c.holder == self.holder || c.until_ms < now_ms);
-                free && kv
-                    .update(LEASE_KEY, value.into(), e.revision)
-                    .await
-                    .is_ok()
+                free && kv.update(LEASE_KEY, value.into(), e.revision).await.is_ok()
             }
             // Never taken, or released (a delete marker): create fails if another got there first.
             Some(e) => kv.update(LEASE_KEY, value.into(), e.revision).await.is_ok(),

@@ -54,7 +54,11 @@ impl AlertMetrics {
                 "logjet_alert_evaluation_failures_total",
                 "Alert rule evaluations that failed (the rule's alerts are left as they were).",
             ),
-            firing: gauge(registry, "logjet_alerts_firing", "Alerts firing, on the evaluating replica."),
+            firing: gauge(
+                registry,
+                "logjet_alerts_firing",
+                "Alerts firing, on the evaluating replica.",
+            ),
             notifications: counter(
                 "logjet_alert_notifications_total",
                 "Alerts (firing or resolved) sent to Alertmanager.",
@@ -114,7 +118,10 @@ impl Alerting {
         if cfg.alert_rules.trim().is_empty() {
             return Ok(None);
         }
-        let groups = rules::load(Path::new(cfg.alert_rules.trim()), cfg.alert_default_interval)?;
+        let groups = rules::load(
+            Path::new(cfg.alert_rules.trim()),
+            cfg.alert_default_interval,
+        )?;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "query".into());
         let holder = format!(
             "{host}-{}-{}",
@@ -157,11 +164,14 @@ impl Alerting {
     pub fn spawn(self: &Arc<Self>, st: crate::AppState, shutdown: CancellationToken) {
         let a = self.clone();
         tokio::spawn(async move {
-            let js = logjet_core::jetstream::context(st.tails.client.clone(), Duration::from_secs(5));
+            let js =
+                logjet_core::jetstream::context(st.tails.client.clone(), Duration::from_secs(5));
             let store = loop {
                 match open_bucket(&js, a.state_ttl).await {
                     Ok(s) => break s,
-                    Err(e) => tracing::warn!(error = %e, "alert state bucket unavailable; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "alert state bucket unavailable; retrying")
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -170,7 +180,12 @@ impl Alerting {
             };
             let _ = a.kv.set(store.clone());
             for gi in 0..a.groups.len() {
-                tokio::spawn(evaluate::run_group(st.clone(), a.clone(), gi, shutdown.child_token()));
+                tokio::spawn(evaluate::run_group(
+                    st.clone(),
+                    a.clone(),
+                    gi,
+                    shutdown.child_token(),
+                ));
             }
             let leader = a.metrics.leader.clone();
             let lease = a.lease.clone();
@@ -255,7 +270,9 @@ impl Alerting {
             if let Some(slot) = g.get_mut(gi) {
                 slot.firing = n;
             }
-            self.metrics.firing.set(g.iter().map(|g| g.firing).sum::<usize>() as i64);
+            self.metrics
+                .firing
+                .set(g.iter().map(|g| g.firing).sum::<usize>() as i64);
         }
     }
 
@@ -264,7 +281,10 @@ impl Alerting {
     }
 }
 
-async fn open_bucket(js: &async_nats::jetstream::Context, max_age: Duration) -> Result<Store, String> {
+async fn open_bucket(
+    js: &async_nats::jetstream::Context,
+    max_age: Duration,
+) -> Result<Store, String> {
     if let Ok(s) = js.get_key_value(BUCKET).await {
         return Ok(s);
     }
@@ -294,8 +314,16 @@ pub fn state_key(group: &str, rule: &str) -> String {
 }
 
 /// A rule's stored state (empty if none) and its stored bytes.
-pub async fn load_state(kv: &Store, group: &str, rule: &str) -> Result<(RuleState, Vec<u8>), String> {
-    match kv.get(state_key(group, rule)).await.map_err(|e| e.to_string())? {
+pub async fn load_state(
+    kv: &Store,
+    group: &str,
+    rule: &str,
+) -> Result<(RuleState, Vec<u8>), String> {
+    match kv
+        .get(state_key(group, rule))
+        .await
+        .map_err(|e| e.to_string())?
+    {
         None => Ok((RuleState::default(), Vec::new())),
         Some(raw) => match serde_json::from_slice(&raw) {
             Ok(s) => Ok((s, raw.to_vec())),
@@ -319,7 +347,10 @@ mod tests {
     #[test]
     fn state_keys_are_valid_kv_keys_and_distinct() {
         let k = super::state_key("g/1", "A b");
-        assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'), "{k}");
+        assert!(
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'),
+            "{k}"
+        );
         assert_ne!(super::state_key("a", "bc"), super::state_key("ab", "c"));
     }
 }

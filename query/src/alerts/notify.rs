@@ -26,7 +26,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// What Alertmanager is told of `a` at `now`: a firing alert ends at `valid_for` from now unless
 /// re-sent (so one whose evaluator died resolves by itself), a resolved one at its resolve time.
-pub fn postable(a: &Alert, now: DateTime<Utc>, valid_for: chrono::Duration, generator_url: &str) -> Postable {
+pub fn postable(
+    a: &Alert,
+    now: DateTime<Utc>,
+    valid_for: chrono::Duration,
+    generator_url: &str,
+) -> Postable {
     let ends_at = match (a.phase, a.resolved_at) {
         (AlertPhase::Inactive, Some(r)) => r,
         _ => now + valid_for,
@@ -122,7 +127,12 @@ mod tests {
             last_sent: None,
         };
         let now = t0 + chrono::Duration::seconds(10);
-        let p = postable(&a, now, chrono::Duration::seconds(240), "http://q/api/v1/rules");
+        let p = postable(
+            &a,
+            now,
+            chrono::Duration::seconds(240),
+            "http://q/api/v1/rules",
+        );
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["startsAt"], "2023-11-14T22:13:25.000Z");
         assert_eq!(json["endsAt"], "2023-11-14T22:17:30.000Z");
@@ -130,6 +140,9 @@ mod tests {
         assert_eq!(json["labels"]["alertname"], "A");
         a.phase = AlertPhase::Inactive;
         a.resolved_at = Some(now);
-        assert_eq!(postable(&a, now, chrono::Duration::seconds(240), "").ends_at, "2023-11-14T22:13:30.000Z");
+        assert_eq!(
+            postable(&a, now, chrono::Duration::seconds(240), "").ends_at,
+            "2023-11-14T22:13:30.000Z"
+        );
     }
 }

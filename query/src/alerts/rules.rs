@@ -121,7 +121,9 @@ impl Rule {
                 baseline,
             } => format!(
                 "pattern: new, service: {service}{}, window: {}, baseline: {}",
-                level.map(|l| format!(", level: {}", l.as_str())).unwrap_or_default(),
+                level
+                    .map(|l| format!(", level: {}", l.as_str()))
+                    .unwrap_or_default(),
                 humantime::format_duration(*window),
                 humantime::format_duration(*baseline)
             ),
@@ -140,11 +142,7 @@ pub fn load(path: &Path, default_interval: Duration) -> Result<Vec<Group>, Rules
             .map_err(|e| read_err(path, e))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && p.extension()
-                        .is_some_and(|x| x == "yml" || x == "yaml")
-            })
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
             .collect();
         files.sort();
         files
@@ -160,7 +158,9 @@ pub fn load(path: &Path, default_interval: Duration) -> Result<Vec<Group>, Rules
                 return Err(RulesError::Group {
                     path: f,
                     group: g.name,
-                    problem: "a group of this name is already loaded (names are unique across files)".into(),
+                    problem:
+                        "a group of this name is already loaded (names are unique across files)"
+                            .into(),
                 });
             }
             groups.push(g);
@@ -213,7 +213,8 @@ pub fn parse_file(
                 rule: label.clone(),
                 problem,
             };
-            let doc: RuleDoc = serde_yaml_ng::from_value(value).map_err(|e| rule_err(e.to_string()))?;
+            let doc: RuleDoc =
+                serde_yaml_ng::from_value(value).map_err(|e| rule_err(e.to_string()))?;
             let rule = rule(doc).map_err(rule_err)?;
             if !names.insert(rule.name.clone()) {
                 return Err(rule_err("another rule of this group has this name".into()));
@@ -246,7 +247,12 @@ fn rule(d: RuleDoc) -> Result<Rule, String> {
     if !label_name(&name) {
         return Err(format!("`alert`: {name:?} is not a valid alert name"));
     }
-    let for_ = d.for_.as_deref().map(duration).transpose()?.unwrap_or_default();
+    let for_ = d
+        .for_
+        .as_deref()
+        .map(duration)
+        .transpose()?
+        .unwrap_or_default();
     for k in d.labels.keys() {
         if !label_name(k) || k.starts_with("__") {
             return Err(format!("`labels`: {k:?} is not a valid label name"));
@@ -254,7 +260,9 @@ fn rule(d: RuleDoc) -> Result<Rule, String> {
     }
     for k in d.annotations.keys() {
         if !label_name(k) {
-            return Err(format!("`annotations`: {k:?} is not a valid annotation name"));
+            return Err(format!(
+                "`annotations`: {k:?} is not a valid annotation name"
+            ));
         }
     }
     for (k, v) in d.labels.iter().chain(&d.annotations) {
@@ -262,10 +270,19 @@ fn rule(d: RuleDoc) -> Result<Rule, String> {
     }
     let kind = match (d.expr, d.pattern) {
         (Some(_), Some(_)) => return Err("set `expr` or `pattern`, not both".into()),
-        (None, None) => return Err("`expr` (a LogQL metric query) or `pattern: new` is missing".into()),
+        (None, None) => {
+            return Err("`expr` (a LogQL metric query) or `pattern: new` is missing".into());
+        }
         (Some(query), None) => {
-            if d.service.is_some() || d.level.is_some() || d.window.is_some() || d.baseline.is_some() {
-                return Err("`service`, `level`, `window` and `baseline` belong to `pattern: new` rules".into());
+            if d.service.is_some()
+                || d.level.is_some()
+                || d.window.is_some()
+                || d.baseline.is_some()
+            {
+                return Err(
+                    "`service`, `level`, `window` and `baseline` belong to `pattern: new` rules"
+                        .into(),
+                );
             }
             match logql::parse(&query).map_err(|e| format!("`expr`: {e}"))? {
                 Expr::Metric(expr) => RuleKind::LogQl { query, expr },
@@ -276,20 +293,38 @@ fn rule(d: RuleDoc) -> Result<Rule, String> {
         }
         (None, Some(p)) => {
             if p != "new" {
-                return Err(format!("`pattern`: {p:?} is not a pattern rule type (only `new`)"));
+                return Err(format!(
+                    "`pattern`: {p:?} is not a pattern rule type (only `new`)"
+                ));
             }
-            let s = d.service.ok_or("`service` is missing (the service whose patterns to watch)")?;
+            let s = d
+                .service
+                .ok_or("`service` is missing (the service whose patterns to watch)")?;
             let service = ServiceName::sanitize(&s)
                 .filter(|n| n.as_str() == s)
                 .ok_or_else(|| format!("`service`: {s:?} is not a service name"))?;
             let level = d
                 .level
-                .map(|l| Level::from_name(&l).ok_or_else(|| format!("`level`: unknown level {l:?}")))
+                .map(|l| {
+                    Level::from_name(&l).ok_or_else(|| format!("`level`: unknown level {l:?}"))
+                })
                 .transpose()?;
-            let window = d.window.as_deref().map(duration).transpose()?.unwrap_or(DEFAULT_WINDOW);
-            let baseline = d.baseline.as_deref().map(duration).transpose()?.unwrap_or(DEFAULT_BASELINE);
+            let window = d
+                .window
+                .as_deref()
+                .map(duration)
+                .transpose()?
+                .unwrap_or(DEFAULT_WINDOW);
+            let baseline = d
+                .baseline
+                .as_deref()
+                .map(duration)
+                .transpose()?
+                .unwrap_or(DEFAULT_BASELINE);
             if window < Duration::from_secs(60) {
-                return Err("`window` must be at least 1m (patterns are counted per minute)".into());
+                return Err(
+                    "`window` must be at least 1m (patterns are counted per minute)".into(),
+                );
             }
             if baseline < Duration::from_secs(60) {
                 return Err("`baseline` must be at least 1m".into());
@@ -325,9 +360,8 @@ fn label_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-static TEMPLATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\{\{\s*([^}]*?)\s*\}\}").expect("static regex")
-});
+static TEMPLATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{\{\s*([^}]*?)\s*\}\}").expect("static regex"));
 
 /// What `{{ … }}` may say: `$value`, `$labels.<name>`, and for pattern rules `$template` and
 /// `$sample` (empty elsewhere).
@@ -430,7 +464,12 @@ groups:
         assert_eq!(r[0].labels["severity"], "page");
         assert!(matches!(r[0].kind, RuleKind::LogQl { .. }));
         match &r[1].kind {
-            RuleKind::NewPattern { window, baseline, level, .. } => {
+            RuleKind::NewPattern {
+                window,
+                baseline,
+                level,
+                ..
+            } => {
                 assert_eq!(*window, Duration::from_secs(300));
                 assert_eq!(*baseline, DEFAULT_BASELINE);
                 assert_eq!(*level, Some(Level::Error));
@@ -438,17 +477,34 @@ groups:
             k => panic!("{k:?}"),
         }
         let labels = [("service".to_string(), "checkout".to_string())].into();
-        let d = TemplateData { labels: &labels, value: 12.0, template: "", sample: "" };
-        assert_eq!(expand(&r[0].annotations["summary"], &d), "12 errors in checkout");
+        let d = TemplateData {
+            labels: &labels,
+            value: 12.0,
+            template: "",
+            sample: "",
+        };
+        assert_eq!(
+            expand(&r[0].annotations["summary"], &d),
+            "12 errors in checkout"
+        );
     }
 
     #[test]
     fn bad_rules_name_file_group_and_rule() {
         let bad = |rule: &str| {
-            parse(&format!("groups:\n  - name: g1\n    rules:\n      - {rule}\n")).unwrap_err()
+            parse(&format!(
+                "groups:\n  - name: g1\n    rules:\n      - {rule}\n"
+            ))
+            .unwrap_err()
         };
         let e = bad(r#"{alert: A, expr: 'count_over_time({service="x"}[1m]'}"#);
-        assert!(e.contains("rules.yml") && e.contains("\"g1\"") && e.contains("\"A\"") && e.contains("`expr`"), "{e}");
+        assert!(
+            e.contains("rules.yml")
+                && e.contains("\"g1\"")
+                && e.contains("\"A\"")
+                && e.contains("`expr`"),
+            "{e}"
+        );
         assert!(bad(r#"{alert: A, expr: '{service="x"}'}"#).contains("log query"));
         assert!(bad(r#"{record: r, expr: 'vector(1)'}"#).contains("recording rules"));
         assert!(bad(r#"{alert: A, expr: 'vector(1)', for: soon}"#).contains("duration"));
@@ -457,10 +513,17 @@ groups:
         assert!(bad(r#"{alert: A, pattern: old, service: x}"#).contains("pattern"));
         assert!(bad(r#"{alert: A, pattern: new, service: x, window: 10s}"#).contains("`window`"));
         assert!(bad(r#"{alert: A, pattern: new, service: x, baseline: 30h}"#).contains("24h"));
-        assert!(bad(r#"{alert: A, expr: 'vector(1)', annotations: {s: '{{ .Value }}'}}"#).contains("not supported"));
+        assert!(
+            bad(r#"{alert: A, expr: 'vector(1)', annotations: {s: '{{ .Value }}'}}"#)
+                .contains("not supported")
+        );
         let e = parse("groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'vector(1)'}\n      - {alert: A, expr: 'vector(2)'}\n").unwrap_err();
         assert!(e.contains("another rule"), "{e}");
-        assert!(parse("groups:\n  - name: g\n    interval: 10ms\n    rules: []\n").unwrap_err().contains("interval"));
+        assert!(
+            parse("groups:\n  - name: g\n    interval: 10ms\n    rules: []\n")
+                .unwrap_err()
+                .contains("interval")
+        );
     }
 
     #[test]
@@ -479,7 +542,9 @@ groups:
         let g = load(dir.path(), Duration::from_secs(60)).unwrap();
         assert_eq!(g.len(), 1);
         std::fs::write(dir.path().join("b.yaml"), rule).unwrap();
-        let e = load(dir.path(), Duration::from_secs(60)).unwrap_err().to_string();
+        let e = load(dir.path(), Duration::from_secs(60))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.yaml") && e.contains("already loaded"), "{e}");
     }
 }

@@ -121,9 +121,7 @@ impl RuleState {
                     alert.resolved_at = Some(now);
                     true
                 }
-                AlertPhase::Inactive => alert
-                    .resolved_at
-                    .is_some_and(|r| now - r < KEEP_RESOLVED),
+                AlertPhase::Inactive => alert.resolved_at.is_some_and(|r| now - r < KEEP_RESOLVED),
             }
         });
         for alert in self.alerts.values_mut() {
@@ -164,7 +162,11 @@ mod tests {
 
     fn active(service: &str, v: f64) -> Active {
         Active {
-            labels: [("alertname".into(), "A".into()), ("service".into(), service.into())].into(),
+            labels: [
+                ("alertname".into(), "A".into()),
+                ("service".into(), service.into()),
+            ]
+            .into(),
             annotations: [("summary".into(), format!("{v}"))].into(),
             value: v,
         }
@@ -183,7 +185,10 @@ mod tests {
         assert_eq!(s.phase(), AlertPhase::Pending);
         s.apply(vec![active("api", 7.0)], for_, at(3));
         let a = s.alerts.values_mut().next().unwrap();
-        assert_eq!((a.phase, a.value, a.fired_at), (AlertPhase::Firing, 7.0, Some(at(3))));
+        assert_eq!(
+            (a.phase, a.value, a.fired_at),
+            (AlertPhase::Firing, 7.0, Some(at(3)))
+        );
         assert_eq!(a.active_at, at(0));
         assert_eq!(a.annotations["summary"], "7");
         assert!(a.needs_sending(at(3), resend));
@@ -193,8 +198,14 @@ mod tests {
         assert_eq!(s.firing(), 1);
         s.apply(vec![], for_, at(70));
         let a = s.alerts.values().next().unwrap();
-        assert_eq!((a.phase, a.resolved_at), (AlertPhase::Inactive, Some(at(70))));
-        assert!(a.needs_sending(at(70), resend), "the resolve is sent at once");
+        assert_eq!(
+            (a.phase, a.resolved_at),
+            (AlertPhase::Inactive, Some(at(70)))
+        );
+        assert!(
+            a.needs_sending(at(70), resend),
+            "the resolve is sent at once"
+        );
         s.apply(vec![], for_, at(70 + 15 * 60));
         assert!(s.alerts.is_empty());
     }
@@ -207,10 +218,17 @@ mod tests {
         s.apply(vec![active("web", 1.0)], for_, at(5));
         assert_eq!(s.alerts.len(), 1);
         s.apply(vec![active("api", 1.0), active("web", 1.0)], for_, at(10));
-        let phases: Vec<_> = s.alerts.values().map(|a| (a.labels["service"].clone(), a.phase)).collect();
+        let phases: Vec<_> = s
+            .alerts
+            .values()
+            .map(|a| (a.labels["service"].clone(), a.phase))
+            .collect();
         assert_eq!(
             phases,
-            vec![("api".into(), AlertPhase::Pending), ("web".into(), AlertPhase::Firing)]
+            vec![
+                ("api".into(), AlertPhase::Pending),
+                ("web".into(), AlertPhase::Firing)
+            ]
         );
         // Resolved, then active again: a new alert, pending from now.
         s.apply(vec![active("api", 1.0)], for_, at(11));
