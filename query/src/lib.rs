@@ -2,6 +2,7 @@
 //!
 //! Handlers are thin: [`search`] and [`stats`] hold the logic as plain functions.
 
+pub mod alerts;
 pub mod archive;
 pub mod error;
 pub mod filter;
@@ -55,6 +56,8 @@ pub enum StartError {
     Config(#[from] logjet_core::config::ConfigError),
     #[error("archive: {0}")]
     Archive(#[from] logjet_core::archive::ArchiveError),
+    #[error(transparent)]
+    Alerts(#[from] alerts::AlertsError),
 }
 
 #[derive(Clone)]
@@ -68,6 +71,8 @@ pub struct AppState {
     pub guard: Arc<lhttp::Guard>,
     pub registry: prometheus::Registry,
     pub draining: Draining,
+    /// Alert rules, when `alert_rules` names some.
+    pub alerts: Option<Arc<alerts::Alerting>>,
 }
 
 impl ServiceState for AppState {
@@ -115,6 +120,7 @@ pub struct QueryService {
     cfg: Arc<QueryConfig>,
     redis: Redis,
     tiers: search::Tiers,
+    state: AppState,
 }
 
 impl QueryService {
@@ -173,6 +179,11 @@ impl QueryService {
             max_age: cfg.retention,
             metrics: tail::TailMetrics::new(&registry),
         };
+        let alerts = alerts::Alerting::load(
+            &cfg.alerts,
+            server.local_addr(),
+            alerts::AlertMetrics::new(&registry),
+        )?;
         let cfg = Arc::new(cfg);
         let state = AppState {
             cfg: cfg.clone(),
@@ -183,13 +194,15 @@ impl QueryService {
             guard,
             registry,
             draining: server.draining(),
+            alerts,
         };
         Ok(QueryService {
             server,
-            router: app(state),
+            router: app(state.clone()),
             cfg,
             redis,
             tiers,
+            state,
         })
     }
 
@@ -210,6 +223,7 @@ impl QueryService {
             cfg,
             redis,
             tiers,
+            state,
         } = self;
         tracing::info!(config = ?logjet_core::config::describe(&*cfg), "query starting");
         // Redis is pinged now and then so its outages are noticed (and logged once) between
@@ -217,6 +231,9 @@ impl QueryService {
         redis.spawn_watch(REDIS_WATCH_EVERY, shutdown.child_token());
         if let Some(a) = tiers.archive {
             tokio::spawn(a.refresh_loop(tiers.history, shutdown.child_token()));
+        }
+        if let Some(a) = state.alerts.clone() {
+            a.spawn(state, shutdown.child_token());
         }
         let result = server.serve(router, shutdown).await;
         tracing::info!("query stopped");
@@ -268,6 +285,7 @@ pub fn app(state: AppState) -> Router {
         .route("/services", get(services))
         .route("/patterns", get(get_patterns))
         .merge(loki::api::router())
+        .merge(alerts::api::router())
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.cfg.api.body_read_timeout,

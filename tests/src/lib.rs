@@ -4,6 +4,7 @@
 // The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
 #![allow(clippy::unwrap_used)]
 
+pub mod alertmanager;
 pub mod bench;
 pub mod browser;
 pub mod container_start;

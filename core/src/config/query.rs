@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    RedisSentinelSettings,     ApiSettings, ArchiveReadSettings, ArchiveSettings, ConfigError, DEFAULT_DRAIN_TIMEOUT,
+    AlertSettings,     RedisSentinelSettings,     ApiSettings, ArchiveReadSettings, ArchiveSettings, ConfigError, DEFAULT_DRAIN_TIMEOUT,
     LokiSettings, ServiceConfig, positive, positive_duration, validate_drain_timeout,
     validate_nats_url, validate_redis_url, validate_stream_name,
 };
@@ -44,6 +44,8 @@ pub struct QueryConfig {
     #[serde(flatten)]
     pub archive_read: ArchiveReadSettings,
     pub loki: LokiSettings,
+    #[serde(flatten)]
+    pub alerts: AlertSettings,
     /// Largest accepted request body (a query), bytes; more is refused with 413.
     pub max_body_bytes: usize,
     /// After SIGTERM, the service stops within this: in-flight requests still waiting on a
@@ -72,6 +74,7 @@ impl Default for QueryConfig {
             archive: ArchiveSettings::default(),
             archive_read: ArchiveReadSettings::default(),
             loki: LokiSettings::default(),
+            alerts: AlertSettings::default(),
             max_body_bytes: 1024 * 1024,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
@@ -104,6 +107,7 @@ impl ServiceConfig for QueryConfig {
         self.archive.validate()?;
         self.archive_read.validate()?;
         self.loki.validate()?;
+        self.alerts.validate()?;
         positive("max_body_bytes", self.max_body_bytes as u64)?;
         validate_drain_timeout(self.drain_timeout)
     }

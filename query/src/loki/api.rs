@@ -167,7 +167,7 @@ async fn query_range(
 }
 
 /// Reads what each range aggregation of `m` needs and evaluates it at `steps`.
-async fn eval_metric(
+pub(crate) async fn eval_metric(
     st: &AppState,
     m: &MetricExpr,
     steps: Vec<i64>,
