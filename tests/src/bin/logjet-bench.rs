@@ -13,7 +13,7 @@ use clap::Parser;
 use logjet_tests::bench::lines::{self, LineKind};
 use logjet_tests::bench::phases::pct;
 use logjet_tests::bench::stack::{spawn_service, wait_counted, wait_ready};
-use logjet_tests::bench::{compare, parser, phases};
+use logjet_tests::bench::{archive, compare, parser, phases};
 use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
 
@@ -72,6 +72,15 @@ struct Args {
     /// Only the realistic lines in the per-process CPU table (not the padded row too).
     #[arg(long)]
     compare_realistic_only: bool,
+    /// Unique events archived by the archive phase (0: no archive phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    archive_events: u64,
+    /// Needle searches timed over the archive.
+    #[arg(long, default_value_t = 200)]
+    archive_needles: usize,
+    /// Only the archive phase.
+    #[arg(long)]
+    archive_only: bool,
 }
 
 /// Latencies (ms, sorted) of `n` sequential requests.
@@ -337,6 +346,22 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    let archive_rows = if args.archive_events > 0 && !args.compare_only {
+        let plan = archive::Plan {
+            events: args.archive_events,
+            conns: args.batch_connections,
+            needles: args.archive_needles,
+        };
+        archive::run(&http, &args.bin_dir, &plan).await
+    } else {
+        Vec::new()
+    };
+    if args.archive_only {
+        for (name, value, target) in archive_rows {
+            println!("| {name:<52} | {value:>12} | {target:>10} |");
+        }
+        return;
+    }
     let mut builds = vec![("ours".to_string(), args.bin_dir.clone())];
     if let Some(dir) = &args.baseline_bin_dir {
         builds.push(("baseline".to_string(), dir.clone()));
@@ -638,6 +663,7 @@ async fn main() {
     )
     .await;
     rows.extend(protocol_rows);
+    rows.extend(archive_rows.iter().map(|(n, v, t)| row(n, v.clone(), t)));
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
