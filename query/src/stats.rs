@@ -155,7 +155,11 @@ pub async fn summary(
 
 /// The minutes a summary from `from` takes from the archive: `[first, redis_first)`, where
 /// `redis_first` is the first minute [`summary_keys`] reads from Redis for `redis_window`.
-pub fn archive_minutes(now: DateTime<Utc>, from: DateTime<Utc>, redis_window: Duration) -> (i64, i64) {
+pub fn archive_minutes(
+    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    redis_window: Duration,
+) -> (i64, i64) {
     let first = Bucket::M1.start(from.timestamp() + 59);
     let redis_first = Bucket::M1.start(now.timestamp() - redis_window.as_secs() as i64 + 59);
     (first, redis_first)
@@ -323,11 +327,19 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let from = now - chrono::Duration::days(7);
         let (first, redis_first) = archive_minutes(now, from, day);
-        assert_eq!(first, 1_795_694_430 - 7 * 86_400 + 30, "the first whole minute");
+        assert_eq!(
+            first,
+            1_795_694_430 - 7 * 86_400 + 30,
+            "the first whole minute"
+        );
         let (window, _) = summary_keys(now, day, Duration::from_secs(600));
         assert_eq!(window[0], keys::counter_key(Bucket::M1, redis_first));
         // Within Redis's window nothing is the archive's.
-        let (first, redis_first) = archive_minutes(now, now - chrono::Duration::hours(2), Duration::from_secs(7200));
+        let (first, redis_first) = archive_minutes(
+            now,
+            now - chrono::Duration::hours(2),
+            Duration::from_secs(7200),
+        );
         assert_eq!(first, redis_first);
     }
 

@@ -295,8 +295,8 @@ async fn archive_lines(catalog: &Catalog, spool: &Path, first_seq: u64, lines: &
     let body: String = lines.iter().map(|l| l.to_string() + "\n").collect();
     let events = logjet_core::message::decode_message(body.as_bytes(), false, &opts).events;
     assert_eq!(events.len(), lines.len());
-    let mut w = SegmentWriter::create(spool, &events[0].service, 1, SegmentOptions::default())
-        .unwrap();
+    let mut w =
+        SegmentWriter::create(spool, &events[0].service, 1, SegmentOptions::default()).unwrap();
     for (i, ev) in events.iter().enumerate() {
         w.append_event(first_seq + i as u64, 0, ev).unwrap();
     }

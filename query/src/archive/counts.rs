@@ -46,7 +46,9 @@ pub fn bucket_hashes(
             };
             for (level, n) in Level::ALL.iter().zip(counts) {
                 if *n > 0 {
-                    *hash.entry(keys::counter_field(&h.service, *level)).or_default() += n;
+                    *hash
+                        .entry(keys::counter_field(&h.service, *level))
+                        .or_default() += n;
                 }
             }
         }

@@ -269,7 +269,11 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &Plan) -> Vec<Row
         ),
         (
             "  events decoded per needle search, p50 / max".into(),
-            format!("{:.0} / {:.0}", pct(&decoded, 0.5), decoded.last().unwrap_or(&0.0)),
+            format!(
+                "{:.0} / {:.0}",
+                pct(&decoded, 0.5),
+                decoded.last().unwrap_or(&0.0)
+            ),
             String::new(),
         ),
     ];
