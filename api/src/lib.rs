@@ -19,4 +19,6 @@ pub use event::{FieldValue, Fields, Level, LogEvent};
 pub use patterns::{Pattern, PatternParams, PatternsResponse};
 pub use pipeline::{ConsumerState, PipelineStats, StreamState};
 pub use query::{QueryRequest, QueryResponse, TailParams};
-pub use stats::{Point, ServiceInfo, ServicesResponse, Summary, Timeseries, TimeseriesParams};
+pub use stats::{
+    Point, ServiceInfo, ServicesResponse, Summary, SummaryParams, Timeseries, TimeseriesParams,
+};

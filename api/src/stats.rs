@@ -23,6 +23,16 @@ pub struct Summary {
     pub until: String,
 }
 
+/// The query parameters of `GET /stats/summary`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct SummaryParams {
+    /// Start: RFC 3339, epoch, or a duration ago (`7d`). Default: the query's `retention` (the
+    /// stream's max age) ago. Older than that, the archive's per-minute counts answer, as far
+    /// back as its retention.
+    pub from: Option<String>,
+}
+
 /// The query parameters of `GET /stats/timeseries`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]

@@ -37,7 +37,7 @@ use utoipa::OpenApi;
 pub use error::QueryError;
 pub use logjet_api::TimeseriesParams;
 use search::{Budget, EventQuery, QueryRequest, QueryResponse};
-use stats::{Summary, Timeseries};
+use stats::{Summary, SummaryParams, Timeseries};
 pub use timeseries::{TimeseriesPlan, plan_timeseries};
 
 #[derive(Debug, thiserror::Error)]
@@ -405,27 +405,62 @@ async fn query_logs(
     Ok(axum::Json(resp))
 }
 
-/// Totals over the retained window, and the current rate.
+/// Totals over the retained window (or from `from`), and the current rate.
 #[utoipa::path(
     get,
     path = "/stats/summary",
+    params(SummaryParams),
     responses(
         (status = 200, body = Summary),
+        (status = 400, description = "Invalid parameter", body = logjet_core::http::ErrorBody),
         (status = 503, description = "Redis unavailable", body = logjet_core::http::ErrorBody, headers(("Retry-After" = u64)))
     )
 )]
-async fn summary(State(st): State<AppState>) -> Result<axum::Json<Summary>, QueryError> {
+async fn summary(
+    State(st): State<AppState>,
+    params: Result<Query<SummaryParams>, QueryRejection>,
+) -> Result<axum::Json<Summary>, QueryError> {
+    let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
+    let now = Utc::now();
+    let counts = StatsTiers::of(&st, None);
+    let from = match &p.from {
+        Some(f) => search::parse_time("from", f, now)?,
+        None => now - chrono::Duration::from_std(st.cfg.retention).unwrap_or_default(),
+    }
+    .max(now - chrono::Duration::from_std(counts.keep).unwrap_or_default());
     let s = retry_once(&st.redis, || async {
         Ok(stats::summary(
             &st.redis.conn,
-            Utc::now(),
+            now,
+            from,
             st.cfg.retention,
             logjet_core::parse::DEFAULT_MAX_FUTURE,
+            counts.catalog,
         )
         .await?)
     })
     .await?;
     Ok(axum::Json(s))
+}
+
+/// What the statistics can read: Redis's counters for `retention`, and the archive's catalog
+/// (once loaded) for as long as it keeps the service's events.
+struct StatsTiers<'a> {
+    catalog: Option<&'a logjet_core::archive::Catalog>,
+    /// How far back counts reach.
+    keep: Duration,
+}
+
+impl<'a> StatsTiers<'a> {
+    fn of(st: &'a AppState, service: Option<&str>) -> StatsTiers<'a> {
+        let archive = st.tiers.archive.as_ref();
+        let catalog = archive.and_then(|a| a.loaded_catalog());
+        let keep = match (archive, catalog) {
+            (Some(a), Some(_)) => a.keeps(service).max(st.cfg.retention),
+            _ => st.cfg.retention,
+        };
+        StatsTiers { catalog, keep }
+    }
 }
 
 /// Live tail as Server-Sent Events: `event: log` with a canonical event per message, and a final
@@ -568,7 +603,13 @@ async fn timeseries(
     params: Result<Query<TimeseriesParams>, QueryRejection>,
 ) -> Result<axum::Json<Timeseries>, QueryError> {
     let Query(p) = params.map_err(|e| QueryError::BadBody(e.body_text()))?;
-    let plan = plan_timeseries(&p, Utc::now(), st.cfg.retention)?;
+    let now = Utc::now();
+    let counts = StatsTiers::of(&st, p.service.as_deref().filter(|s| !s.is_empty()));
+    let plan = plan_timeseries(&p, now, counts.keep)?;
+    let archive = counts.catalog.map(|catalog| stats::ArchiveCounts {
+        catalog,
+        horizon: now.timestamp() - st.cfg.retention.as_secs() as i64,
+    });
     let ts = retry_once(&st.redis, || async {
         Ok(stats::timeseries(
             &st.redis.conn,
@@ -576,6 +617,7 @@ async fn timeseries(
             plan.from,
             plan.to,
             plan.service.as_ref().map(|s| s.as_str()),
+            archive,
         )
         .await?)
     })

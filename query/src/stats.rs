@@ -3,16 +3,32 @@
 //! The planners ([`summary_keys`], [`timeseries_starts`]) and reducers (`add_counts`,
 //! [`reduce_timeseries`]) are plain functions; [`read_hashes`] is the only Redis call. The
 //! response types are `logjet-api`'s, shared with the dashboard app.
+//!
+//! Beyond Redis's counters (the query's `retention`, the stream's max age) the archive answers:
+//! its segment headers' exact per-minute counts ([`crate::archive::counts`]). The split is by
+//! time: Redis for buckets from its horizon on, the archive for older ones, so an event both
+//! hold is counted once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logjet_core::Level;
+use logjet_core::archive::Catalog;
 use logjet_core::keys::{self, Bucket};
 use logjet_core::store::RedisConn;
 
-pub use logjet_api::{Point, ServiceInfo, ServicesResponse, Summary, Timeseries};
+pub use logjet_api::{Point, ServiceInfo, ServicesResponse, Summary, SummaryParams, Timeseries};
+
+use crate::archive::counts;
+
+/// The archive's part of a statistic: the buckets that start before `horizon` (unix seconds),
+/// which Redis's counters no longer cover.
+#[derive(Clone, Copy)]
+pub struct ArchiveCounts<'a> {
+    pub catalog: &'a Catalog,
+    pub horizon: i64,
+}
 
 /// Reads many counter hashes in one round trip.
 pub async fn read_hashes(
@@ -103,23 +119,50 @@ pub fn summary_keys(
     (window, rate)
 }
 
+/// Totals over `[from, now]`: Redis's counters for the part within `retention` of `now`, the
+/// archive's minutes (when given) for the part before it.
 pub async fn summary(
     conn: &RedisConn,
     now: DateTime<Utc>,
+    from: DateTime<Utc>,
     retention: Duration,
     future: Duration,
+    archive: Option<&Catalog>,
 ) -> redis::RedisResult<Summary> {
-    let (window, rate) = summary_keys(now, retention, future);
+    let from = from.min(now);
+    let redis_window = (now - from).to_std().unwrap_or_default().min(retention);
+    let (window, rate) = summary_keys(now, redis_window, future);
     let mut all = window.clone();
     all.extend(rate.iter().cloned());
     let hashes = read_hashes(conn, &all).await?;
-    let mut summary = empty_summary(now - retention, now);
+    let mut summary = empty_summary(from, now);
     for h in &hashes[..window.len()] {
         add_counts(&mut summary, h);
+    }
+    if let Some(catalog) = archive {
+        let (first, redis_first) = archive_minutes(now, from, redis_window);
+        if first < redis_first {
+            add_counts(
+                &mut summary,
+                &counts::hash_between(catalog, None, first, redis_first),
+            );
+        }
     }
     let last_minute: u64 = hashes[window.len()..].iter().flat_map(|h| h.values()).sum();
     summary.events_per_sec = last_minute as f64 / 60.0;
     Ok(summary)
+}
+
+/// The minutes a summary from `from` takes from the archive: `[first, redis_first)`, where
+/// `redis_first` is the first minute [`summary_keys`] reads from Redis for `redis_window`.
+pub fn archive_minutes(
+    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    redis_window: Duration,
+) -> (i64, i64) {
+    let first = Bucket::M1.start(from.timestamp() + 59);
+    let redis_first = Bucket::M1.start(now.timestamp() - redis_window.as_secs() as i64 + 59);
+    (first, redis_first)
 }
 
 /// Most points one request may ask for.
@@ -176,10 +219,23 @@ pub async fn timeseries(
     from: i64,
     to: i64,
     service: Option<&str>,
+    archive: Option<ArchiveCounts<'_>>,
 ) -> redis::RedisResult<Timeseries> {
     let starts = timeseries_starts(step, from, to);
-    let keys: Vec<String> = starts.iter().map(|s| keys::counter_key(step, *s)).collect();
-    let hashes = read_hashes(conn, &keys).await?;
+    let split = archive.map_or(0, |a| starts.partition_point(|s| *s < a.horizon));
+    let keys: Vec<String> = starts[split..]
+        .iter()
+        .map(|s| keys::counter_key(step, *s))
+        .collect();
+    let mut hashes = match archive {
+        Some(a) if split > 0 => {
+            let (first, end) = (starts[0], starts[split - 1] + step.secs());
+            let metas = counts::segments_between(a.catalog, service, first, end);
+            counts::bucket_hashes(&metas, service, first, step.secs(), split, end)
+        }
+        _ => Vec::new(),
+    };
+    hashes.extend(read_hashes(conn, &keys).await?);
     Ok(Timeseries {
         step_secs: step.secs(),
         from: logjet_core::event::format_ts(&DateTime::from_timestamp(from, 0).unwrap_or_default()),
@@ -207,7 +263,8 @@ pub async fn services(
         .arg("WITHSCORES")
         .query_async(&mut c)
         .await?;
-    let s = summary(conn, now, retention, future).await?;
+    let from = now - chrono::Duration::from_std(retention).unwrap_or_default();
+    let s = summary(conn, now, from, retention, future, None).await?;
     let services = seen
         .into_iter()
         .map(|(name, ms)| {
@@ -262,6 +319,28 @@ mod tests {
         assert_eq!(hours.len(), 24);
         assert_eq!(rate.len(), 60);
         assert_eq!(rate[0], keys::counter_key(Bucket::S1, 1_795_694_429));
+    }
+
+    #[test]
+    fn the_archive_counts_the_minutes_before_redis() {
+        let now = DateTime::from_timestamp(1_795_694_430, 0).unwrap(); // 12:00:30
+        let day = Duration::from_secs(86_400);
+        let from = now - chrono::Duration::days(7);
+        let (first, redis_first) = archive_minutes(now, from, day);
+        assert_eq!(
+            first,
+            1_795_694_430 - 7 * 86_400 + 30,
+            "the first whole minute"
+        );
+        let (window, _) = summary_keys(now, day, Duration::from_secs(600));
+        assert_eq!(window[0], keys::counter_key(Bucket::M1, redis_first));
+        // Within Redis's window nothing is the archive's.
+        let (first, redis_first) = archive_minutes(
+            now,
+            now - chrono::Duration::hours(2),
+            Duration::from_secs(7200),
+        );
+        assert_eq!(first, redis_first);
     }
 
     #[test]

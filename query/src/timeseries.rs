@@ -19,10 +19,11 @@ pub struct TimeseriesPlan {
     pub service: Option<ServiceName>,
 }
 
+/// `keep`: how far back counts reach (Redis's `retention`, or the archive's when it answers).
 pub fn plan_timeseries(
     p: &TimeseriesParams,
     now: chrono::DateTime<Utc>,
-    retention: Duration,
+    keep: Duration,
 ) -> Result<TimeseriesPlan, QueryError> {
     let to = match &p.to {
         Some(t) => search::parse_time("to", t, now)?,
@@ -35,7 +36,7 @@ pub fn plan_timeseries(
     if from > to {
         return Err(QueryError::invalid("from", "is after `to`"));
     }
-    let oldest = now - chrono::Duration::from_std(retention).unwrap_or_default();
+    let oldest = now - chrono::Duration::from_std(keep).unwrap_or_default();
     let from = from.max(oldest);
     let range = (to - from).num_seconds().max(0);
     let step = match p.step.as_deref() {

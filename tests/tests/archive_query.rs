@@ -279,3 +279,170 @@ async fn a_query_spans_stream_and_archive_and_returns_each_event_once() {
         "{r}"
     );
 }
+
+/// A line of `level`, `age` old.
+fn aged(service: &str, level: &str, message: &str, age: chrono::Duration) -> Value {
+    let ts = chrono::Utc::now() - age;
+    json!({"service": service, "message": message, "ts": ts.to_rfc3339(), "level": level})
+}
+
+/// Writes one segment of `lines` (one service) as if archived from an older stream incarnation
+/// (sequences from `first_seq`), and commits it.
+async fn archive_lines(catalog: &Catalog, spool: &Path, first_seq: u64, lines: &[Value]) {
+    let published = chrono::Utc::now();
+    let opts = logjet_core::message::message_options(
+        "logs.x",
+        published,
+        Duration::from_secs(90 * 86_400),
+    );
+    let body: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+    let events = logjet_core::message::decode_message(body.as_bytes(), false, &opts).events;
+    assert_eq!(events.len(), lines.len());
+    let mut w =
+        SegmentWriter::create(spool, &events[0].service, 1, SegmentOptions::default()).unwrap();
+    for (i, ev) in events.iter().enumerate() {
+        w.append_event(first_seq + i as u64, 0, ev).unwrap();
+    }
+    catalog.publish(&w.finish().unwrap()).await.unwrap();
+}
+
+async fn get(q: &Svc, path: &str) -> Value {
+    let r = logjet_tests::http_client()
+        .get(format!("{}{path}", q.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// The points of a time series with events, as `(age in hours, total, errors)`.
+fn nonzero_points(ts: &Value) -> Vec<(i64, u64, u64)> {
+    let now = chrono::Utc::now();
+    ts["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["total"].as_u64().unwrap() > 0)
+        .map(|p| {
+            let t = chrono::DateTime::parse_from_rfc3339(p["ts"].as_str().unwrap()).unwrap();
+            (
+                (now - t.with_timezone(&chrono::Utc)).num_hours(),
+                p["total"].as_u64().unwrap(),
+                p["by_level"]["error"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_beyond_redis_come_from_the_archive_and_count_each_event_once() {
+    // A processor counts the recent events in Redis; they are archived too.
+    let p = Platform::start(1).await;
+    let js = jetstream::new(p.nats_client().await);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let store = ArchiveStore::local(dir.path().to_path_buf()).unwrap();
+    let catalog = Catalog::new(store, CatalogOptions::default());
+    let h = chrono::Duration::hours;
+    let d = chrono::Duration::days;
+
+    publish(
+        &js,
+        &[
+            (
+                "api",
+                vec![
+                    aged("api", "info", "recent 1", h(2)),
+                    aged("api", "info", "recent 2", h(2)),
+                ],
+            ),
+            ("web", vec![aged("web", "error", "recent 3", h(2))]),
+        ],
+    )
+    .await;
+    p.wait_for_total(3, Duration::from_secs(20)).await;
+    archive(&js, &catalog, spool.path(), 2, &[true, true]).await;
+    // Older than Redis's counters (24 h): only the archive has them.
+    archive_lines(
+        &catalog,
+        spool.path(),
+        100,
+        &[
+            aged("api", "info", "3 days 1", d(3)),
+            aged("api", "info", "3 days 2", d(3)),
+            aged("api", "error", "3 days 3", d(3)),
+        ],
+    )
+    .await;
+    archive_lines(
+        &catalog,
+        spool.path(),
+        200,
+        &[aged("web", "warn", "10 days", d(10))],
+    )
+    .await;
+    // Past the archive's retention (30 d): not counted.
+    archive_lines(
+        &catalog,
+        spool.path(),
+        300,
+        &[aged("api", "info", "40 days", d(40))],
+    )
+    .await;
+
+    let mut cfg = query_config(&p.nats.url(), &p.redis.url());
+    cfg.archive.archive_url = format!("file://{}", dir.path().display());
+    cfg.archive.retention_rules = "30d".into();
+    cfg.archive_read.archive_refresh = Duration::from_millis(200);
+    let q = start_query(cfg).await;
+
+    // Until the catalog is loaded, counts reach back as far as Redis's.
+    let started = std::time::Instant::now();
+    let month = loop {
+        let s = get(&q, "/stats/summary?from=30d").await;
+        if s["total"] != 3 {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(month["total"], 7, "{month}");
+    assert_eq!(month["by_level"]["info"], 4, "{month}");
+    assert_eq!(month["by_level"]["error"], 2, "{month}");
+    assert_eq!(month["by_level"]["warn"], 1, "{month}");
+    assert_eq!(month["by_service"]["api"], 5, "{month}");
+    assert_eq!(month["by_service_level"]["web"]["warn"], 1, "{month}");
+    assert_eq!(month["by_service_level"]["web"]["error"], 1, "{month}");
+    let since = chrono::DateTime::parse_from_rfc3339(month["since"].as_str().unwrap()).unwrap();
+    assert!((chrono::Utc::now() - since.with_timezone(&chrono::Utc)) > d(29));
+
+    let week = get(&q, "/stats/summary?from=7d").await;
+    assert_eq!(week["total"], 6, "{week}");
+    // Without `from`, the summary is Redis's window, as before.
+    assert_eq!(get(&q, "/stats/summary").await["total"], 3);
+    // `from` beyond the archive's retention is clamped to it.
+    assert_eq!(get(&q, "/stats/summary?from=60d").await["total"], 7);
+
+    // Hourly points: the 3-day-old and 10-day-old ones from the archive, the recent one from
+    // Redis only (the archive holds those events too).
+    let ts = get(&q, "/stats/timeseries?from=30d&step=1h").await;
+    let points = nonzero_points(&ts);
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(matches!(points[0], (240..=241, 1, 0)), "{points:?}");
+    assert!(matches!(points[1], (72..=73, 3, 1)), "{points:?}");
+    assert!(matches!(points[2], (2..=3, 3, 1)), "{points:?}");
+    let total: u64 = ts["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 7, "{ts}");
+    let web = get(&q, "/stats/timeseries?from=30d&service=web").await;
+    assert_eq!(web["step_secs"], 3600);
+    let points = nonzero_points(&web);
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert!(matches!(points[0], (240..=241, 1, 0)), "{points:?}");
+    assert!(matches!(points[1], (2..=3, 1, 1)), "{points:?}");
+}

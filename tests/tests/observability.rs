@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use logjet_tests::grafana::panel_queries;
 use logjet_tests::platform::Platform;
+use logjet_tests::process::ServiceProcess;
 use logjet_tests::servers::free_port;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -443,11 +444,43 @@ async fn workload(p: &Platform) -> reqwest::Response {
     tail
 }
 
-fn targets(p: &Platform) -> Vec<(&'static str, String)> {
+/// An archiver process on the platform's NATS, archiving to a local directory (its metrics are
+/// part of the contract, the rules and the dashboard's archive row). Needs
+/// `cargo build --bins -p logjet-archiver`.
+struct Archiver {
+    process: ServiceProcess,
+    _dirs: (TempDir, TempDir),
+}
+
+async fn start_archiver(p: &Platform) -> Archiver {
+    let (archive, spool) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let process = ServiceProcess::spawn(
+        "logjet-archiver",
+        &[
+            ("LOGJET_NATS_URL", p.nats.url()),
+            (
+                "LOGJET_ARCHIVE_URL",
+                format!("file://{}", archive.path().display()),
+            ),
+            ("LOGJET_SPOOL_DIR", spool.path().display().to_string()),
+            ("LOGJET_SEGMENT_MAX_AGE", "1s".into()),
+        ],
+    );
+    process.wait_ready().await;
+    Archiver {
+        process,
+        _dirs: (archive, spool),
+    }
+}
+
+fn targets(p: &Platform, archiver: Option<&Archiver>) -> Vec<(&'static str, String)> {
     let mut t = vec![
         ("ingest", p.ingest.addr.to_string()),
         ("query", p.query.addr.to_string()),
     ];
+    if let Some(a) = archiver {
+        t.push(("archiver", format!("127.0.0.1:{}", a.process.port)));
+    }
     for svc in &p.processors {
         t.push(("processor", svc.addr.to_string()));
     }
@@ -458,8 +491,9 @@ fn targets(p: &Platform) -> Vec<(&'static str, String)> {
 async fn promtool_check_metrics_is_clean_on_every_service() {
     let promtool = tool("promtool");
     let p = Platform::start(1).await;
+    let archiver = start_archiver(&p).await;
     let _tail = workload(&p).await;
-    for (service, addr) in targets(&p) {
+    for (service, addr) in targets(&p, Some(&archiver)) {
         let text = metrics_text(&p, &format!("http://{addr}")).await;
         let mut child = Command::new(&promtool)
             .args(["check", "metrics"])
@@ -488,7 +522,8 @@ async fn promtool_check_metrics_is_clean_on_every_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_metric_of_the_rules_and_panels_exists_in_a_live_scrape() {
     let p = Platform::start(1).await;
-    let prom = Prometheus::start(&targets(&p)).await;
+    let archiver = start_archiver(&p).await;
+    let prom = Prometheus::start(&targets(&p, Some(&archiver))).await;
     let _tail = workload(&p).await;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new(); // (where, expr, name)
@@ -548,7 +583,7 @@ async fn every_metric_of_the_rules_and_panels_exists_in_a_live_scrape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pipeline_stalled_fires_when_the_processors_stop_while_ingest_goes_on() {
     let mut p = Platform::start(1).await;
-    let prom = Prometheus::start(&targets(&p)).await;
+    let prom = Prometheus::start(&targets(&p, None)).await;
     let expr = rules()
         .into_iter()
         .find(|(n, _)| n == STALLED)

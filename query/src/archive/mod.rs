@@ -6,6 +6,7 @@
 //! of an older stream incarnation. The floor is read *before* each catalog refresh, so every
 //! message below it was committed before the listing and its segment is known.
 
+pub mod counts;
 mod merge;
 mod page;
 
@@ -53,6 +54,16 @@ impl ArchiveTier {
     /// The floor and incarnation of the last refresh; `None` until the catalog is loaded.
     pub fn snapshot(&self) -> Option<Snapshot> {
         *self.snapshot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The catalog, once it is loaded (counts read before that would miss segments).
+    pub fn loaded_catalog(&self) -> Option<&Catalog> {
+        self.snapshot().map(|_| &self.catalog)
+    }
+
+    /// How far back the archive keeps events of `service` (of any service when `None`).
+    pub fn keeps(&self, service: Option<&str>) -> Duration {
+        service.map_or_else(|| self.rules.max(), |s| self.rules.for_service(s))
     }
 
     /// Reads the archivers' ack floor, then refreshes the catalog (a full listing when `full`).

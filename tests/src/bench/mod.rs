@@ -1,6 +1,7 @@
 //! The pieces of `logjet-bench` (`tests/src/bin/logjet-bench.rs`): its lines, the services as
 //! processes, CPU per process from `/proc`, and the same-run comparison with another build.
 
+pub mod archive;
 pub mod compare;
 pub mod cpu;
 pub mod latency;

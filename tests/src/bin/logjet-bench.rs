@@ -18,7 +18,7 @@ use logjet_tests::bench::phases::pct;
 use logjet_tests::bench::protocols::{PROTOCOLS, protocol_run};
 use logjet_tests::bench::report::{Row, print_table, row};
 use logjet_tests::bench::stack::{Service, spawn_service, wait_counted, wait_ready};
-use logjet_tests::bench::{compare, parser, phases};
+use logjet_tests::bench::{archive, compare, parser, phases};
 use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
 
@@ -77,6 +77,15 @@ struct Args {
     /// Only the realistic lines in the per-process CPU table (not the padded row too).
     #[arg(long)]
     compare_realistic_only: bool,
+    /// Unique events archived by the archive phase (0: no archive phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    archive_events: u64,
+    /// Needle searches timed over the archive.
+    #[arg(long, default_value_t = 200)]
+    archive_needles: usize,
+    /// Only the archive phase.
+    #[arg(long)]
+    archive_only: bool,
 }
 
 /// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
@@ -135,6 +144,22 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    let archive_rows = if args.archive_events > 0 && !args.compare_only {
+        let plan = archive::Plan {
+            events: args.archive_events,
+            conns: args.batch_connections,
+            needles: args.archive_needles,
+        };
+        archive::run(&http, &args.bin_dir, &plan).await
+    } else {
+        Vec::new()
+    };
+    if args.archive_only {
+        for (name, value, target) in archive_rows {
+            println!("| {name:<52} | {value:>12} | {target:>10} |");
+        }
+        return;
+    }
     compare_phase(&http, &args).await;
     if args.compare_only {
         return;
@@ -195,6 +220,7 @@ async fn main() {
     )
     .await;
     rows.extend(protocol_rows);
+    rows.extend(archive_rows.iter().map(|(n, v, t)| row(n, v.clone(), t)));
 
     print_table(&rows, args.processors);
     drop(services);
