@@ -1,9 +1,11 @@
 //! The pieces of `logjet-bench` (`tests/src/bin/logjet-bench.rs`): its lines, the services as
-//! processes, CPU per process from `/proc`, and the same-run comparison with another build.
+//! processes, CPU per process from `/proc`, the same-run comparison with another build, and the Loki
+//! `query_range` latencies.
 
 pub mod compare;
 pub mod cpu;
 pub mod lines;
+pub mod loki;
 pub mod parser;
 pub mod phases;
 pub mod stack;

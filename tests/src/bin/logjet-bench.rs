@@ -72,6 +72,15 @@ struct Args {
     /// Only the realistic lines in the per-process CPU table (not the padded row too).
     #[arg(long)]
     compare_realistic_only: bool,
+    /// Events over 24 h for the Loki `query_range` latencies (0: skip them).
+    #[arg(long, default_value_t = 1_000_000)]
+    loki_events: u64,
+    /// Requests per Loki query latency measurement.
+    #[arg(long, default_value_t = 50)]
+    loki_samples: usize,
+    /// Only the Loki `query_range` latencies, not the rest of the bench.
+    #[arg(long)]
+    loki_only: bool,
 }
 
 /// Latencies (ms, sorted) of `n` sequential requests.
@@ -337,6 +346,28 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    let loki_rows = if args.loki_events > 0 {
+        eprintln!(
+            "bench: Loki query_range latencies ({} events over 24 h)",
+            args.loki_events
+        );
+        logjet_tests::bench::loki::run(
+            &http,
+            &args.bin_dir,
+            args.processors,
+            args.loki_events,
+            args.loki_samples,
+        )
+        .await
+    } else {
+        Vec::new()
+    };
+    if args.loki_only {
+        for (name, value, target) in &loki_rows {
+            println!("| {name:<52} | {value:>12} | {target:>10} |");
+        }
+        return;
+    }
     let mut builds = vec![("ours".to_string(), args.bin_dir.clone())];
     if let Some(dir) = &args.baseline_bin_dir {
         builds.push(("baseline".to_string(), dir.clone()));
@@ -638,6 +669,7 @@ async fn main() {
     )
     .await;
     rows.extend(protocol_rows);
+    rows.extend(loki_rows.iter().map(|(n, v, t)| row(n, v.clone(), t)));
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
