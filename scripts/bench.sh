@@ -3,6 +3,7 @@
 # It builds release binaries, starts its own nats-server and redis-server on free ports, runs the
 # services as separate processes and a load generator against them.
 #   ./scripts/bench.sh [logjet-bench options]     e.g. --processors 2 --ndjson-events 2000000
+#   ./scripts/bench.sh --loki-only                only the Loki query_range p50/p99 (issue 16)
 #   ./scripts/bench.sh --musl [options]           the services built as the images ship them
 #                                                 (static musl); the load generator stays glibc
 # shellcheck source=scripts/lib.sh
