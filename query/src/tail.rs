@@ -15,8 +15,8 @@ use async_nats::jetstream::{self, consumer};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use logjet_core::{LogEvent, ServiceName};
 use logjet_core::message;
+use logjet_core::{LogEvent, ServiceName};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc};
@@ -123,16 +123,17 @@ impl Tails {
             .await?;
         let dropped = feed.dropped.clone();
         // After what was buffered, a client that fell behind hears why the stream ends.
-        let farewell = futures::stream::once(async move {
-            dropped.lock().map(|d| d.is_some()).unwrap_or(false)
-        })
-        .filter_map(|was_dropped| async move {
-            was_dropped.then(|| {
-                Ok(Event::default().event("dropped").data(
+        let farewell =
+            futures::stream::once(
+                async move { dropped.lock().map(|d| d.is_some()).unwrap_or(false) },
+            )
+            .filter_map(|was_dropped| async move {
+                was_dropped.then(|| {
+                    Ok(Event::default().event("dropped").data(
                     r#"{"reason":"the client did not keep up; reconnect with since= to resume"}"#,
                 ))
-            })
-        });
+                })
+            });
         let events = ReceiverStream::new(feed.items)
             .map(|json| Ok(Event::default().event("log").data(json)))
             .chain(farewell);

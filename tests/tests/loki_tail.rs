@@ -23,9 +23,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 const QUERY_KEY: &str = "lj_grafana_5be0c2d91a7e44";
 const INGEST_KEY: &str = "lj_shipper_0c8f2e7a61d3b9";
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn encode(s: &str) -> String {
     s.bytes()
@@ -57,7 +56,9 @@ async fn connect(url: &str, key: Option<&str>) -> Result<Ws, tungstenite::Error>
         req.headers_mut()
             .insert("authorization", format!("Bearer {k}").parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// The HTTP answer that refused an upgrade: status and JSON body.
@@ -153,7 +154,12 @@ async fn grafana_live_tails_logjet_as_loki() {
         (t0 + 3, "checkout", "error", "paid order-3 failed (history)"),
         (t0 + 4, "auth", "info", "paid? no, a login (history)"),
     ];
-    assert_eq!(p.post("application/x-ndjson", ndjson(&history)).await.status(), 202);
+    assert_eq!(
+        p.post("application/x-ndjson", ndjson(&history))
+            .await
+            .status(),
+        202
+    );
     p.wait_for_total(history.len() as u64, Duration::from_secs(30))
         .await;
 
@@ -165,17 +171,26 @@ async fn grafana_live_tails_logjet_as_loki() {
     assert_eq!(status, 403);
     // A bad query, a metric query, a delay over Loki's limit: 400 in Loki's error shape.
     for (params, says) in [
-        (vec![("query", r#"{service="checkout" |= "x""#)], "parse error"),
+        (
+            vec![("query", r#"{service="checkout" |= "x""#)],
+            "parse error",
+        ),
         (
             vec![("query", r#"count_over_time({service="checkout"}[1m])"#)],
             "log query",
         ),
         (vec![("query", q), ("delay_for", "6")], "delay_for"),
     ] {
-        let (status, body) =
-            refusal(connect(&tail_url(&query, &params), Some(QUERY_KEY)).await.unwrap_err());
+        let (status, body) = refusal(
+            connect(&tail_url(&query, &params), Some(QUERY_KEY))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, 400, "{params:?}: {body}");
-        assert_eq!((body["code"].as_u64(), body["status"].as_str()), (Some(400), Some("error")));
+        assert_eq!(
+            (body["code"].as_u64(), body["status"].as_str()),
+            (Some(400), Some("error"))
+        );
         assert!(body["message"].as_str().unwrap().contains(says), "{body}");
     }
     // Grafana's probe for the v2alpha endpoint must not answer 400, or Grafana would use v2.
@@ -192,7 +207,15 @@ async fn grafana_live_tails_logjet_as_loki() {
     let mut ws = connect(&url, Some(QUERY_KEY)).await.expect("upgrade");
     let start = (t0 - 1_000_000_000).to_string();
     let mut delayed = connect(
-        &tail_url(&query, &[("query", q), ("delay_for", "1"), ("limit", "1"), ("start", &start)]),
+        &tail_url(
+            &query,
+            &[
+                ("query", q),
+                ("delay_for", "1"),
+                ("limit", "1"),
+                ("start", &start),
+            ],
+        ),
         Some(QUERY_KEY),
     )
     .await
@@ -206,7 +229,11 @@ async fn grafana_live_tails_logjet_as_loki() {
             .collect::<Vec<_>>(),
         vec![
             (label("checkout", "info"), t0 + 1, "paid order-1 (history)"),
-            (label("checkout", "error"), t0 + 3, "paid order-3 failed (history)"),
+            (
+                label("checkout", "error"),
+                t0 + 3,
+                "paid order-3 failed (history)"
+            ),
         ]
     );
     let first_delayed = read_until(&mut delayed, Duration::from_secs(20), |g| !g.is_empty()).await;
@@ -220,13 +247,26 @@ async fn grafana_live_tails_logjet_as_loki() {
         (t1 + 11, "checkout", "info", "paid order-11"),
         (t1 + 12, "checkout", "info", "refund order-12"),
         (t1 + 13, "auth", "info", "paid order-13 (other service)"),
-        (t1 + 14, "checkout", "warn", "paid order-14 (level not selected)"),
+        (
+            t1 + 14,
+            "checkout",
+            "warn",
+            "paid order-14 (level not selected)",
+        ),
         (t1 + 15, "checkout", "error", "paid order-15"),
     ];
     let posted_at = Instant::now();
-    assert_eq!(p.post("application/x-ndjson", ndjson(&live)).await.status(), 202);
+    assert_eq!(
+        p.post("application/x-ndjson", ndjson(&live)).await.status(),
+        202
+    );
     let marker = [(t1 + 99, "checkout", "info", "paid marker")];
-    assert_eq!(p.post("application/x-ndjson", ndjson(&marker)).await.status(), 202);
+    assert_eq!(
+        p.post("application/x-ndjson", ndjson(&marker))
+            .await
+            .status(),
+        202
+    );
     let done = |g: &[Got]| g.iter().any(|g| g.line == "paid marker");
     let got = read_until(&mut ws, Duration::from_secs(20), done).await;
     assert_eq!(
@@ -243,9 +283,12 @@ async fn grafana_live_tails_logjet_as_loki() {
     let got = read_until(&mut delayed, Duration::from_secs(20), done).await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
-        got.iter().all(|g| g.at.duration_since(posted_at) >= Duration::from_secs(1)),
+        got.iter()
+            .all(|g| g.at.duration_since(posted_at) >= Duration::from_secs(1)),
         "{:?}",
-        got.iter().map(|g| g.at.duration_since(posted_at)).collect::<Vec<_>>()
+        got.iter()
+            .map(|g| g.at.duration_since(posted_at))
+            .collect::<Vec<_>>()
     );
 
     // The client closes; the service frees the tail (the gauge of open tails drops to 0).

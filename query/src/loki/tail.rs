@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -277,7 +277,11 @@ mod tests {
     #[test]
     fn messages_have_loki_shape() {
         let m = message(
-            &[entry(2, "api", "b"), entry(1, "db", "x"), entry(3, "api", "c")],
+            &[
+                entry(2, "api", "b"),
+                entry(1, "db", "x"),
+                entry(3, "api", "c"),
+            ],
             &[],
         );
         assert_eq!(
