@@ -4,6 +4,7 @@
 # services as separate processes and a load generator against them.
 #   ./scripts/bench.sh [logjet-bench options]     e.g. --processors 2 --ndjson-events 2000000
 #   ./scripts/bench.sh --archive-only [--archive-events N]   only the archive tier's rows
+#   ./scripts/bench.sh --loki-only                only the Loki query_range p50/p99 (issue 16)
 #   ./scripts/bench.sh --musl [options]           the services built as the images ship them
 #                                                 (static musl); the load generator stays glibc
 # shellcheck source=scripts/lib.sh

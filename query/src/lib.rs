@@ -294,7 +294,9 @@ pub fn app(state: AppState) -> Router {
     let api = lhttp::shed_load(api, state.cfg.max_concurrent_requests, state.guard.clone());
     // Tails are long-lived: they have their own limit (`max_tails`), not the request limit.
     let tails = lhttp::guarded(
-        Router::new().route("/logs/tail", get(tail_logs)),
+        Router::new()
+            .route("/logs/tail", get(tail_logs))
+            .route("/loki/api/v1/tail", get(loki::tail::tail)),
         state.guard.clone(),
     );
     // Any key may ask who it is (the dashboard's sign-in); it is not behind the query scope.

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::Client;
@@ -15,8 +15,8 @@ use async_nats::jetstream::{self, consumer};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use logjet_core::LogEvent;
 use logjet_core::message;
+use logjet_core::{LogEvent, ServiceName};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Semaphore, mpsc};
@@ -78,6 +78,20 @@ pub struct Tails {
 /// reading client to drain a burst, short enough to free the tail of one that stopped reading.
 const SLOW_CLIENT_GRACE: Duration = Duration::from_secs(2);
 
+/// What a feed hands its reader: matched items, and the one it could not deliver if the reader
+/// fell behind (the feed then stops).
+pub struct Feed<T> {
+    pub items: mpsc::Receiver<T>,
+    pub dropped: Arc<Mutex<Option<T>>>,
+}
+
+impl<T> Feed<T> {
+    /// The item that could not be delivered, once `items` has ended.
+    pub fn take_dropped(&self) -> Option<T> {
+        self.dropped.lock().ok().and_then(|mut d| d.take())
+    }
+}
+
 impl Tails {
     /// Opens a tail: validates the filters, binds an ordered consumer, and returns the SSE stream.
     pub async fn open(
@@ -101,6 +115,44 @@ impl Tails {
             ..Default::default()
         };
         let q = EventQuery::from_request(&req, now)?;
+        let service = q.service.clone();
+        let feed = self
+            .feed(service.as_ref(), since, move |ev| {
+                q.matches(ev).then(|| to_json(ev))
+            })
+            .await?;
+        let dropped = feed.dropped.clone();
+        // After what was buffered, a client that fell behind hears why the stream ends.
+        let farewell =
+            futures::stream::once(
+                async move { dropped.lock().map(|d| d.is_some()).unwrap_or(false) },
+            )
+            .filter_map(|was_dropped| async move {
+                was_dropped.then(|| {
+                    Ok(Event::default().event("dropped").data(
+                    r#"{"reason":"the client did not keep up; reconnect with since= to resume"}"#,
+                ))
+                })
+            });
+        let events = ReceiverStream::new(feed.items)
+            .map(|json| Ok(Event::default().event("log").data(json)))
+            .chain(farewell);
+        Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
+
+    /// Binds an ordered consumer on `logs.<service>` (or every service) from now or `since`, and
+    /// spawns the task that decodes each message and sends what `select` keeps to a bounded
+    /// buffer. Takes one of the `max_tails` permits for as long as the feed runs.
+    pub async fn feed<T, F>(
+        &self,
+        service: Option<&ServiceName>,
+        since: Option<DateTime<Utc>>,
+        select: F,
+    ) -> Result<Feed<T>, QueryError>
+    where
+        T: Send + 'static,
+        F: Fn(&LogEvent) -> Option<T> + Send + 'static,
+    {
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             self.metrics.refused.inc();
             QueryError::TooManyTails
@@ -118,7 +170,7 @@ impl Tails {
             .get_stream(&self.stream)
             .await
             .map_err(|e| QueryError::Unavailable(format!("stream {}: {e}", self.stream)))?;
-        let filter_subject = q.service.as_ref().map_or_else(
+        let filter_subject = service.map_or_else(
             || logjet_core::subject::STREAM_SUBJECTS.to_string(),
             |s| s.subject(),
         );
@@ -144,9 +196,9 @@ impl Tails {
             .await
             .map_err(|e| QueryError::Unavailable(format!("tail consumer: {e}")))?;
 
-        let (tx, rx) = mpsc::channel::<String>(self.buffer);
-        let dropped = Arc::new(AtomicBool::new(false));
-        let dropped_flag = dropped.clone();
+        let (tx, rx) = mpsc::channel::<T>(self.buffer);
+        let dropped = Arc::new(Mutex::new(None));
+        let dropped_slot = dropped.clone();
         let metrics = self.metrics.clone();
         let max_age = self.max_age;
         tokio::spawn(async move {
@@ -166,19 +218,21 @@ impl Tails {
                 let canonical = logjet_core::jetstream::is_canonical(msg.headers.as_ref());
                 let decoded = message::decode_message(&msg.payload, canonical, &opts);
                 for ev in decoded.events {
-                    if !q.matches(&ev) {
-                        continue;
-                    }
-                    match tx.try_send(to_json(&ev)) {
+                    let Some(item) = select(&ev) else { continue };
+                    match tx.try_send(item) {
                         Ok(()) => {}
                         Err(TrySendError::Closed(_)) => break 'feed,
-                        Err(TrySendError::Full(json)) => {
-                            match tokio::time::timeout(SLOW_CLIENT_GRACE, tx.send(json)).await {
-                                Ok(Ok(())) => {}
+                        Err(TrySendError::Full(item)) => {
+                            let permit =
+                                tokio::time::timeout(SLOW_CLIENT_GRACE, tx.reserve()).await;
+                            match permit {
+                                Ok(Ok(p)) => p.send(item),
                                 Ok(Err(_)) => break 'feed,
                                 Err(_) => {
                                     metrics.dropped.inc();
-                                    dropped_flag.store(true, Ordering::SeqCst);
+                                    if let Ok(mut d) = dropped_slot.lock() {
+                                        *d = Some(item);
+                                    }
                                     break 'feed;
                                 }
                             }
@@ -188,19 +242,7 @@ impl Tails {
             }
             metrics.open.dec();
         });
-        // After what was buffered, a client that fell behind hears why the stream ends.
-        let farewell = futures::stream::once(async move { dropped.load(Ordering::SeqCst) })
-            .filter_map(|was_dropped| async move {
-                was_dropped.then(|| {
-                    Ok(Event::default().event("dropped").data(
-                        r#"{"reason":"the client did not keep up; reconnect with since= to resume"}"#,
-                    ))
-                })
-            });
-        let events = ReceiverStream::new(rx)
-            .map(|json| Ok(Event::default().event("log").data(json)))
-            .chain(farewell);
-        Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        Ok(Feed { items: rx, dropped })
     }
 }
 

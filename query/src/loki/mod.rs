@@ -3,7 +3,8 @@
 //!
 //! `logql` parses the query into a typed tree, `pipeline` runs a log query over one event,
 //! `read` finds the candidate events with logjet's search, `eval` computes metric queries,
-//! `json` prints Loki's shapes, `params` reads Loki's parameters and `api` holds the handlers.
+//! `json` prints Loki's shapes, `params` reads Loki's parameters, `api` holds the handlers and
+//! `tail` the WebSocket live tail.
 
 pub mod api;
 pub mod error;
@@ -13,5 +14,6 @@ pub mod logql;
 pub mod params;
 pub mod pipeline;
 pub mod read;
+pub mod tail;
 
 pub use error::LokiError;

@@ -86,6 +86,15 @@ struct Args {
     /// Only the archive phase.
     #[arg(long)]
     archive_only: bool,
+    /// Events over 24 h for the Loki `query_range` latencies (0: skip them).
+    #[arg(long, default_value_t = 1_000_000)]
+    loki_events: u64,
+    /// Requests per Loki query latency measurement.
+    #[arg(long, default_value_t = 50)]
+    loki_samples: usize,
+    /// Only the Loki `query_range` latencies, not the rest of the bench.
+    #[arg(long)]
+    loki_only: bool,
 }
 
 /// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
@@ -144,7 +153,7 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
-    let archive_rows = if args.archive_events > 0 && !args.compare_only {
+    let archive_rows = if args.archive_events > 0 && !args.compare_only && !args.loki_only {
         let plan = archive::Plan {
             events: args.archive_events,
             conns: args.batch_connections,
@@ -156,6 +165,28 @@ async fn main() {
     };
     if args.archive_only {
         for (name, value, target) in archive_rows {
+            println!("| {name:<52} | {value:>12} | {target:>10} |");
+        }
+        return;
+    }
+    let loki_rows = if args.loki_events > 0 && !args.compare_only && !args.archive_only {
+        eprintln!(
+            "bench: Loki query_range latencies ({} events over 24 h)",
+            args.loki_events
+        );
+        logjet_tests::bench::loki::run(
+            &http,
+            &args.bin_dir,
+            args.processors,
+            args.loki_events,
+            args.loki_samples,
+        )
+        .await
+    } else {
+        Vec::new()
+    };
+    if args.loki_only {
+        for (name, value, target) in &loki_rows {
             println!("| {name:<52} | {value:>12} | {target:>10} |");
         }
         return;
@@ -221,6 +252,7 @@ async fn main() {
     .await;
     rows.extend(protocol_rows);
     rows.extend(archive_rows.iter().map(|(n, v, t)| row(n, v.clone(), t)));
+    rows.extend(loki_rows.iter().map(|(n, v, t)| row(n, v.clone(), t)));
 
     print_table(&rows, args.processors);
     drop(services);
