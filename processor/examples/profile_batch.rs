@@ -212,6 +212,6 @@ fn main() -> anyhow::Result<()> {
             args.batch,
             took.as_secs_f64() * 1e6 / events as f64
         );
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     })
 }
