@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern;
 use logjet_core::store::RedisConn;
 use logjet_core::tokens::{self, Bloom};
+use redis::{RedisWrite, ToRedisArgs};
 // Small keys hashed several times per event: FxHash, not SipHash. The maps live for one batch
 // and hold few keys (services × levels × buckets of its messages), so flooding is no concern.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
@@ -78,7 +79,8 @@ pub const CHUNK_MAX_EVENTS: u32 = 2000;
 /// One message's events of one service and second, being assembled.
 struct PartBuilder<'a> {
     key: (&'a str, i64),
-    bytes: BytesMut,
+    /// The events' lines, shared with the message (no copy until the command is written).
+    lines: Vec<Bytes>,
     tokens: Vec<(u64, u64)>,
     min_ms: i64,
     max_ms: i64,
@@ -86,11 +88,51 @@ struct PartBuilder<'a> {
     levels: u8,
 }
 
+/// A script argument after the plan: a chunk part or a Bloom filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanPart {
+    /// Canonical lines, each written followed by a newline.
+    Lines(Vec<Bytes>),
+    Bloom(Vec<u8>),
+}
+
+impl PlanPart {
+    /// The argument's bytes (tests and tools; the command writes them without this copy).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    fn write_to(&self, out: &mut impl std::io::Write) {
+        // Writing into memory cannot fail.
+        match self {
+            PlanPart::Lines(lines) => {
+                for l in lines {
+                    let _ = out.write_all(l);
+                    let _ = out.write_all(b"\n");
+                }
+            }
+            PlanPart::Bloom(b) => {
+                let _ = out.write_all(b);
+            }
+        }
+    }
+}
+
+impl ToRedisArgs for PlanPart {
+    /// Straight into the command's buffer: a line is copied once on its way to Redis (then once
+    /// more into the socket's buffer by the client).
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        self.write_to(&mut out.writer_for_next_arg());
+    }
+}
+
 /// A ready-to-run script call.
 #[derive(Debug)]
 pub struct Planned {
     pub plan_json: String,
-    pub parts: Vec<Bytes>,
+    pub parts: Vec<PlanPart>,
     /// Events of each message, in plan order.
     pub events_per_message: Vec<usize>,
 }
@@ -129,7 +171,7 @@ pub fn plan_batch(
         chunks: Vec::new(),
         trim_before_ms: now.timestamp_millis() - settings.recent_retention.as_millis() as i64,
     };
-    let mut parts: Vec<Bytes> = Vec::new();
+    let mut parts: Vec<PlanPart> = Vec::new();
     // Token hashes per chunk group, for its Bloom filter.
     let mut group_tokens: Vec<Vec<(u64, u64)>> = Vec::new();
     // (service, second) → position in plan.chunks of the group being filled, and its events
@@ -143,7 +185,10 @@ pub fn plan_batch(
             .push(keys::applied_bit(&settings.stream_id, msg.seq));
         events_per_message.push(msg.events.len());
 
-        let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::default();
+        // Per second first (one lookup per event, none while the key repeats), spread over the
+        // buckets once per key below.
+        let mut per_second: HashMap<(i64, &str, Level), u64> = HashMap::default();
+        let mut run: Option<((i64, &str, Level), u64)> = None;
         let mut templates: HashMap<(i64, &str, Level, u64), u64> = HashMap::default();
         let mut last_seen: HashMap<&str, i64> = HashMap::default();
         // One part per (service, second), in first-seen order.
@@ -151,10 +196,14 @@ pub fn plan_batch(
         for ev in msg.events {
             let secs = ev.ts_secs();
             let ms = ev.ts_millis();
-            for b in Bucket::ALL {
-                *counts
-                    .entry((b, b.start(secs), &*ev.service, ev.level))
-                    .or_default() += 1;
+            let key = (secs, &*ev.service, ev.level);
+            match &mut run {
+                Some((k, n)) if *k == key => *n += 1,
+                _ => {
+                    if let Some((k, n)) = run.replace((key, 1)) {
+                        *per_second.entry(k).or_default() += n;
+                    }
+                }
             }
             let tid = ev.template_id;
             *templates
@@ -179,7 +228,7 @@ pub fn plan_batch(
                 None => {
                     msg_parts.push(PartBuilder {
                         key,
-                        bytes: BytesMut::new(),
+                        lines: Vec::new(),
                         tokens: Vec::new(),
                         min_ms: ms,
                         max_ms: ms,
@@ -190,13 +239,23 @@ pub fn plan_batch(
                 }
             };
             let p = &mut msg_parts[slot];
-            p.bytes.extend_from_slice(&ev.line);
+            p.lines.push(ev.line.clone());
             tokens::canonical_line_tokens(&ev.line, |t| p.tokens.push(tokens::token_hashes(t)));
-            p.bytes.extend_from_slice(b"\n");
             p.min_ms = p.min_ms.min(ms);
             p.max_ms = p.max_ms.max(ms);
             p.count += 1;
             p.levels |= 1 << ev.level.index();
+        }
+        if let Some((k, n)) = run {
+            *per_second.entry(k).or_default() += n;
+        }
+        let mut counts: HashMap<(Bucket, i64, &str, Level), u64> = HashMap::default();
+        for ((secs, service, level), n) in per_second {
+            for b in Bucket::ALL {
+                *counts
+                    .entry((b, b.start(secs), service, level))
+                    .or_default() += n;
+            }
         }
         let mut counts: Vec<_> = counts.into_iter().collect();
         counts.sort_by(|a, b| {
@@ -262,7 +321,7 @@ pub fn plan_batch(
                 part.levels,
             ));
             group_tokens[gi].extend_from_slice(&part.tokens);
-            parts.push(part.bytes.freeze());
+            parts.push(PlanPart::Lines(part.lines));
         }
     }
     for (group, hashes) in plan.chunks.iter_mut().zip(group_tokens) {
@@ -272,7 +331,7 @@ pub fn plan_batch(
         }
         group.bloom = parts.len();
         group.bloom_log2 = bloom.bits_log2();
-        parts.push(Bytes::copy_from_slice(bloom.as_bytes()));
+        parts.push(PlanPart::Bloom(bloom.into_bytes()));
     }
     Planned {
         plan_json: serde_json::to_string(&plan).expect("plan serialises"),
@@ -320,24 +379,35 @@ impl Aggregator {
             .is_none_or(|r| r >= u64::from(self.wait_replicas))
     }
 
-    /// Applies a plan atomically, in one round trip.
+    /// Applies a plan atomically, in one round trip (two the first time a Redis sees the
+    /// script: it is loaded on `NOSCRIPT`, as `redis::Script` does).
     pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
-        let mut inv = self.script.prepare_invoke();
+        // One command built in place (`Script::prepare_invoke` would copy every part twice more).
+        let mut cmd = redis::cmd("EVALSHA");
         // Declaring one key gives cluster clients the slot; every key shares its hash tag.
-        inv.key(keys::services_key());
-        inv.arg(&planned.plan_json);
-        for p in &planned.parts {
-            inv.arg(p.as_ref());
-        }
+        cmd.arg(self.script.get_hash())
+            .arg(1)
+            .arg(keys::services_key())
+            .arg(&planned.plan_json)
+            .arg(&planned.parts[..]);
         let mut conn = self.conn.clone();
         let (flags, replicas): (Vec<u8>, Option<u64>) = if self.wait_replicas == 0 {
-            (inv.invoke_async(&mut conn).await?, None)
+            let flags = match cmd.query_async(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.script.load_async(&mut conn).await?;
+                    cmd.query_async(&mut conn).await?
+                }
+                r => r?,
+            };
+            (flags, None)
         } else {
             // The script and WAIT go in one pipeline, on one connection: WAIT counts the
             // replicas that have this connection's writes, so a reconnect in between must not
             // separate them.
             let mut pipe = redis::pipe();
-            pipe.invoke_script(&inv)
+            pipe.add_command(cmd)
                 .cmd("WAIT")
                 .arg(self.wait_replicas)
                 .arg(self.wait_timeout.as_millis() as u64);
@@ -346,7 +416,7 @@ impl Aggregator {
                 Err(e)
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
-                    inv.load_async(&mut conn).await?;
+                    self.script.load_async(&mut conn).await?;
                     pipe.query_async(&mut conn).await?
                 }
                 other => other?,
@@ -458,6 +528,13 @@ mod tests {
             (1 << Level::Info.index()) | (1 << Level::Error.index())
         );
         assert_eq!(p.parts.len(), 4 + 3); // four parts, three blooms
+        // A part is its events' lines, each followed by a newline.
+        let mut first = a[0].line.to_vec();
+        first.push(b'\n');
+        first.extend_from_slice(&a[1].line);
+        first.push(b'\n');
+        assert_eq!(p.parts[0].to_bytes(), first);
+        assert!(matches!(p.parts[4], PlanPart::Bloom(_)));
         // every event counted once per granularity
         let sum_of = |kind: &str| -> u64 {
             v["incr"]

@@ -18,6 +18,7 @@ use logjet_core::parse::{self, BodyFormat, Reject};
 use logjet_core::pattern;
 use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// One event as the aggregator needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,9 +156,79 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
     out
 }
 
-/// (time, service, level, message) of a canonical line, borrowed from it unless a value holds
-/// JSON escapes.
+/// (time, service, level, message) of a canonical line, borrowed from it unless the message
+/// holds JSON escapes. The line is read in place when it is laid out as ingest writes it
+/// ([`read_head_in_place`]), else as JSON; either way it must be one valid JSON object, or the
+/// forgiving parser gets it.
 fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
+    match read_head_in_place(raw) {
+        Some((ts, service, level, message)) => {
+            serde_json::from_slice::<IgnoredAny>(raw).ok()?;
+            let ts_nanos = match logjet_core::event::parse_ts_fixed(ts.as_bytes()) {
+                Some(n) => n,
+                None => DateTime::parse_from_rfc3339(ts)
+                    .ok()?
+                    .timestamp_nanos_opt()?,
+            };
+            ServiceName::is_canonical(service).then_some((
+                ts_nanos,
+                Cow::Borrowed(service),
+                level,
+                message,
+            ))
+        }
+        None => read_head_json(raw),
+    }
+}
+
+/// The head of a canonical line in ingest's layout — `{"ts":"…","service":"…","level":"…",
+/// "message":"…"` followed by `}` or by more members — found by position: no JSON parse, no
+/// field matching. `None` for any other layout (members in another order, whitespace, escapes
+/// in the time, service or level), which [`read_head_json`] reads. The caller still checks that
+/// the whole line is valid JSON.
+fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>)> {
+    let rest = raw.strip_prefix(b"{\"ts\":\"")?;
+    let (ts, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"service\":\"")?;
+    let (service, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"level\":\"")?;
+    let (level, rest) = plain_str(rest)?;
+    let level = Level::ALL.into_iter().find(|l| l.as_str() == level)?;
+    let rest = rest.strip_prefix(b",\"message\":\"")?;
+    // The message, up to its closing quote; escaped only if it holds a backslash.
+    let mut end = 0;
+    let mut escaped = false;
+    loop {
+        end += memchr::memchr2(b'"', b'\\', rest.get(end..)?)?;
+        if rest[end] == b'"' {
+            break;
+        }
+        escaped = true;
+        end += 2;
+    }
+    let after = &rest[end + 1..];
+    if after != b"}" && !after.starts_with(b",\"") {
+        return None;
+    }
+    let message = if escaped {
+        // The quoted string, quotes included (the byte before `rest` is the opening quote).
+        let start = raw.len() - rest.len() - 1;
+        Cow::Owned(serde_json::from_slice::<String>(&raw[start..start + end + 2]).ok()?)
+    } else {
+        Cow::Borrowed(std::str::from_utf8(&rest[..end]).ok()?)
+    };
+    Some((ts, service, level, message))
+}
+
+/// A string without escapes up to its closing quote, and what follows the quote.
+fn plain_str(b: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr2(b'"', b'\\', b)?;
+    (b[end] == b'"').then_some(())?;
+    Some((std::str::from_utf8(&b[..end]).ok()?, &b[end + 1..]))
+}
+
+/// [`read_head`] by a JSON parse, whatever the order of the members.
+fn read_head_json(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
     let head: Head<'_> = serde_json::from_slice(raw).ok()?;
     let ts = DateTime::parse_from_rfc3339(&head.ts).ok()?;
     let ts_nanos = ts.timestamp_nanos_opt()?;
@@ -169,7 +240,7 @@ fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
@@ -196,7 +267,7 @@ fn decode_raw(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logjet_core::LogEvent;
+    use logjet_core::{FieldValue, Fields, LogEvent};
 
     fn meta<'a>(subject: &'a str, h: Option<&'a async_nats::HeaderMap>) -> MessageMeta<'a> {
         MessageMeta {
@@ -230,6 +301,65 @@ mod tests {
         assert_eq!(d.events[0].level, Level::Warn);
         assert_eq!(&*d.events[0].service, "api");
         assert_eq!(d.events[0].ts_millis(), 1_795_694_399_500);
+    }
+
+    #[test]
+    fn the_head_read_in_place_is_the_head_read_as_json() {
+        let ts = DateTime::parse_from_rfc3339("2026-11-26T11:59:59.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut lines = Vec::new();
+        for message in [
+            "GET /a/42 completed in 5ms for 10.0.0.1",
+            "",
+            "quote \" backslash \\ newline \n tab \t unicode é ☃ \u{1}",
+            "\\",
+            "ends with a backslash \\",
+        ] {
+            for fields in [
+                Fields::new(),
+                [("a".to_string(), FieldValue::Int(1))].into(),
+            ] {
+                let ev = LogEvent {
+                    ts,
+                    service: "api".into(),
+                    level: Level::Warn,
+                    message: message.into(),
+                    fields,
+                    trace_id: Some("t-1".into()),
+                    host: None,
+                };
+                lines.push(serde_json::to_string(&ev).unwrap());
+            }
+        }
+        // Not ingest's layout, or not valid: the JSON reading decides, and both must agree.
+        let head = r#"{"ts":"2026-11-26T11:59:59.5Z","service":"api","level":"info","message":"m""#;
+        lines.extend([
+            format!("{head}}}"),
+            format!("{head},\"fields\":{{\"a\":1}}}}"),
+            format!("{head},\"fields\":{{\"a\":}}}}"),
+            format!("{head},\"x\""),
+            format!("{head}}} "),
+            format!("{head}}}x"),
+            r#"{"service":"api","ts":"2026-11-26T11:59:59Z","level":"info","message":"m"}"#.into(),
+            r#"{"ts":"2026-11-26T11:59:59Z","service":"Api","level":"info","message":"m"}"#.into(),
+            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"loud","message":"m"}"#.into(),
+            r#"{"ts":"2026-11-26T25:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
+            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a"}"#
+                .replace("\\u0001", "\u{1}"),
+            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a\"#.into(),
+            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
+        ]);
+        for line in &lines {
+            assert_eq!(
+                read_head(line.as_bytes()),
+                read_head_json(line.as_bytes()),
+                "{line}"
+            );
+        }
+        // The fast reading is what reads ingest's lines.
+        assert!(read_head_in_place(lines[0].as_bytes()).is_some());
+        assert!(read_head_in_place(lines[4].as_bytes()).is_some());
     }
 
     #[test]
