@@ -30,6 +30,7 @@ use logjet_processor::decode::{self, MessageMeta};
 
 #[path = "../../tests/src/bench/lines.rs"]
 #[allow(dead_code)]
+#[allow(unreachable_pub)] // its items are `pub` for the tests crate
 mod lines;
 use lines::LineKind;
 

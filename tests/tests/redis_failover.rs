@@ -256,7 +256,10 @@ async fn nothing_is_acknowledged_that_no_replica_has() {
     // The replica stops answering: the primary applies, WAIT times out, nothing is acked.
     let replica = group.replica.pid().expect("replica pid") as i32;
     // SAFETY: signals to a child process this test owns.
-    unsafe { libc::kill(replica, libc::SIGSTOP) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(replica, libc::SIGSTOP)
+    };
     let body: String = (0..50)
         .map(|i| format!("{{\"service\":\"wait\",\"level\":\"info\",\"message\":\"event {i}\"}}\n"))
         .collect();
@@ -292,7 +295,10 @@ async fn nothing_is_acknowledged_that_no_replica_has() {
     // The replica is back: the redelivery is a no-op on the primary, WAIT succeeds, it is acked,
     // and counted once.
     // SAFETY: as above.
-    unsafe { libc::kill(replica, libc::SIGCONT) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(replica, libc::SIGCONT)
+    };
     wait_for_total(&http, &query, 50, Duration::from_secs(30)).await;
     let start = Instant::now();
     loop {
