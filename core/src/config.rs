@@ -25,9 +25,9 @@ mod redis;
 mod stream;
 mod validate;
 
+pub use self::redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 pub use alerts::AlertSettings;
 pub use api::{ApiSettings, AuthSetting};
-pub use self::redis::{PROCESSOR_REDIS_RESPONSE_TIMEOUT, RedisSentinelSettings, RedisWaitSettings};
 pub use archive::{ArchiveSettings, ArchiverConfig};
 pub use archive_read::ArchiveReadSettings;
 pub use dashboard::{DashboardAuth, DashboardConfig};

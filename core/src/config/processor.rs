@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    RedisSentinelSettings, RedisWaitSettings,     ConfigError, DEFAULT_DRAIN_TIMEOUT, ServiceConfig, StreamSettings, between, positive_duration,
-    validate_drain_timeout, validate_nats_url, validate_redis_url, validate_stream_name,
+    ConfigError, DEFAULT_DRAIN_TIMEOUT, RedisSentinelSettings, RedisWaitSettings, ServiceConfig,
+    StreamSettings, between, positive_duration, validate_drain_timeout, validate_nats_url,
+    validate_redis_url, validate_stream_name,
 };
 use crate::telemetry::LogFormat;
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AlertSettings,     RedisSentinelSettings,     ApiSettings, ArchiveReadSettings, ArchiveSettings, ConfigError, DEFAULT_DRAIN_TIMEOUT,
-    LokiSettings, ServiceConfig, positive, positive_duration, validate_drain_timeout,
-    validate_nats_url, validate_redis_url, validate_stream_name,
+    AlertSettings, ApiSettings, ArchiveReadSettings, ArchiveSettings, ConfigError,
+    DEFAULT_DRAIN_TIMEOUT, LokiSettings, RedisSentinelSettings, ServiceConfig, positive,
+    positive_duration, validate_drain_timeout, validate_nats_url, validate_redis_url,
+    validate_stream_name,
 };
 use crate::telemetry::LogFormat;
 
