@@ -590,11 +590,12 @@ async fn query_reads_the_archive_from_s3() {
             r.json::<serde_json::Value>().await.expect("query json")
         }
     };
-    // The catalog loads in the background; the needle is found once it has.
+    // The catalog loads in the background; the needle is found once it has. `since` reaches
+    // past Redis's window, so the archive is read.
     let needle = format!("req-{:08x}", 4321);
     let deadline = Instant::now() + Duration::from_secs(30);
     let found = loop {
-        let r = search(serde_json::json!({"contains": needle})).await;
+        let r = search(serde_json::json!({"contains": needle, "since": "2h"})).await;
         if r["events"].as_array().is_some_and(|e| !e.is_empty()) {
             break r;
         }
@@ -611,7 +612,7 @@ async fn query_reads_the_archive_from_s3() {
     let mut ns = Vec::new();
     let mut cursor = serde_json::Value::Null;
     for _ in 0..100 {
-        let r = search(serde_json::json!({"limit": 1000, "cursor": cursor})).await;
+        let r = search(serde_json::json!({"since": "2h", "limit": 1000, "cursor": cursor})).await;
         for e in r["events"].as_array().unwrap() {
             ns.push(e["fields"]["n"].as_f64().expect("field n") as u64);
         }
