@@ -158,7 +158,7 @@ impl QueryService {
             stream: cfg.stream.clone(),
             max_age: cfg.retention,
         };
-        let archive = match logjet_core::archive::ArchiveStore::open(&cfg.archive.archive_url()?)? {
+        let archive = match logjet_core::archive::ArchiveStore::open_reader(&cfg.archive.archive_url()?)? {
             None => None,
             Some(store) => Some(archive::ArchiveTier::new(
                 store,

@@ -88,6 +88,28 @@ impl ArchiveStore {
         }
     }
 
+    /// [`ArchiveStore::open`] for a service that only reads the archive (query): a local
+    /// directory that does not exist and cannot be created (a read-only root file system, the
+    /// default `file://.data/archive` in a container) means no archive to read — said once in the
+    /// log, not a reason to refuse to start.
+    pub fn open_reader(url: &ArchiveUrl) -> Result<Option<ArchiveStore>, ArchiveError> {
+        match url {
+            ArchiveUrl::Local(dir) => match ArchiveStore::local(dir.clone()) {
+                Ok(store) => Ok(Some(store)),
+                Err(ArchiveError::Io(e)) => {
+                    tracing::warn!(
+                        directory = %dir.display(),
+                        error = %e,
+                        "the archive directory cannot be opened: searches read Redis and the stream only"
+                    );
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            _ => ArchiveStore::open(url),
+        }
+    }
+
     /// A local directory, created if missing; relative paths against the working directory.
     pub fn local(dir: PathBuf) -> Result<ArchiveStore, ArchiveError> {
         let dir = if dir.is_absolute() {
