@@ -158,14 +158,15 @@ impl QueryService {
             stream: cfg.stream.clone(),
             max_age: cfg.retention,
         };
-        let archive = match logjet_core::archive::ArchiveStore::open_reader(&cfg.archive.archive_url()?)? {
-            None => None,
-            Some(store) => Some(archive::ArchiveTier::new(
-                store,
-                cfg.archive.retention_rules()?,
-                cfg.archive_read.clone(),
-            )),
-        };
+        let archive =
+            match logjet_core::archive::ArchiveStore::open_reader(&cfg.archive.archive_url()?)? {
+                None => None,
+                Some(store) => Some(archive::ArchiveTier::new(
+                    store,
+                    cfg.archive.retention_rules()?,
+                    cfg.archive_read.clone(),
+                )),
+            };
         let tiers = search::Tiers {
             history,
             archive,

@@ -8,14 +8,14 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-pub use logjet_api::{
+pub(crate) use logjet_api::{
     FieldValue, Level, LogEvent, Me, Pattern, PatternParams, PatternsResponse, PipelineStats,
     QueryRequest, QueryResponse, ServiceInfo, ServicesResponse, Summary, TailParams, Timeseries,
     TimeseriesParams,
 };
 
 /// Identity of an event for de-duplicating pages and keeping rows expanded across refreshes.
-pub fn event_key(ev: &LogEvent) -> String {
+pub(crate) fn event_key(ev: &LogEvent) -> String {
     format!(
         "{}|{}|{}|{}",
         event_ts(ev),
@@ -26,12 +26,12 @@ pub fn event_key(ev: &LogEvent) -> String {
 }
 
 /// An event's time in milliseconds since the epoch, as the browser's clock counts.
-pub fn event_ms(ev: &LogEvent) -> f64 {
+pub(crate) fn event_ms(ev: &LogEvent) -> f64 {
     ev.ts.timestamp_micros() as f64 / 1000.0
 }
 
 /// An event's time as the API writes it (RFC 3339, nanoseconds, `Z`).
-pub fn event_ts(ev: &LogEvent) -> String {
+pub(crate) fn event_ts(ev: &LogEvent) -> String {
     logjet_api::event::format_ts(&ev.ts)
 }
 
@@ -156,19 +156,22 @@ async fn send(method: &str, path: &str, body: Option<String>) -> Result<String, 
     })
 }
 
-pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+pub(crate) async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     let text = send("GET", path, None).await?;
     serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-pub async fn post<T: DeserializeOwned>(path: &str, body: &impl Serialize) -> Result<T, ApiError> {
+pub(crate) async fn post<T: DeserializeOwned>(
+    path: &str,
+    body: &impl Serialize,
+) -> Result<T, ApiError> {
     let body = serde_json::to_string(body).map_err(|e| ApiError::Decode(e.to_string()))?;
     let text = send("POST", path, Some(body)).await?;
     serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
 /// `a=b&c=d` from one of the API's parameter types, skipping what is unset or empty.
-pub fn params_query(params: &impl Serialize) -> String {
+pub(crate) fn params_query(params: &impl Serialize) -> String {
     let fields = match serde_json::to_value(params) {
         Ok(serde_json::Value::Object(fields)) => fields,
         _ => return String::new(),
@@ -189,12 +192,12 @@ pub fn params_query(params: &impl Serialize) -> String {
 }
 
 /// Some(`s`) unless it is empty: a filter left blank is no filter.
-pub fn non_empty(s: &str) -> Option<String> {
+pub(crate) fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
 /// `a=b&c=d` from pairs, skipping empty values.
-pub fn query_string(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     let params = web_sys::UrlSearchParams::new().expect("URLSearchParams");
     for (k, v) in pairs {
         if !v.is_empty() {

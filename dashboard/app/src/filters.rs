@@ -40,7 +40,7 @@ impl View {
 }
 
 /// Search window of the explorer.
-pub const RANGES: [(&str, &str); 7] = [
+pub(crate) const RANGES: [(&str, &str); 7] = [
     ("15m", "Last 15 minutes"),
     ("1h", "Last hour"),
     ("6h", "Last 6 hours"),
@@ -186,14 +186,14 @@ impl Filters {
 }
 
 /// The current `location.search`.
-pub fn current_search() -> String {
+pub(crate) fn current_search() -> String {
     web_sys::window()
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default()
 }
 
 /// Records the filters in the address bar (a new history entry, so Back works).
-pub fn push_url(f: &Filters) {
+pub(crate) fn push_url(f: &Filters) {
     let qs = f.to_query();
     if qs == current_search() {
         return;

@@ -20,15 +20,15 @@ use crate::util::{self, thousands};
 use crate::{Ctx, ErrorText};
 
 /// Lines kept on screen.
-pub const KEEP: usize = 1000;
+pub(crate) const KEEP: usize = 1000;
 /// Lines in the DOM while following the newest ones (all [`KEEP`] once the user scrolls up or
 /// pauses): what fits on a screen, with room to spare, costs a fraction of the rendering.
-pub const RENDER_FOLLOWING: usize = 200;
+pub(crate) const RENDER_FOLLOWING: usize = 200;
 /// Longest time between a line arriving and being rendered.
-pub const FLUSH_MS: i32 = 150;
+pub(crate) const FLUSH_MS: i32 = 150;
 
 #[derive(Debug, PartialEq)]
-pub struct TailLine {
+pub(crate) struct TailLine {
     seq: u64,
     time: String,
     level: String,

@@ -3,12 +3,12 @@
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-pub fn now_ms() -> f64 {
+pub(crate) fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
 /// Sleeps on the browser's event loop.
-pub async fn sleep_ms(ms: i32) {
+pub(crate) async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         if let Some(w) = web_sys::window() {
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
@@ -19,7 +19,7 @@ pub async fn sleep_ms(ms: i32) {
 
 /// Epoch milliseconds of an RFC 3339 timestamp as the API writes them
 /// (`2026-11-26T11:48:35.123456789Z`, or with a `±hh:mm` offset).
-pub fn parse_ts(s: &str) -> Option<f64> {
+pub(crate) fn parse_ts(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -71,7 +71,7 @@ fn date(ms: f64) -> js_sys::Date {
 }
 
 /// `14:03:27` in the browser's time zone.
-pub fn clock(ms: f64) -> String {
+pub(crate) fn clock(ms: f64) -> String {
     let d = date(ms);
     format!(
         "{:02}:{:02}:{:02}",
@@ -82,13 +82,13 @@ pub fn clock(ms: f64) -> String {
 }
 
 /// `14:03` in the browser's time zone.
-pub fn hour_minute(ms: f64) -> String {
+pub(crate) fn hour_minute(ms: f64) -> String {
     let d = date(ms);
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
 /// `14:03:27.123` in the browser's time zone.
-pub fn clock_ms(ms: f64) -> String {
+pub(crate) fn clock_ms(ms: f64) -> String {
     let d = date(ms);
     format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -100,7 +100,7 @@ pub fn clock_ms(ms: f64) -> String {
 }
 
 /// `2026-11-26 14:03:27` in the browser's time zone.
-pub fn date_time(ms: f64) -> String {
+pub(crate) fn date_time(ms: f64) -> String {
     let d = date(ms);
     format!(
         "{:04}-{:02}-{:02} {}",
@@ -112,7 +112,7 @@ pub fn date_time(ms: f64) -> String {
 }
 
 /// `3 s ago`, `5 min ago`, `2 h ago`.
-pub fn ago(ms: f64, now: f64) -> String {
+pub(crate) fn ago(ms: f64, now: f64) -> String {
     let s = ((now - ms) / 1000.0).max(0.0);
     if s < 60.0 {
         format!("{} s ago", s as u64)
@@ -126,7 +126,7 @@ pub fn ago(ms: f64, now: f64) -> String {
 }
 
 /// `12,345`
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -139,7 +139,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// `950`, `1.2k`, `3.4M`, for axis labels.
-pub fn compact(n: f64) -> String {
+pub(crate) fn compact(n: f64) -> String {
     if n >= 1e6 {
         format!("{:.1}M", n / 1e6)
     } else if n >= 1e3 {
@@ -150,12 +150,12 @@ pub fn compact(n: f64) -> String {
 }
 
 /// `12.5%` (one decimal), the format every error rate is shown in.
-pub fn percent(rate: f64) -> String {
+pub(crate) fn percent(rate: f64) -> String {
     format!("{:.1}%", rate * 100.0)
 }
 
 /// `12.3` events/s (one decimal below 100, whole numbers above).
-pub fn rate(r: f64) -> String {
+pub(crate) fn rate(r: f64) -> String {
     if r < 100.0 {
         format!("{r:.1}")
     } else {
@@ -164,7 +164,7 @@ pub fn rate(r: f64) -> String {
 }
 
 /// The smallest 1, 2 or 5 × 10ⁿ at or above `v` (at least 1): a round axis maximum.
-pub fn nice_ceiling(v: f64) -> f64 {
+pub(crate) fn nice_ceiling(v: f64) -> f64 {
     if v <= 1.0 {
         return 1.0;
     }
@@ -177,12 +177,12 @@ pub fn nice_ceiling(v: f64) -> f64 {
     10.0 * mag
 }
 
-pub fn document() -> Option<web_sys::Document> {
+pub(crate) fn document() -> Option<web_sys::Document> {
     web_sys::window()?.document()
 }
 
 /// Moves keyboard focus to the element with this id, if it is there.
-pub fn focus(id: &str) {
+pub(crate) fn focus(id: &str) {
     if let Some(el) = document()
         .and_then(|d| d.get_element_by_id(id))
         .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
@@ -192,20 +192,20 @@ pub fn focus(id: &str) {
 }
 
 /// Left edge of an element in viewport coordinates.
-pub fn left_of(id: &str) -> Option<f64> {
+pub(crate) fn left_of(id: &str) -> Option<f64> {
     let el = document()?.get_element_by_id(id)?;
     Some(el.get_bounding_client_rect().left())
 }
 
 /// Scrolls an element to its end.
-pub fn scroll_to_bottom(id: &str) {
+pub(crate) fn scroll_to_bottom(id: &str) {
     if let Some(el) = document().and_then(|d| d.get_element_by_id(id)) {
         el.set_scroll_top(el.scroll_height());
     }
 }
 
 /// Whether an element is scrolled to (within a few pixels of) its end.
-pub fn at_bottom(id: &str) -> bool {
+pub(crate) fn at_bottom(id: &str) -> bool {
     document()
         .and_then(|d| d.get_element_by_id(id))
         .map(|el| el.scroll_height() - el.scroll_top() - el.client_height() < 40)
@@ -213,7 +213,7 @@ pub fn at_bottom(id: &str) -> bool {
 }
 
 /// Host name the page was loaded from, for the "send your first log" hint.
-pub fn page_host() -> String {
+pub(crate) fn page_host() -> String {
     web_sys::window()
         .and_then(|w| w.location().hostname().ok())
         .filter(|h| !h.is_empty())
