@@ -5,6 +5,9 @@
 //! fires. The evaluators are `logjet-query` processes (so one can be SIGKILLed), on the
 //! platform's NATS and Redis; alerts are read back through Alertmanager's `GET /api/v2/alerts`.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

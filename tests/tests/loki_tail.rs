@@ -9,6 +9,9 @@
 //! Loki's own parameters and message shape: `pkg/loghttp/tail.go` (`delay_for` ≤ 5, `limit`,
 //! `start`; `dropped_entries` with `labels` and a ns `timestamp`).
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,9 @@
 //! user's allowed calls are checked on the same connection (a refusal is not a dead connection).
 //! `LOGJET_TEST_NATS_LOG=/tmp/nats.log` keeps the server's log, violations included.
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer};

@@ -3,6 +3,9 @@
 //! replica and every acknowledged event is counted exactly once, without `rebuild`. And the
 //! processor acknowledges nothing a replica does not have (`WAIT`).
 
+// The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
