@@ -92,7 +92,9 @@ podman info >"$WORK/podman-info" 2>&1 \
   || { sed 's/^/    /' "$WORK/podman-info" >&2; die "podman does not work here (CONTAINERS_CONF=$CONTAINERS_CONF)"; }
 
 # --- images -----------------------------------------------------------------------------------
-SERVICES=(ingest processor query)
+# The processor first: its NATS user is the one that creates the streams (manage_streams), and
+# ingest is ready only once LOGS exists (pods start one after another here, not all at once).
+SERVICES=(processor ingest query)
 missing=()
 for svc in "${SERVICES[@]}"; do podman image exists "logjet/$svc:dev" || missing+=("$svc"); done
 case "$BUILD" in
