@@ -93,14 +93,7 @@ async fn load(http: &reqwest::Client, ingest: &str, events: u64, conns: usize) -
                     .map(|i| lines::realistic(i, &svc) + "\n")
                     .collect();
                 sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("post");
-                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+                super::stack::post_ndjson_accepted(&http, &url, body).await;
             }
         }));
     }

@@ -77,14 +77,7 @@ async fn load(http: &reqwest::Client, stack: &Stack, events: u64, from_ns: i64, 
                 .collect();
             let (http, url) = (http.clone(), url.clone());
             async move {
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("post");
-                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+                super::stack::post_ndjson_accepted(&http, &url, body).await;
             }
         })
         .buffer_unordered(8)

@@ -74,6 +74,18 @@ pub async fn spawn_service(
     }
 }
 
+/// POSTs one NDJSON body to ingest's `url`; anything but 202 fails the bench with ingest's answer.
+pub async fn post_ndjson_accepted(http: &reqwest::Client, url: &str, body: String) {
+    let r = http
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+}
+
 pub async fn wait_ready(http: &reqwest::Client, url: &str) {
     let start = Instant::now();
     loop {
