@@ -213,15 +213,16 @@ pub fn reduce_timeseries(
         .collect()
 }
 
-pub async fn timeseries(
+/// The counter hashes (`service|level` → events) of the buckets starting at `starts` (ascending,
+/// `step` apart): from the archive's segment counts before its horizon, from Redis after.
+/// `service` narrows what the archive reads (Redis's hashes hold every service).
+pub async fn bucket_hashes(
     conn: &RedisConn,
     step: Bucket,
-    from: i64,
-    to: i64,
+    starts: &[i64],
     service: Option<&str>,
     archive: Option<ArchiveCounts<'_>>,
-) -> redis::RedisResult<Timeseries> {
-    let starts = timeseries_starts(step, from, to);
+) -> redis::RedisResult<Vec<HashMap<String, u64>>> {
     let split = archive.map_or(0, |a| starts.partition_point(|s| *s < a.horizon));
     let keys: Vec<String> = starts[split..]
         .iter()
@@ -236,6 +237,19 @@ pub async fn timeseries(
         _ => Vec::new(),
     };
     hashes.extend(read_hashes(conn, &keys).await?);
+    Ok(hashes)
+}
+
+pub async fn timeseries(
+    conn: &RedisConn,
+    step: Bucket,
+    from: i64,
+    to: i64,
+    service: Option<&str>,
+    archive: Option<ArchiveCounts<'_>>,
+) -> redis::RedisResult<Timeseries> {
+    let starts = timeseries_starts(step, from, to);
+    let hashes = bucket_hashes(conn, step, &starts, service, archive).await?;
     Ok(Timeseries {
         step_secs: step.secs(),
         from: logjet_core::event::format_ts(&DateTime::from_timestamp(from, 0).unwrap_or_default()),

@@ -11,6 +11,7 @@ pub mod container_start;
 pub mod dashboard;
 pub mod grafana;
 pub mod k8s;
+pub mod loki;
 pub mod platform;
 pub mod process;
 pub mod s3;

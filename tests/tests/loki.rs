@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use logjet_tests::loki::matrix;
 use logjet_tests::platform::Platform;
 use serde_json::{Value, json};
 
@@ -156,33 +157,6 @@ fn lines(body: &Value) -> Vec<(i64, String)> {
         }
     }
     out
-}
-
-/// `labels → [(seconds, value)]` of a matrix result.
-fn matrix(body: &Value) -> Vec<(Value, Vec<(i64, f64)>)> {
-    assert_eq!(body["data"]["resultType"], "matrix", "{body}");
-    body["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let pts = s["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    (
-                        p[0].as_i64().expect("whole-second sample times"),
-                        p[1].as_str()
-                            .expect("values are strings")
-                            .parse::<f64>()
-                            .unwrap(),
-                    )
-                })
-                .collect();
-            (s["metric"].clone(), pts)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -44,6 +44,7 @@ pub struct QueryConfig {
     pub archive: ArchiveSettings,
     #[serde(flatten)]
     pub archive_read: ArchiveReadSettings,
+    #[serde(flatten)]
     pub loki: LokiSettings,
     #[serde(flatten)]
     pub alerts: AlertSettings,

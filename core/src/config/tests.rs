@@ -162,3 +162,18 @@ fn known_keys_are_flat() {
     assert!(keys.contains(&"consumer".to_string()));
     assert!(known_env_vars::<IngestConfig>().contains(&"LOGJET_NATS_URL".to_string()));
 }
+
+#[test]
+fn loki_settings_are_top_level_environment_keys() {
+    let q: QueryConfig = load_from(
+        None,
+        env(&[
+            ("LOGJET_AUTH", "off"),
+            ("LOGJET_LOKI_LABELS", "region,env"),
+            ("LOGJET_LOKI_COUNTED_ABOVE", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(q.loki.labels(), vec!["region", "env"]);
+    assert_eq!(q.loki.loki_counted_above, 0);
+}

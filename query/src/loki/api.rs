@@ -12,14 +12,17 @@ use axum::routing::get;
 use chrono::Utc;
 use serde_json::{Value as Json, json};
 
+use logjet_core::keys::Bucket;
+
+use super::counts::CounterPlan;
 use super::error::LokiError;
-use super::eval::{self, Steps};
+use super::eval::{self, RangeInput, Steps};
 use super::json::{self, Stats};
 use super::logql::{self, Expr, LogExpr, MetricExpr};
 use super::params::Params;
 use super::pipeline::{CompiledLog, Labels};
 use super::read::{Want, read};
-use crate::AppState;
+use crate::{AppState, stats};
 
 type Answer = Result<axum::Json<Json>, LokiError>;
 
@@ -177,8 +180,15 @@ pub(crate) async fn eval_metric(
     let (Some(first), Some(last)) = (steps.first().copied(), steps.last().copied()) else {
         return Ok((eval::Value::Vector(BTreeMap::new()), stats));
     };
-    for (l, range) in m.range_inputs() {
+    for (func, l, range) in m.range_inputs() {
         let log = compile(st, l)?;
+        if let Some(plan) = CounterPlan::new(func, &log, range, &steps) {
+            let (events, series) = counted(st, &plan, &steps).await?;
+            if events > st.cfg.loki.loki_counted_above {
+                inputs.push(RangeInput::Series(series));
+                continue;
+            }
+        }
         let range_ns = i64::try_from(range.as_nanos()).unwrap_or(i64::MAX);
         let r = read(
             st,
@@ -190,10 +200,38 @@ pub(crate) async fn eval_metric(
         .await?;
         stats.lines += r.scanned;
         stats.bytes += r.bytes;
-        inputs.push(r.entries);
+        inputs.push(RangeInput::Entries(r.entries));
     }
     let v = eval::eval(m, &Steps(steps), &mut inputs.into_iter());
     Ok((v, stats))
+}
+
+/// A range aggregation's series from the per-minute counters (Redis's, and before its
+/// retention the archive's segment counts, as `/stats/timeseries` reads them), and how many
+/// events its windows hold: few enough, and reading them gives the exact answer instead.
+async fn counted(
+    st: &AppState,
+    plan: &CounterPlan,
+    steps: &[i64],
+) -> Result<(u64, BTreeMap<Labels, Vec<Option<f64>>>), LokiError> {
+    let minutes = plan.minutes(steps);
+    let tiers = crate::StatsTiers::of(st, plan.service());
+    let archive = tiers.catalog.map(|catalog| stats::ArchiveCounts {
+        catalog,
+        horizon: Utc::now().timestamp() - st.cfg.retention.as_secs() as i64,
+    });
+    let hashes = crate::retry_once(&st.redis, || async {
+        Ok(stats::bucket_hashes(
+            &st.redis.conn,
+            Bucket::M1,
+            &minutes,
+            plan.service(),
+            archive,
+        )
+        .await?)
+    })
+    .await?;
+    Ok(plan.series(steps, &minutes, &hashes))
 }
 
 async fn labels(State(st): State<AppState>) -> Answer {

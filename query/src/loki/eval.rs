@@ -18,25 +18,38 @@ pub enum Value {
 #[derive(Debug, Clone)]
 pub struct Steps(pub Vec<i64>);
 
-/// Evaluates `e`. `entries` holds, in the order of [`MetricExpr::range_inputs`], each log query's
-/// entries from `steps[0] - range` to the last step.
-pub fn eval(e: &MetricExpr, steps: &Steps, entries: &mut std::vec::IntoIter<Vec<Entry>>) -> Value {
+/// What one range aggregation is computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RangeInput {
+    /// The log query's entries from `steps[0] - range` to the last step.
+    Entries(Vec<Entry>),
+    /// The aggregation's values already computed at every step (from the per-minute counters,
+    /// [`super::counts`]).
+    Series(BTreeMap<Labels, Vec<Option<f64>>>),
+}
+
+/// Evaluates `e`. `inputs` holds, in the order of [`MetricExpr::range_inputs`], what each range
+/// aggregation is computed from.
+pub fn eval(e: &MetricExpr, steps: &Steps, inputs: &mut std::vec::IntoIter<RangeInput>) -> Value {
     match e {
         MetricExpr::Scalar(v) => Value::Scalar(*v),
         MetricExpr::Vector(v) => {
             Value::Vector([(Labels::new(), vec![Some(*v); steps.0.len()])].into())
         }
-        MetricExpr::Range { func, range, .. } => {
-            let list = entries.next().unwrap_or_default();
-            Value::Vector(range_agg(*func, range.as_nanos() as i64, &list, steps))
-        }
+        MetricExpr::Range { func, range, .. } => Value::Vector(match inputs.next() {
+            Some(RangeInput::Series(s)) => s,
+            Some(RangeInput::Entries(list)) => {
+                range_agg(*func, range.as_nanos() as i64, &list, steps)
+            }
+            None => BTreeMap::new(),
+        }),
         MetricExpr::Agg {
             op,
             param,
             grouping,
             inner,
         } => {
-            let v = match eval(inner, steps, entries) {
+            let v = match eval(inner, steps, inputs) {
                 Value::Scalar(s) => [(Labels::new(), vec![Some(s); steps.0.len()])].into(),
                 Value::Vector(v) => v,
             };
@@ -77,8 +90,8 @@ pub fn eval(e: &MetricExpr, steps: &Steps, entries: &mut std::vec::IntoIter<Vec<
             lhs,
             rhs,
         } => {
-            let l = eval(lhs, steps, entries);
-            let r = eval(rhs, steps, entries);
+            let l = eval(lhs, steps, inputs);
+            let r = eval(rhs, steps, inputs);
             binary(*op, *return_bool, l, r)
         }
     }
@@ -299,7 +312,15 @@ mod tests {
 
     fn run(q: &str, steps: &[i64], entries: Vec<Vec<Entry>>) -> Value {
         let steps = Steps(steps.iter().map(|s| s * 1_000_000_000).collect());
-        eval(&metric(q), &steps, &mut entries.into_iter())
+        eval(
+            &metric(q),
+            &steps,
+            &mut entries
+                .into_iter()
+                .map(RangeInput::Entries)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
     }
 
     fn series(v: &Value) -> &BTreeMap<Labels, Vec<Option<f64>>> {

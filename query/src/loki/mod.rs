@@ -7,6 +7,7 @@
 //! `tail` the WebSocket live tail.
 
 pub mod api;
+pub mod counts;
 pub mod error;
 pub mod eval;
 pub mod json;

@@ -262,6 +262,22 @@ impl CompiledLog {
             .map(|m| m.value.as_str())
     }
 
+    /// Whether every entry's labels are exactly its `service` and `level` and the query keeps or
+    /// drops whole events by those two alone: then the per-minute counters (kept per service and
+    /// level) count its entries without reading them. `| drop __error__` changes nothing here,
+    /// as no parser runs.
+    pub fn selects_by_service_and_level_only(&self) -> bool {
+        let stream_label = |n: &str| n == "service" || n == "level";
+        self.field_labels.is_empty()
+            && self.selector.iter().all(|m| stream_label(&m.name))
+            && self.steps.iter().all(|s| match s {
+                Step::Drop(names) => !names
+                    .iter()
+                    .any(|n| stream_label(n) || n == "detected_level"),
+                _ => false,
+            })
+    }
+
     /// Needles every matching line contains (the `|=` filters before any `line_format`).
     pub fn required_substrings(&self) -> Vec<&str> {
         let mut out = Vec::new();

@@ -168,11 +168,11 @@ impl MetricExpr {
     }
 
     /// Every range aggregation's log query and range, in evaluation order.
-    pub fn range_inputs(&self) -> Vec<(&LogExpr, Duration)> {
+    pub fn range_inputs(&self) -> Vec<(RangeFn, &LogExpr, Duration)> {
         let mut out = Vec::new();
-        fn walk<'a>(e: &'a MetricExpr, out: &mut Vec<(&'a LogExpr, Duration)>) {
+        fn walk<'a>(e: &'a MetricExpr, out: &mut Vec<(RangeFn, &'a LogExpr, Duration)>) {
             match e {
-                MetricExpr::Range { log, range, .. } => out.push((log, *range)),
+                MetricExpr::Range { func, log, range } => out.push((*func, log, *range)),
                 MetricExpr::Agg { inner, .. } => walk(inner, out),
                 MetricExpr::Binary { lhs, rhs, .. } => {
                     walk(lhs, out);
