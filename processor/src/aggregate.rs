@@ -150,6 +150,18 @@ pub struct Applied {
     pub replicas: Option<u64>,
 }
 
+/// A template's definition as stored: `{"s":sample,"t":template}` (the members in that order,
+/// as `serde_json::json!` wrote them from its sorted map), written without building a map.
+fn template_def(sample: &str) -> String {
+    #[derive(Serialize)]
+    struct Def<'a> {
+        s: &'a str,
+        t: &'a str,
+    }
+    let t = pattern::mask(sample);
+    serde_json::to_string(&Def { s: sample, t: &t }).expect("strings serialise")
+}
+
 /// Plans the application of a batch. Pure: same input, same output.
 pub fn plan_batch(
     msgs: &[MessageEvents<'_>],
@@ -216,7 +228,7 @@ pub fn plan_batch(
                 plan.defs.push((
                     keys::pattern_defs_key(day),
                     format!("{tid:016x}"),
-                    serde_json::json!({"t": pattern::mask(&sample), "s": sample}).to_string(),
+                    template_def(&sample),
                     day + 86_400 + settings.retention.as_secs() as i64,
                 ));
             }
@@ -586,6 +598,14 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![1500, 1900]);
+    }
+
+    #[test]
+    fn template_defs_are_written_as_before() {
+        for sample in ["took 5ms", "quote \" and \\ and \u{1} and é", ""] {
+            let before = serde_json::json!({"t": pattern::mask(sample), "s": sample}).to_string();
+            assert_eq!(template_def(sample), before);
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ use logjet_core::parse::{self, BodyFormat, Reject};
 use logjet_core::pattern;
 use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+
+use crate::json_check;
 
 /// One event as the aggregator needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,8 @@ struct Scratch {
     mask: String,
     /// The last service seen, shared by the lines that name it too.
     service: Option<Arc<str>>,
+    /// The open brackets of the JSON check.
+    json_stack: Vec<u8>,
 }
 
 impl Scratch {
@@ -132,7 +135,7 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
         line_no += 1;
         let raw = &payload[start..end];
         if !raw.trim_ascii().is_empty() {
-            match read_head(raw) {
+            match read_head(raw, &mut scratch.json_stack) {
                 Some((ts_nanos, service, level, message)) => out.events.push(EventRecord {
                     ts_nanos,
                     service: scratch.service(&service),
@@ -159,11 +162,15 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
 /// (time, service, level, message) of a canonical line, borrowed from it unless the message
 /// holds JSON escapes. The line is read in place when it is laid out as ingest writes it
 /// ([`read_head_in_place`]), else as JSON; either way it must be one valid JSON object, or the
-/// forgiving parser gets it.
-fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
+/// forgiving parser gets it ([`json_check`], with `stack` for its brackets).
+fn read_head<'a>(
+    raw: &'a [u8],
+    stack: &mut Vec<u8>,
+) -> Option<(i64, Cow<'a, str>, Level, Cow<'a, str>)> {
     match read_head_in_place(raw) {
-        Some((ts, service, level, message)) => {
-            serde_json::from_slice::<IgnoredAny>(raw).ok()?;
+        Some((ts, service, level, message, tail)) => {
+            // The head's layout is checked; the rest must complete the object.
+            json_check::is_object_tail(tail, stack).then_some(())?;
             let ts_nanos = match logjet_core::event::parse_ts_fixed(ts.as_bytes()) {
                 Some(n) => n,
                 None => DateTime::parse_from_rfc3339(ts)
@@ -184,9 +191,12 @@ fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
 /// The head of a canonical line in ingest's layout — `{"ts":"…","service":"…","level":"…",
 /// "message":"…"` followed by `}` or by more members — found by position: no JSON parse, no
 /// field matching. `None` for any other layout (members in another order, whitespace, escapes
-/// in the time, service or level), which [`read_head_json`] reads. The caller still checks that
-/// the whole line is valid JSON.
-fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>)> {
+/// in the time, service or level), which [`read_head_json`] reads. Also the rest of the line after
+/// the message, which the caller checks completes the JSON object. The head itself is as strict
+/// as JSON: the time and level must match exactly, the service be canonical, and the message
+/// hold no control character (a JSON string cannot).
+#[allow(clippy::type_complexity)]
+fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>, &[u8])> {
     let rest = raw.strip_prefix(b"{\"ts\":\"")?;
     let (ts, rest) = plain_str(rest)?;
     let rest = rest.strip_prefix(b",\"service\":\"")?;
@@ -215,9 +225,13 @@ fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>)> {
         let start = raw.len() - rest.len() - 1;
         Cow::Owned(serde_json::from_slice::<String>(&raw[start..start + end + 2]).ok()?)
     } else {
-        Cow::Borrowed(std::str::from_utf8(&rest[..end]).ok()?)
+        let m = &rest[..end];
+        if m.iter().any(|&c| c < 0x20) {
+            return None;
+        }
+        Cow::Borrowed(std::str::from_utf8(m).ok()?)
     };
-    Some((ts, service, level, message))
+    Some((ts, service, level, message, after))
 }
 
 /// A string without escapes up to its closing quote, and what follows the quote.
@@ -345,14 +359,23 @@ mod tests {
             r#"{"ts":"2026-11-26T11:59:59Z","service":"Api","level":"info","message":"m"}"#.into(),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"loud","message":"m"}"#.into(),
             r#"{"ts":"2026-11-26T25:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
-            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a"}"#
-                .replace("\\u0001", "\u{1}"),
+            // A raw control character: not JSON.
+            format!(
+                r#"{{"ts":"2026-11-26T11:59:59.000000000Z","service":"api","level":"info","message":"a{}b"}}"#,
+                '\u{1}'
+            ),
+            format!("{head},\"f\":[1,{{\"g\":null}}]}}"),
+            format!("{head},\"f\":01}}"),
+            format!("{head},}}"),
+            format!("{head},\"a\":1}}}}"),
+            format!("{head},\"a\":1,\"b\":\"\\u00e9\"}}\t"),
+            format!("{head},\"a\":\"x{}\"}}", '\u{1}'),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a\"#.into(),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
         ]);
         for line in &lines {
             assert_eq!(
-                read_head(line.as_bytes()),
+                read_head(line.as_bytes(), &mut Vec::new()),
                 read_head_json(line.as_bytes()),
                 "{line}"
             );
