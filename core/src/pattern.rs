@@ -64,38 +64,77 @@ pub fn mask_into(message: &str, out: &mut String) {
             out.push_str(QUOTED);
             // What sticks to the closing quote (`"x":`, `"x",`) stays with it.
             let after = &rest[end + 2..];
-            let stuck = find_ws(after);
-            mask_token(&after[..stuck], out);
+            let (stuck, plain) = find_ws(after);
+            mask_word(&after[..stuck], plain, out);
             rest = trim_ws_start(&after[stuck..]);
             continue;
         }
-        let end = find_ws(rest);
-        mask_token(&rest[..end], out);
+        let (end, plain) = find_ws(rest);
+        mask_word(&rest[..end], plain, out);
         rest = trim_ws_start(&rest[end..]);
     }
 }
 
-/// `s.find(char::is_whitespace).unwrap_or(s.len())`, byte by byte while the text is ASCII.
-fn find_ws(s: &str) -> usize {
+/// [`mask_token`], or the token as it is when `plain` says it holds no digit and no colon and it
+/// is shorter than a UUID: then neither it nor any piece of it is variable (every class needs a
+/// digit, but a UUID, 36 bytes, and an IPv6 address, colons), and masking returns it unchanged.
+/// Most words of most messages are such.
+fn mask_word(token: &str, plain: bool, out: &mut String) {
+    if plain && token.len() < 36 {
+        out.push_str(token);
+    } else {
+        mask_token(token, out);
+    }
+}
+
+/// What a byte is to [`find_ws`]: ASCII whitespace (as `char::is_whitespace` has it), a digit or
+/// colon, or a byte of a non-ASCII character.
+const WS: u8 = 1;
+const DIGIT_OR_COLON: u8 = 2;
+const NON_ASCII: u8 = 4;
+const WORD_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if matches!(c, b' ' | b'\t'..=b'\r') {
+            WS
+        } else if c.is_ascii_digit() || c == b':' {
+            DIGIT_OR_COLON
+        } else if c >= 0x80 {
+            NON_ASCII
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// `s.find(char::is_whitespace).unwrap_or(s.len())`, byte by byte while the text is ASCII, and
+/// whether `s[..that]` is free of digits and colons.
+fn find_ws(s: &str) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = 0;
+    let mut seen = 0;
     while let Some(&c) = b.get(i) {
-        if c < 0x80 {
-            // The ASCII characters `char::is_whitespace` accepts.
-            if matches!(c, b' ' | b'\t'..=b'\r') {
-                return i;
+        let kind = WORD_BYTES[c as usize];
+        if kind & NON_ASCII == 0 {
+            if kind == WS {
+                return (i, seen == 0);
             }
+            seen |= kind;
             i += 1;
         } else {
             // `i` is a character boundary: it only ever steps over whole characters.
             match s[i..].chars().next() {
-                Some(ch) if ch.is_whitespace() => return i,
+                Some(ch) if ch.is_whitespace() => return (i, seen == 0),
                 Some(ch) => i += ch.len_utf8(),
                 None => break,
             }
         }
     }
-    b.len()
+    (b.len(), seen == 0)
 }
 
 /// `s.trim_start()`, byte by byte while the text is ASCII.

@@ -75,7 +75,7 @@ pub fn as_single_identifier(text: &str) -> Option<String> {
 pub fn json_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
     // Only a backslash makes a token depend on what precedes it (an escape is skipped whole);
     // most lines have none and take the quicker walk.
-    if !line.contains(&b'\\') {
+    if memchr::memchr(b'\\', line).is_none() {
         return plain_line_tokens(line, f);
     }
     let mut i = 0;

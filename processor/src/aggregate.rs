@@ -104,6 +104,18 @@ impl PlanPart {
         out
     }
 
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            PlanPart::Lines(lines) => lines.iter().map(|l| l.len() + 1).sum(),
+            PlanPart::Bloom(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn write_to(&self, out: &mut impl std::io::Write) {
         // Writing into memory cannot fail.
         match self {
@@ -394,8 +406,12 @@ impl Aggregator {
     /// Applies a plan atomically, in one round trip (two the first time a Redis sees the
     /// script: it is loaded on `NOSCRIPT`, as `redis::Script` does).
     pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
-        // One command built in place (`Script::prepare_invoke` would copy every part twice more).
-        let mut cmd = redis::cmd("EVALSHA");
+        // One command built in place (`Script::prepare_invoke` would copy every part twice more),
+        // in a buffer sized for it up front (growing it would copy the lines again).
+        let size =
+            planned.plan_json.len() + planned.parts.iter().map(PlanPart::len).sum::<usize>() + 256;
+        let mut cmd = redis::Cmd::with_capacity(5 + planned.parts.len(), size);
+        cmd.arg("EVALSHA");
         // Declaring one key gives cluster clients the slot; every key shares its hash tag.
         cmd.arg(self.script.get_hash())
             .arg(1)
@@ -546,6 +562,9 @@ mod tests {
         first.extend_from_slice(&a[1].line);
         first.push(b'\n');
         assert_eq!(p.parts[0].to_bytes(), first);
+        for part in &p.parts {
+            assert_eq!(part.len(), part.to_bytes().len());
+        }
         assert!(matches!(p.parts[4], PlanPart::Bloom(_)));
         // every event counted once per granularity
         let sum_of = |kind: &str| -> u64 {
