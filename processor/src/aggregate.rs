@@ -239,7 +239,7 @@ pub fn plan_batch(
                 let day = secs.div_euclid(86_400) * 86_400;
                 plan.defs.push((
                     keys::pattern_defs_key(day),
-                    format!("{tid:016x}"),
+                    keys::template_id_hex(tid),
                     template_def(&sample),
                     day + 86_400 + settings.retention.as_secs() as i64,
                 ));
