@@ -79,6 +79,7 @@ pub fn mask_into(message: &str, out: &mut String) {
 /// is shorter than a UUID: then neither it nor any piece of it is variable (every class needs a
 /// digit, but a UUID, 36 bytes, and an IPv6 address, colons), and masking returns it unchanged.
 /// Most words of most messages are such.
+#[inline]
 fn mask_word(token: &str, plain: bool, out: &mut String) {
     if plain && token.len() < 36 {
         out.push_str(token);
@@ -113,6 +114,7 @@ const WORD_BYTES: [u8; 256] = {
 
 /// `s.find(char::is_whitespace).unwrap_or(s.len())`, byte by byte while the text is ASCII, and
 /// whether `s[..that]` is free of digits and colons.
+#[inline]
 fn find_ws(s: &str) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = 0;
@@ -138,6 +140,7 @@ fn find_ws(s: &str) -> (usize, bool) {
 }
 
 /// `s.trim_start()`, byte by byte while the text is ASCII.
+#[inline]
 fn trim_ws_start(s: &str) -> &str {
     let b = s.as_bytes();
     let mut i = 0;

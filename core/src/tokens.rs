@@ -179,8 +179,13 @@ pub fn canonical_line_tokens(line: &[u8], f: impl FnMut(&[u8])) {
 
 /// The two base hashes of a token, lower-cased.
 pub fn token_hashes(token: &[u8]) -> (u64, u64) {
-    let mut buf = [0u8; MAX_TOKEN];
     let n = token.len().min(MAX_TOKEN);
+    // Most tokens (hex ids, IPs, numbers) are lower-case already: hash them where they are.
+    if !token[..n].iter().any(u8::is_ascii_uppercase) {
+        let t = &token[..n];
+        return (xxh3_64_with_seed(t, 0), xxh3_64_with_seed(t, 1) | 1);
+    }
+    let mut buf = [0u8; MAX_TOKEN];
     for (d, s) in buf.iter_mut().zip(&token[..n]) {
         *d = s.to_ascii_lowercase();
     }
@@ -398,6 +403,25 @@ mod tests {
             |t| toks.push(String::from_utf8(t.to_vec()).unwrap()),
         );
         assert_eq!(toks, vec!["req-42"]);
+    }
+
+    #[test]
+    fn token_hashes_are_of_the_lower_cased_token() {
+        for t in [
+            &b"req-42"[..],
+            b"REQ-42",
+            b"Req-42",
+            b"10.0.0.1",
+            &[b'A'; 200],
+        ] {
+            let lower = t.to_ascii_lowercase();
+            let lower = &lower[..lower.len().min(MAX_TOKEN)];
+            assert_eq!(
+                token_hashes(t),
+                (xxh3_64_with_seed(lower, 0), xxh3_64_with_seed(lower, 1) | 1)
+            );
+        }
+        assert_eq!(token_hashes(b"ABC1"), token_hashes(b"abc1"));
     }
 
     #[test]

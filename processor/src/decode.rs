@@ -39,6 +39,16 @@ pub struct EventRecord {
 
 /// The message of a canonical line (for a template's sample).
 pub fn line_message(line: &[u8]) -> Option<String> {
+    // Ingest's layout is read in place, as the decoder reads it, when the rest of the line is
+    // valid and cannot name a second `message` (which the JSON reading below refuses as a
+    // duplicate field): no `"message"` in it, and no escape that could spell one.
+    if let Some((_, _, _, message, tail)) = read_head_in_place(line)
+        && memchr::memchr(b'\\', tail).is_none()
+        && memchr::memmem::find(tail, b"\"message\"").is_none()
+        && json_check::is_object_tail(tail, &mut Vec::new())
+    {
+        return Some(message.into_owned());
+    }
     #[derive(Deserialize)]
     struct Msg<'a> {
         #[serde(borrow)]
@@ -383,6 +393,38 @@ mod tests {
         // The fast reading is what reads ingest's lines.
         assert!(read_head_in_place(lines[0].as_bytes()).is_some());
         assert!(read_head_in_place(lines[4].as_bytes()).is_some());
+    }
+
+    #[test]
+    fn a_lines_message_is_read_in_place_as_json_reads_it() {
+        let head =
+            r#"{"ts":"2026-11-26T11:59:59.000000000Z","service":"api","level":"info","message":"#;
+        for rest in [
+            r#""GET /a/42 in 5ms"}"#,
+            r#""a "quoted" é
+","fields":{"k":[1,2]}}"#,
+            r#""first","message":"second"}"#,
+            r#""first","f":{"message":"nested"}}"#,
+            r#""first","message":"escaped key"}"#,
+            r#""first","f":}"#,
+            r#""first"} x"#,
+        ] {
+            let line = format!("{head}{rest}");
+            let by_json = {
+                #[derive(Deserialize)]
+                struct Msg {
+                    message: String,
+                }
+                serde_json::from_str::<Msg>(&line).ok().map(|m| m.message)
+            };
+            assert_eq!(line_message(line.as_bytes()), by_json, "{line}");
+        }
+        let ok = format!("{head}\"m\"}}");
+        assert_eq!(line_message(ok.as_bytes()).as_deref(), Some("m"));
+        assert_eq!(
+            line_message(format!("{head}\"m\",\"message\":\"n\"}}").as_bytes()),
+            None
+        );
     }
 
     #[test]
