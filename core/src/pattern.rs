@@ -202,6 +202,7 @@ fn mask_token(token: &str, out: &mut String) {
     mask_piece(&token[start..], out);
 }
 
+#[inline]
 fn mask_piece(piece: &str, out: &mut String) {
     if piece.is_empty() {
         return;

@@ -250,10 +250,17 @@ pub fn plan_batch(
             let slot = match msg_parts.iter().position(|p| p.key == key) {
                 Some(i) => i,
                 None => {
+                    // A message's events mostly share one service and second: its first part is
+                    // sized for all of them (~10 tokens an event), so it never grows (which
+                    // would copy it); later parts grow as needed.
+                    let (lines, tokens) = match msg_parts.is_empty() {
+                        true => (msg.events.len(), msg.events.len() * 12),
+                        false => (0, 0),
+                    };
                     msg_parts.push(PartBuilder {
                         key,
-                        lines: Vec::new(),
-                        tokens: Vec::new(),
+                        lines: Vec::with_capacity(lines),
+                        tokens: Vec::with_capacity(tokens),
                         min_ms: ms,
                         max_ms: ms,
                         count: 0,
@@ -344,7 +351,13 @@ pub fn plan_batch(
                 part.count,
                 part.levels,
             ));
-            group_tokens[gi].extend_from_slice(&part.tokens);
+            // A new group takes the part's hashes as they are, without a copy.
+            let hashes = &mut group_tokens[gi];
+            if hashes.is_empty() {
+                *hashes = part.tokens;
+            } else {
+                hashes.extend_from_slice(&part.tokens);
+            }
             parts.push(PlanPart::Lines(part.lines));
         }
     }
