@@ -116,9 +116,37 @@ const WORD_BYTES: [u8; 256] = {
 /// whether `s[..that]` is free of digits and colons.
 #[inline]
 fn find_ws(s: &str) -> (usize, bool) {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    // Per byte, exact, no carries between bytes: the high bit is set iff lo < byte < hi and the
+    // byte is ASCII ("has a byte between m and n", Bit Twiddling Hacks).
+    let between = |x: u64, lo: u64, hi: u64| {
+        let low = x & (ONES * 127);
+        (ONES * (127 + hi) - low) & (low + ONES * (127 - lo)) & !x & HIGH
+    };
     let b = s.as_bytes();
     let mut i = 0;
     let mut seen = 0;
+    // Eight bytes at a time while they are ASCII and hold no whitespace.
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let ws = between(x, 8, 14) | between(x, 0x1f, 0x21);
+        let digit_or_colon = between(x, 0x2f, 0x3b);
+        let stop = ws | (x & HIGH);
+        if stop == 0 {
+            seen |= u8::from(digit_or_colon != 0) * DIGIT_OR_COLON;
+            i += 8;
+            continue;
+        }
+        // The bytes before the first stop, then that byte, the slow way.
+        let at = stop.trailing_zeros() as usize / 8;
+        let before = (1u64 << (8 * at)) - 1;
+        seen |= u8::from(digit_or_colon & before != 0) * DIGIT_OR_COLON;
+        i += at;
+        break;
+    }
     while let Some(&c) = b.get(i) {
         let kind = WORD_BYTES[c as usize];
         if kind & NON_ASCII == 0 {
@@ -690,6 +718,33 @@ mod tests {
             } else {
                 None
             }
+        }
+    }
+
+    #[test]
+    fn words_end_where_str_finds_whitespace() {
+        let alphabet: Vec<char> = "a0:9 \t\n\u{b}\u{c}\r\u{1f}\u{20}\u{21}/;é\u{a0}\u{2003}\u{85}µ"
+            .chars()
+            .collect();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut w = String::new();
+            for _ in 0..next() % 30 {
+                // Mostly word characters, so words reach past eight bytes.
+                let r = next();
+                let c = alphabet[((r >> 8) % alphabet.len() as u64) as usize];
+                w.push(if r % 3 == 0 { c } else { 'k' });
+            }
+            let end = w.find(char::is_whitespace).unwrap_or(w.len());
+            let plain = !w[..end].bytes().any(|c| c.is_ascii_digit() || c == b':');
+            assert_eq!(find_ws(&w), (end, plain), "{w:?}");
+            assert_eq!(trim_ws_start(&w), w.trim_start(), "{w:?}");
         }
     }
 

@@ -352,6 +352,10 @@ mod tests {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..2000 {
             let mut l = Vec::new();
+            // A step per line too: a line of length 0 must not freeze the generator.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             for _ in 0..(x % 64) {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -364,6 +368,9 @@ mod tests {
         let plain = b"aZ09-_.:/ \",{}";
         for round in 0..4000 {
             let mut l = Vec::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             for _ in 0..(x % 80) {
                 x ^= x << 13;
                 x ^= x >> 7;
