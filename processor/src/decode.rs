@@ -236,12 +236,27 @@ fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>, &[
         Cow::Owned(serde_json::from_slice::<String>(&raw[start..start + end + 2]).ok()?)
     } else {
         let m = &rest[..end];
-        if m.iter().any(|&c| c < 0x20) {
+        if has_control(m) {
             return None;
         }
         Cow::Borrowed(std::str::from_utf8(m).ok()?)
     };
     Some((ts, service, level, message, after))
+}
+
+/// Whether any byte is below 0x20 (a control character, which a JSON string cannot hold), eight
+/// bytes at a time.
+fn has_control(b: &[u8]) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    let mut words = b.chunks_exact(8);
+    // "Has a byte less than n" (Bit Twiddling Hacks): exact as to whether there is one.
+    let found = words.by_ref().any(|w| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word);
+        x.wrapping_sub(ONES * 0x20) & !x & (ONES << 7) != 0
+    });
+    found || words.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// A string without escapes up to its closing quote, and what follows the quote.
@@ -425,6 +440,25 @@ mod tests {
             line_message(format!("{head}\"m\",\"message\":\"n\"}}").as_bytes()),
             None
         );
+    }
+
+    #[test]
+    fn control_characters_are_found_wherever_they_are() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            assert!(!has_control(&clean));
+            for at in 0..len {
+                for c in [0u8, 0x1f, b'\n'] {
+                    let mut b = clean.clone();
+                    b[at] = c;
+                    assert!(has_control(&b), "{b:?}");
+                }
+                let mut b = clean.clone();
+                b[at] = 0x20;
+                b.iter_mut().skip(at + 1).for_each(|x| *x = 0xff);
+                assert!(!has_control(&b), "{b:?}");
+            }
+        }
     }
 
     #[test]
