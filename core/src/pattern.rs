@@ -79,7 +79,9 @@ pub fn mask_into(message: &str, out: &mut String) {
 /// is shorter than a UUID: then neither it nor any piece of it is variable (every class needs a
 /// digit, but a UUID, 36 bytes, and an IPv6 address, colons), and masking returns it unchanged.
 /// Most words of most messages are such.
-#[inline]
+// Inlined, with `find_ws` and `trim_ws_start`, into the loop over a message's words: ~400
+// fewer instructions per event in the processor (callgrind), where the compiler would not.
+#[inline(always)]
 fn mask_word(token: &str, plain: bool, out: &mut String) {
     if plain && token.len() < 36 {
         out.push_str(token);
@@ -114,7 +116,7 @@ const WORD_BYTES: [u8; 256] = {
 
 /// `s.find(char::is_whitespace).unwrap_or(s.len())`, byte by byte while the text is ASCII, and
 /// whether `s[..that]` is free of digits and colons.
-#[inline]
+#[inline(always)]
 fn find_ws(s: &str) -> (usize, bool) {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
@@ -168,7 +170,7 @@ fn find_ws(s: &str) -> (usize, bool) {
 }
 
 /// `s.trim_start()`, byte by byte while the text is ASCII.
-#[inline]
+#[inline(always)]
 fn trim_ws_start(s: &str) -> &str {
     let b = s.as_bytes();
     let mut i = 0;
