@@ -34,6 +34,7 @@ const TOKEN_CHARS: [u8; 256] = {
 };
 
 /// Separator-like characters trimmed from a token's ends (`order-17.` → `order-17`).
+#[inline(always)]
 fn trim_token(t: &[u8]) -> &[u8] {
     let is_trim = |c: &u8| matches!(c, b'.' | b':' | b'-' | b'_');
     let start = t.iter().position(|c| !is_trim(c)).unwrap_or(t.len());
@@ -45,6 +46,7 @@ pub const MIN_TOKEN: usize = 4;
 pub const MAX_TOKEN: usize = 128;
 
 /// Whether a token is worth indexing: long enough and containing a digit.
+#[inline(always)]
 pub fn is_identifier(t: &[u8]) -> bool {
     (MIN_TOKEN..=MAX_TOKEN).contains(&t.len()) && t.iter().any(u8::is_ascii_digit)
 }
@@ -131,6 +133,9 @@ fn plain_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
 }
 
 /// Position of the first ASCII digit at or after `from`.
+// This and the two checks below run per digit run of every indexed line: inlined, the token
+// scan takes ~200 fewer instructions per event (callgrind).
+#[inline(always)]
 fn next_digit(b: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = u64::MAX / 255;
     let mut i = from;

@@ -167,6 +167,8 @@ impl Walk<'_> {
     }
 
     /// The rest of a string after its opening quote, through its closing quote.
+    // A line holds ~15 strings: inlined into the walk, ~250 fewer instructions per line.
+    #[inline(always)]
     fn string(&mut self) -> bool {
         loop {
             self.skip_plain();
