@@ -279,6 +279,7 @@ fn mask_piece(piece: &str, out: &mut String) {
 }
 
 /// The mask for a whole piece, if it is variable.
+#[inline]
 pub fn classify(s: &str) -> Option<&'static str> {
     let b = s.as_bytes();
     let last = *b.last()?;

@@ -186,6 +186,7 @@ pub fn canonical_line_tokens(line: &[u8], f: impl FnMut(&[u8])) {
 }
 
 /// The two base hashes of a token, lower-cased.
+#[inline]
 pub fn token_hashes(token: &[u8]) -> (u64, u64) {
     let n = token.len().min(MAX_TOKEN);
     // Most tokens (hex ids, IPs, numbers) are lower-case already: hash them where they are.
