@@ -42,7 +42,7 @@ pub fn line_message(line: &[u8]) -> Option<String> {
     // Ingest's layout is read in place, as the decoder reads it, when the rest of the line is
     // valid and cannot name a second `message` (which the JSON reading below refuses as a
     // duplicate field): no `"message"` in it, and no escape that could spell one.
-    if let Some((_, _, _, message, tail)) = read_head_in_place(line)
+    if let Some(InPlace { message, tail, .. }) = read_head_in_place(line)
         && memchr::memchr(b'\\', tail).is_none()
         && memchr::memmem::find(tail, b"\"message\"").is_none()
         && json_check::is_object_tail(tail, &mut Vec::new())
@@ -178,7 +178,13 @@ fn read_head<'a>(
     stack: &mut Vec<u8>,
 ) -> Option<(i64, Cow<'a, str>, Level, Cow<'a, str>)> {
     match read_head_in_place(raw) {
-        Some((ts, service, level, message, tail)) => {
+        Some(InPlace {
+            ts,
+            service,
+            level,
+            message,
+            tail,
+        }) => {
             // The head's layout is checked; the rest must complete the object.
             json_check::is_object_tail(tail, stack).then_some(())?;
             let ts_nanos = match logjet_core::event::parse_ts_fixed(ts.as_bytes()) {
@@ -205,8 +211,7 @@ fn read_head<'a>(
 /// the message, which the caller checks completes the JSON object. The head itself is as strict
 /// as JSON: the time and level must match exactly, the service be canonical, and the message
 /// hold no control character (a JSON string cannot).
-#[allow(clippy::type_complexity)]
-fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>, &[u8])> {
+fn read_head_in_place(raw: &[u8]) -> Option<InPlace<'_>> {
     let rest = raw.strip_prefix(b"{\"ts\":\"")?;
     let (ts, rest) = plain_str(rest)?;
     let rest = rest.strip_prefix(b",\"service\":\"")?;
@@ -241,7 +246,22 @@ fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>, &[
         }
         Cow::Borrowed(std::str::from_utf8(m).ok()?)
     };
-    Some((ts, service, level, message, after))
+    Some(InPlace {
+        ts,
+        service,
+        level,
+        message,
+        tail: after,
+    })
+}
+
+/// What [`read_head_in_place`] reads: the head, and the rest of the line after the message.
+struct InPlace<'a> {
+    ts: &'a str,
+    service: &'a str,
+    level: Level,
+    message: Cow<'a, str>,
+    tail: &'a [u8],
 }
 
 /// Whether any byte is below 0x20 (a control character, which a JSON string cannot hold), eight
