@@ -364,9 +364,9 @@ fn is_uuid(s: &str) -> bool {
 fn is_ip(s: &str) -> bool {
     let b = s.as_bytes();
     // IPv4, optionally with a port.
-    // Pieces are short: plain loops, not `memchr`'s set-up.
+    // Pieces are short: a plain loop, not `memchr`'s set-up.
     let (addr, port) = match b.iter().rposition(|&c| c == b':') {
-        Some(i) if b[..i].iter().any(|&c| c == b'.') => (&b[..i], Some(&s[i + 1..])),
+        Some(i) if b[..i].contains(&b'.') => (&b[..i], Some(&s[i + 1..])),
         _ => (b, None),
     };
     // Four dot-separated numbers up to 255 (`str::parse::<u16>`, which these bytes replace,
