@@ -127,17 +127,55 @@ pub fn bloom_key(id: u64) -> String {
 
 /// Template counts of one minute: hash `service|level|template-id` → count.
 pub fn pattern_counts_key(minute_start: i64) -> String {
-    format!("{PREFIX}pat:{minute_start}")
+    // The planner writes a few of these per batch and event: sized up front, `format!` would
+    // grow the string several times.
+    let mut key = String::with_capacity(PREFIX.len() + 24);
+    key.push_str(PREFIX);
+    key.push_str("pat:");
+    push_int(&mut key, minute_start);
+    key
 }
 
 /// Template definitions first seen on a day: hash `template-id` → `{"t": template, "s": sample}`.
 pub fn pattern_defs_key(day_start: i64) -> String {
-    format!("{PREFIX}patdef:{day_start}")
+    let mut key = String::with_capacity(PREFIX.len() + 27);
+    key.push_str(PREFIX);
+    key.push_str("patdef:");
+    push_int(&mut key, day_start);
+    key
 }
 
 /// Field of a template count.
 pub fn pattern_field(service: &str, level: Level, template_id: u64) -> String {
-    format!("{service}|{}|{template_id:016x}", level.as_str())
+    let mut field = String::with_capacity(service.len() + 24);
+    field.push_str(service);
+    field.push('|');
+    field.push_str(level.as_str());
+    field.push('|');
+    push_hex16(&mut field, template_id);
+    field
+}
+
+/// A template id as it is written in keys and fields: 16 lower-case hex digits.
+pub fn template_id_hex(template_id: u64) -> String {
+    let mut s = String::with_capacity(16);
+    push_hex16(&mut s, template_id);
+    s
+}
+
+/// `{n:016x}`.
+fn push_hex16(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((n >> (shift * 4)) & 0xf) as usize]));
+    }
+}
+
+/// `{n}`, into a string sized for it.
+fn push_int(out: &mut String, n: i64) {
+    use std::fmt::Write;
+    // Writing into a `String` cannot fail.
+    let _ = write!(out, "{n}");
 }
 
 pub fn split_pattern_field(field: &str) -> Option<(&str, Level, &str)> {
@@ -298,6 +336,21 @@ return flags
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_keys_read_as_formatted() {
+        for n in [0, 7, -7, 1_795_690_800, i64::MIN, i64::MAX] {
+            assert_eq!(pattern_counts_key(n), format!("{PREFIX}pat:{n}"));
+            assert_eq!(pattern_defs_key(n), format!("{PREFIX}patdef:{n}"));
+        }
+        for id in [0, 1, 0xabc, 0x0123_4567_89ab_cdef, u64::MAX] {
+            assert_eq!(
+                pattern_field("api", Level::Warn, id),
+                format!("api|warn|{id:016x}")
+            );
+            assert_eq!(template_id_hex(id), format!("{id:016x}"));
+        }
+    }
 
     #[test]
     fn buckets_floor_and_expire() {

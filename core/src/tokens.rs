@@ -34,6 +34,7 @@ const TOKEN_CHARS: [u8; 256] = {
 };
 
 /// Separator-like characters trimmed from a token's ends (`order-17.` → `order-17`).
+#[inline(always)]
 fn trim_token(t: &[u8]) -> &[u8] {
     let is_trim = |c: &u8| matches!(c, b'.' | b':' | b'-' | b'_');
     let start = t.iter().position(|c| !is_trim(c)).unwrap_or(t.len());
@@ -45,6 +46,7 @@ pub const MIN_TOKEN: usize = 4;
 pub const MAX_TOKEN: usize = 128;
 
 /// Whether a token is worth indexing: long enough and containing a digit.
+#[inline(always)]
 pub fn is_identifier(t: &[u8]) -> bool {
     (MIN_TOKEN..=MAX_TOKEN).contains(&t.len()) && t.iter().any(u8::is_ascii_digit)
 }
@@ -73,6 +75,11 @@ pub fn as_single_identifier(text: &str) -> Option<String> {
 /// a separator, so a message `"a\nreq-42"` yields `req-42`, as the decoded text would. Keys and
 /// the timestamp yield tokens too; the index may hold more than a search looks for, never less.
 pub fn json_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
+    // Only a backslash makes a token depend on what precedes it (an escape is skipped whole);
+    // most lines have none and take the quicker walk.
+    if memchr::memchr(b'\\', line).is_none() {
+        return plain_line_tokens(line, f);
+    }
     let mut i = 0;
     let mut start = 0;
     // Whether line[start..i] holds a digit: trimming only takes separators off the ends, so a
@@ -104,6 +111,55 @@ pub fn json_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
     }
 }
 
+/// [`json_line_tokens`] of a line without a backslash, where a token is simply a maximal run of
+/// token characters: only runs holding a digit can be identifiers, so it jumps from digit to
+/// digit (eight bytes at a time) and widens each to its run, instead of walking every byte
+/// through the tokenizer.
+fn plain_line_tokens(line: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut i = 0;
+    while let Some(d) = next_digit(line, i) {
+        // `i` is the end of the previous run (a separator) or 0: no run reaches back past it.
+        let mut start = d;
+        while start > i && is_token_char(line[start - 1]) {
+            start -= 1;
+        }
+        let mut end = d + 1;
+        while end < line.len() && is_token_char(line[end]) {
+            end += 1;
+        }
+        emit_token(&line[start..end], &mut f);
+        i = end;
+    }
+}
+
+/// Position of the first ASCII digit at or after `from`.
+// This and the two checks below run per digit run of every indexed line: inlined, the token
+// scan takes ~200 fewer instructions per event (callgrind).
+#[inline(always)]
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Per byte, no carries between bytes: the high bit is set iff b'0' <= byte <= b'9'
+        // ("has a byte between m and n", Bit Twiddling Hacks).
+        let low = x & (ONES * 127);
+        let below_colon = (ONES * (127 + u64::from(b':'))) - low;
+        let above_slash = low + ONES * (127 - u64::from(b'/'));
+        let found = below_colon & above_slash & !x & (ONES << 7);
+        if found != 0 {
+            return Some(i + found.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
 fn emit_token(raw: &[u8], f: &mut impl FnMut(&[u8])) {
     if raw.len() < MIN_TOKEN {
         return;
@@ -117,6 +173,9 @@ fn emit_token(raw: &[u8], f: &mut impl FnMut(&[u8])) {
 /// [`json_line_tokens`] of a canonical line, without its leading `"ts"` value: a timestamp is
 /// unique per event and nobody searches for one by token, so indexing it would only double the
 /// size of every filter.
+// Kept out of its caller: inlined into the processor's planner, it crowded out the planner's
+// own map lookups (more instructions per event in all, by callgrind).
+#[inline(never)]
 pub fn canonical_line_tokens(line: &[u8], f: impl FnMut(&[u8])) {
     const TS: &[u8] = b"{\"ts\":\"";
     let rest = line
@@ -127,9 +186,15 @@ pub fn canonical_line_tokens(line: &[u8], f: impl FnMut(&[u8])) {
 }
 
 /// The two base hashes of a token, lower-cased.
+#[inline]
 pub fn token_hashes(token: &[u8]) -> (u64, u64) {
-    let mut buf = [0u8; MAX_TOKEN];
     let n = token.len().min(MAX_TOKEN);
+    // Most tokens (hex ids, IPs, numbers) are lower-case already: hash them where they are.
+    if !token[..n].iter().any(u8::is_ascii_uppercase) {
+        let t = &token[..n];
+        return (xxh3_64_with_seed(t, 0), xxh3_64_with_seed(t, 1) | 1);
+    }
+    let mut buf = [0u8; MAX_TOKEN];
     for (d, s) in buf.iter_mut().zip(&token[..n]) {
         *d = s.to_ascii_lowercase();
     }
@@ -296,12 +361,35 @@ mod tests {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..2000 {
             let mut l = Vec::new();
+            // A step per line too: a line of length 0 must not freeze the generator.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             for _ in 0..(x % 64) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 l.push(alphabet[(x % alphabet.len() as u64) as usize]);
             }
+            lines.push(l);
+        }
+        // Without backslashes (the quicker walk), over every byte value too.
+        let plain = b"aZ09-_.:/ \",{}";
+        for round in 0..4000 {
+            let mut l = Vec::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for _ in 0..(x % 80) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                l.push(match round % 2 {
+                    0 => plain[(x % plain.len() as u64) as usize],
+                    _ => (x % 256) as u8,
+                });
+            }
+            l.retain(|&c| c != b'\\');
             lines.push(l);
         }
         for l in &lines {
@@ -331,6 +419,25 @@ mod tests {
             |t| toks.push(String::from_utf8(t.to_vec()).unwrap()),
         );
         assert_eq!(toks, vec!["req-42"]);
+    }
+
+    #[test]
+    fn token_hashes_are_of_the_lower_cased_token() {
+        for t in [
+            &b"req-42"[..],
+            b"REQ-42",
+            b"Req-42",
+            b"10.0.0.1",
+            &[b'A'; 200],
+        ] {
+            let lower = t.to_ascii_lowercase();
+            let lower = &lower[..lower.len().min(MAX_TOKEN)];
+            assert_eq!(
+                token_hashes(t),
+                (xxh3_64_with_seed(lower, 0), xxh3_64_with_seed(lower, 1) | 1)
+            );
+        }
+        assert_eq!(token_hashes(b"ABC1"), token_hashes(b"abc1"));
     }
 
     #[test]

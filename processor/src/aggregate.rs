@@ -104,6 +104,18 @@ impl PlanPart {
         out
     }
 
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            PlanPart::Lines(lines) => lines.iter().map(|l| l.len() + 1).sum(),
+            PlanPart::Bloom(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn write_to(&self, out: &mut impl std::io::Write) {
         // Writing into memory cannot fail.
         match self {
@@ -148,6 +160,18 @@ pub struct Applied {
     pub fresh_events: u64,
     /// Replicas that confirmed the writes (`WAIT`), when the aggregator waits for any.
     pub replicas: Option<u64>,
+}
+
+/// A template's definition as stored: `{"s":sample,"t":template}` (the members in that order,
+/// as `serde_json::json!` wrote them from its sorted map), written without building a map.
+fn template_def(sample: &str) -> String {
+    #[derive(Serialize)]
+    struct Def<'a> {
+        s: &'a str,
+        t: &'a str,
+    }
+    let t = pattern::mask(sample);
+    serde_json::to_string(&Def { s: sample, t: &t }).expect("strings serialise")
 }
 
 /// Plans the application of a batch. Pure: same input, same output.
@@ -215,8 +239,8 @@ pub fn plan_batch(
                 let day = secs.div_euclid(86_400) * 86_400;
                 plan.defs.push((
                     keys::pattern_defs_key(day),
-                    format!("{tid:016x}"),
-                    serde_json::json!({"t": pattern::mask(&sample), "s": sample}).to_string(),
+                    keys::template_id_hex(tid),
+                    template_def(&sample),
                     day + 86_400 + settings.retention.as_secs() as i64,
                 ));
             }
@@ -226,10 +250,17 @@ pub fn plan_batch(
             let slot = match msg_parts.iter().position(|p| p.key == key) {
                 Some(i) => i,
                 None => {
+                    // A message's events mostly share one service and second: its first part is
+                    // sized for all of them (~10 tokens an event), so it never grows (which
+                    // would copy it); later parts grow as needed.
+                    let (lines, tokens) = match msg_parts.is_empty() {
+                        true => (msg.events.len(), msg.events.len() * 12),
+                        false => (0, 0),
+                    };
                     msg_parts.push(PartBuilder {
                         key,
-                        lines: Vec::new(),
-                        tokens: Vec::new(),
+                        lines: Vec::with_capacity(lines),
+                        tokens: Vec::with_capacity(tokens),
                         min_ms: ms,
                         max_ms: ms,
                         count: 0,
@@ -320,7 +351,13 @@ pub fn plan_batch(
                 part.count,
                 part.levels,
             ));
-            group_tokens[gi].extend_from_slice(&part.tokens);
+            // A new group takes the part's hashes as they are, without a copy.
+            let hashes = &mut group_tokens[gi];
+            if hashes.is_empty() {
+                *hashes = part.tokens;
+            } else {
+                hashes.extend_from_slice(&part.tokens);
+            }
             parts.push(PlanPart::Lines(part.lines));
         }
     }
@@ -382,8 +419,12 @@ impl Aggregator {
     /// Applies a plan atomically, in one round trip (two the first time a Redis sees the
     /// script: it is loaded on `NOSCRIPT`, as `redis::Script` does).
     pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
-        // One command built in place (`Script::prepare_invoke` would copy every part twice more).
-        let mut cmd = redis::cmd("EVALSHA");
+        // One command built in place (`Script::prepare_invoke` would copy every part twice more),
+        // in a buffer sized for it up front (growing it would copy the lines again).
+        let size =
+            planned.plan_json.len() + planned.parts.iter().map(PlanPart::len).sum::<usize>() + 256;
+        let mut cmd = redis::Cmd::with_capacity(5 + planned.parts.len(), size);
+        cmd.arg("EVALSHA");
         // Declaring one key gives cluster clients the slot; every key shares its hash tag.
         cmd.arg(self.script.get_hash())
             .arg(1)
@@ -534,6 +575,9 @@ mod tests {
         first.extend_from_slice(&a[1].line);
         first.push(b'\n');
         assert_eq!(p.parts[0].to_bytes(), first);
+        for part in &p.parts {
+            assert_eq!(part.len(), part.to_bytes().len());
+        }
         assert!(matches!(p.parts[4], PlanPart::Bloom(_)));
         // every event counted once per granularity
         let sum_of = |kind: &str| -> u64 {
@@ -586,6 +630,14 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![1500, 1900]);
+    }
+
+    #[test]
+    fn template_defs_are_written_as_before() {
+        for sample in ["took 5ms", "quote \" and \\ and \u{1} and é", ""] {
+            let before = serde_json::json!({"t": pattern::mask(sample), "s": sample}).to_string();
+            assert_eq!(template_def(sample), before);
+        }
     }
 
     #[test]

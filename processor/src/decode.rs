@@ -18,7 +18,8 @@ use logjet_core::parse::{self, BodyFormat, Reject};
 use logjet_core::pattern;
 use logjet_core::{Level, ServiceName};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+
+use crate::json_check;
 
 /// One event as the aggregator needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,16 @@ pub struct EventRecord {
 
 /// The message of a canonical line (for a template's sample).
 pub fn line_message(line: &[u8]) -> Option<String> {
+    // Ingest's layout is read in place, as the decoder reads it, when the rest of the line is
+    // valid and cannot name a second `message` (which the JSON reading below refuses as a
+    // duplicate field): no `"message"` in it, and no escape that could spell one.
+    if let Some(InPlace { message, tail, .. }) = read_head_in_place(line)
+        && memchr::memchr(b'\\', tail).is_none()
+        && memchr::memmem::find(tail, b"\"message\"").is_none()
+        && json_check::is_object_tail(tail, &mut Vec::new())
+    {
+        return Some(message.into_owned());
+    }
     #[derive(Deserialize)]
     struct Msg<'a> {
         #[serde(borrow)]
@@ -56,6 +67,8 @@ struct Scratch {
     mask: String,
     /// The last service seen, shared by the lines that name it too.
     service: Option<Arc<str>>,
+    /// The open brackets of the JSON check.
+    json_stack: Vec<u8>,
 }
 
 impl Scratch {
@@ -132,7 +145,7 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
         line_no += 1;
         let raw = &payload[start..end];
         if !raw.trim_ascii().is_empty() {
-            match read_head(raw) {
+            match read_head(raw, &mut scratch.json_stack) {
                 Some((ts_nanos, service, level, message)) => out.events.push(EventRecord {
                     ts_nanos,
                     service: scratch.service(&service),
@@ -159,11 +172,21 @@ fn decode_canonical(payload: &Bytes, meta: &MessageMeta<'_>) -> Decoded {
 /// (time, service, level, message) of a canonical line, borrowed from it unless the message
 /// holds JSON escapes. The line is read in place when it is laid out as ingest writes it
 /// ([`read_head_in_place`]), else as JSON; either way it must be one valid JSON object, or the
-/// forgiving parser gets it.
-fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
+/// forgiving parser gets it ([`json_check`], with `stack` for its brackets).
+fn read_head<'a>(
+    raw: &'a [u8],
+    stack: &mut Vec<u8>,
+) -> Option<(i64, Cow<'a, str>, Level, Cow<'a, str>)> {
     match read_head_in_place(raw) {
-        Some((ts, service, level, message)) => {
-            serde_json::from_slice::<IgnoredAny>(raw).ok()?;
+        Some(InPlace {
+            ts,
+            service,
+            level,
+            message,
+            tail,
+        }) => {
+            // The head's layout is checked; the rest must complete the object.
+            json_check::is_object_tail(tail, stack).then_some(())?;
             let ts_nanos = match logjet_core::event::parse_ts_fixed(ts.as_bytes()) {
                 Some(n) => n,
                 None => DateTime::parse_from_rfc3339(ts)
@@ -184,9 +207,11 @@ fn read_head(raw: &[u8]) -> Option<(i64, Cow<'_, str>, Level, Cow<'_, str>)> {
 /// The head of a canonical line in ingest's layout — `{"ts":"…","service":"…","level":"…",
 /// "message":"…"` followed by `}` or by more members — found by position: no JSON parse, no
 /// field matching. `None` for any other layout (members in another order, whitespace, escapes
-/// in the time, service or level), which [`read_head_json`] reads. The caller still checks that
-/// the whole line is valid JSON.
-fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>)> {
+/// in the time, service or level), which [`read_head_json`] reads. Also the rest of the line after
+/// the message, which the caller checks completes the JSON object. The head itself is as strict
+/// as JSON: the time and level must match exactly, the service be canonical, and the message
+/// hold no control character (a JSON string cannot).
+fn read_head_in_place(raw: &[u8]) -> Option<InPlace<'_>> {
     let rest = raw.strip_prefix(b"{\"ts\":\"")?;
     let (ts, rest) = plain_str(rest)?;
     let rest = rest.strip_prefix(b",\"service\":\"")?;
@@ -215,9 +240,43 @@ fn read_head_in_place(raw: &[u8]) -> Option<(&str, &str, Level, Cow<'_, str>)> {
         let start = raw.len() - rest.len() - 1;
         Cow::Owned(serde_json::from_slice::<String>(&raw[start..start + end + 2]).ok()?)
     } else {
-        Cow::Borrowed(std::str::from_utf8(&rest[..end]).ok()?)
+        let m = &rest[..end];
+        if has_control(m) {
+            return None;
+        }
+        Cow::Borrowed(std::str::from_utf8(m).ok()?)
     };
-    Some((ts, service, level, message))
+    Some(InPlace {
+        ts,
+        service,
+        level,
+        message,
+        tail: after,
+    })
+}
+
+/// What [`read_head_in_place`] reads: the head, and the rest of the line after the message.
+struct InPlace<'a> {
+    ts: &'a str,
+    service: &'a str,
+    level: Level,
+    message: Cow<'a, str>,
+    tail: &'a [u8],
+}
+
+/// Whether any byte is below 0x20 (a control character, which a JSON string cannot hold), eight
+/// bytes at a time.
+fn has_control(b: &[u8]) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    let mut words = b.chunks_exact(8);
+    // "Has a byte less than n" (Bit Twiddling Hacks): exact as to whether there is one.
+    let found = words.by_ref().any(|w| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word);
+        x.wrapping_sub(ONES * 0x20) & !x & (ONES << 7) != 0
+    });
+    found || words.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// A string without escapes up to its closing quote, and what follows the quote.
@@ -345,14 +404,23 @@ mod tests {
             r#"{"ts":"2026-11-26T11:59:59Z","service":"Api","level":"info","message":"m"}"#.into(),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"loud","message":"m"}"#.into(),
             r#"{"ts":"2026-11-26T25:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
-            r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a"}"#
-                .replace("\\u0001", "\u{1}"),
+            // A raw control character: not JSON.
+            format!(
+                r#"{{"ts":"2026-11-26T11:59:59.000000000Z","service":"api","level":"info","message":"a{}b"}}"#,
+                '\u{1}'
+            ),
+            format!("{head},\"f\":[1,{{\"g\":null}}]}}"),
+            format!("{head},\"f\":01}}"),
+            format!("{head},}}"),
+            format!("{head},\"a\":1}}}}"),
+            format!("{head},\"a\":1,\"b\":\"\\u00e9\"}}\t"),
+            format!("{head},\"a\":\"x{}\"}}", '\u{1}'),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"a\"#.into(),
             r#"{"ts":"2026-11-26T11:59:59Z","service":"api","level":"info","message":"m"}"#.into(),
         ]);
         for line in &lines {
             assert_eq!(
-                read_head(line.as_bytes()),
+                read_head(line.as_bytes(), &mut Vec::new()),
                 read_head_json(line.as_bytes()),
                 "{line}"
             );
@@ -360,6 +428,57 @@ mod tests {
         // The fast reading is what reads ingest's lines.
         assert!(read_head_in_place(lines[0].as_bytes()).is_some());
         assert!(read_head_in_place(lines[4].as_bytes()).is_some());
+    }
+
+    #[test]
+    fn a_lines_message_is_read_in_place_as_json_reads_it() {
+        let head =
+            r#"{"ts":"2026-11-26T11:59:59.000000000Z","service":"api","level":"info","message":"#;
+        for rest in [
+            r#""GET /a/42 in 5ms"}"#,
+            r#""a "quoted" é
+","fields":{"k":[1,2]}}"#,
+            r#""first","message":"second"}"#,
+            r#""first","f":{"message":"nested"}}"#,
+            r#""first","message":"escaped key"}"#,
+            r#""first","f":}"#,
+            r#""first"} x"#,
+        ] {
+            let line = format!("{head}{rest}");
+            let by_json = {
+                #[derive(Deserialize)]
+                struct Msg {
+                    message: String,
+                }
+                serde_json::from_str::<Msg>(&line).ok().map(|m| m.message)
+            };
+            assert_eq!(line_message(line.as_bytes()), by_json, "{line}");
+        }
+        let ok = format!("{head}\"m\"}}");
+        assert_eq!(line_message(ok.as_bytes()).as_deref(), Some("m"));
+        assert_eq!(
+            line_message(format!("{head}\"m\",\"message\":\"n\"}}").as_bytes()),
+            None
+        );
+    }
+
+    #[test]
+    fn control_characters_are_found_wherever_they_are() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            assert!(!has_control(&clean));
+            for at in 0..len {
+                for c in [0u8, 0x1f, b'\n'] {
+                    let mut b = clean.clone();
+                    b[at] = c;
+                    assert!(has_control(&b), "{b:?}");
+                }
+                let mut b = clean.clone();
+                b[at] = 0x20;
+                b.iter_mut().skip(at + 1).for_each(|x| *x = 0xff);
+                assert!(!has_control(&b), "{b:?}");
+            }
+        }
     }
 
     #[test]

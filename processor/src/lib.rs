@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod consume;
 pub mod decode;
 pub mod dlq;
+mod json_check;
 pub mod metrics;
 pub mod rebuild;
 
