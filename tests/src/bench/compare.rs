@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::bench::lines::LineKind;
 use crate::bench::phases::{self, Phase, pct};
+use crate::bench::seed;
 use crate::bench::stack::Stack;
 
 /// What to compare.
@@ -183,6 +184,59 @@ pub async fn run(http: &reqwest::Client, plan: &Plan) {
         }
         if results.len() == 2 {
             print_ratio(&format!("  ratio, {proto}"), &results[0], &results[1]);
+        }
+        if proto == "HTTP/1.1 keep-alive"
+            && let Some(ours) = results.first()
+        {
+            seed_rows(client, ours, plan).await;
+        }
+    }
+}
+
+/// The seed-style API under the same load as our HTTP/1.1 phase, and logjet's ratio to it.
+async fn seed_rows(client: &reqwest::Client, ours: &Phase, plan: &Plan) {
+    eprintln!("bench: compare: the seed-style API, one event per POST");
+    match seed::run(client, plan.single_events, plan.connections).await {
+        Err(e) => println!("| seed-style API: not run: {e} |"),
+        Ok(s) => {
+            let blank = "";
+            println!(
+                "| {:<34} | {:<8} | {:>9.0} | {:>9.0} | {:>7} | {:>7.2} | {:>8} | {:>7} | {:>7} | {:>7.2} | {:>7} |",
+                format!("1 per POST, seed-style, p99 {:.1} ms", pct(&s.latencies, 0.99)),
+                "FastAPI",
+                s.accepted,
+                s.accepted,
+                blank,
+                s.api_us,
+                blank,
+                blank,
+                blank,
+                s.redis_us,
+                blank
+            );
+            let all_ours: f64 = PROCS[..5]
+                .iter()
+                .map(|n| ours.usage.us_per_event(n, ours.events))
+                .sum();
+            println!(
+                "| {:<34} | {:<8} | {:>9} | {:>9} | {:>7} | {:>7} | {:>8} | {:>7} | {:>7} | {:>7} | {:>7} |",
+                "  logjet / seed-style (CPU: theirs/ours)",
+                "ratio",
+                format!("{:.2}×", ours.e2e / s.accepted),
+                format!("{:.2}×", ours.accepted / s.accepted),
+                blank,
+                format!("{:.2}×", s.api_us / ours.usage.us_per_event("ingest", ours.events)),
+                blank,
+                blank,
+                blank,
+                blank,
+                blank
+            );
+            println!(
+                "  seed-style: its API's (uvicorn master + 2 workers) CPU in the ingest column; per event in all: seed-style {:.1} µs (API + redis), logjet {:.1} µs (ingest, processor, query, nats, redis)",
+                s.api_us + s.redis_us,
+                all_ours
+            );
         }
     }
 }

@@ -12,4 +12,5 @@ pub mod parser;
 pub mod phases;
 pub mod protocols;
 pub mod report;
+pub mod seed;
 pub mod stack;
