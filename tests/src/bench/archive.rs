@@ -114,7 +114,8 @@ async fn search(http: &reqwest::Client, query: &str, token: &str) -> (f64, Value
     let start = Instant::now();
     let r: Value = http
         .post(format!("{query}/logs/query"))
-        .json(&json!({"contains": token, "limit": 10}))
+        // As a search of last week is sent: without `since` only Redis's recent window is read.
+        .json(&json!({"contains": token, "limit": 10, "since": "7d"}))
         .send()
         .await
         .expect("query")
