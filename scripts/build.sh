@@ -302,7 +302,7 @@ manifest_list() {
   local svc="$1" tag name arch
   for tag in "$VERSION" dev; do
     name="logjet/$svc:$tag"
-    if podman manifest exists "$name"; then
+    if podman manifest exists "$name" 2>/dev/null; then
       podman manifest rm "$name" >/dev/null
     elif podman image exists "$name"; then
       podman untag "$name" "$name"
@@ -340,7 +340,7 @@ push_image() { # service
 mb() { awk -v b="$1" -v mb="$MB" 'BEGIN { printf "%.2f MB", b / mb }'; }
 
 size_table() {
-  local svc arch image size gz goal status total total_gz over=0 label
+  local svc arch image size gz goal status total total_gz over=0 label first_total=
   mkdir -p "$OUT"
   printf 'image\tbytes\tgzip_bytes\tgoal_mb\n' >"$OUT/sizes.tsv"
   printf '\n%-28s %10s %12s %9s  %s\n' "image" "size" "compressed" "goal" "result"
@@ -361,11 +361,12 @@ size_table() {
     label="all ${#SERVICES[@]} images"
     [[ $DEFAULT_ONLY -eq 1 ]] || label+=" ($arch)"
     printf '%-28s %10s %12s %9s  %s\n' "$label" "$(mb "$total")" "$(mb "$total_gz")" "<= $TOTAL_GOAL_MB MB" "$status"
+    first_total="${first_total:-$total}"
   done
   printf '\n%s\n' "the platform logjet replaces (reference):"
   printf '  %-40s %7s\n' "Python API (after its 1.1 GB diet)" "165 MB" "nginx frontend" "95 MB" \
     "Go processor (scratch)" "8 MB" "together" "268 MB"
-  printf '  %-40s %7s\n' "logjet, ${#SERVICES[@]} images" "$(mb "$total")"
+  printf '  %-40s %7s\n' "logjet, ${#SERVICES[@]} images (${ARCHS[0]})" "$(mb "$first_total")"
   if [[ " ${SERVICES[*]} " != *" dashboard "* ]]; then
     printf '  (dashboard not built yet: its goal is ≤ %s MB)\n' "$(image_goal_mb dashboard)"
   fi
