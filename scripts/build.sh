@@ -26,7 +26,8 @@
 #   -h, --help
 #
 # Tags: logjet/<svc>:<version from Cargo.toml> and logjet/<svc>:dev (podman stores them as
-# localhost/logjet/<svc>:...), plus :<version>-<arch> and :dev-<arch> with --platform. The dashboard image is built once dashboard/ exists.
+# localhost/logjet/<svc>:...), plus :<version>-<arch> and :dev-<arch> with --platform. The
+# dashboard image is built once dashboard/ exists.
 # Sizes are also written to target/images/sizes.tsv.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
