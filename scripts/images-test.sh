@@ -38,7 +38,7 @@ for arg in "$@"; do
     --no-build) BUILD=0 ;;
     --no-arm64) ARM64=0 ;;
     ingest | processor | query | dashboard) ONLY+=("$arg") ;;
-    *) die "unknown argument: $arg (use --no-build and service names)" ;;
+    *) die "unknown argument: $arg (use --no-build, --no-arm64 and service names)" ;;
   esac
 done
 
