@@ -11,7 +11,12 @@
 #      the CA bundle, /etc/passwd and /etc/group (and the dashboard's bundle), all owned by root and
 #      writable by nobody; the image config (user 65532:65532, entrypoint, port, OCI labels); the
 #      size goals (image_goal_mb in lib.sh); SIGTERM stop time
-#   6. prints a table; listings go to target/images/<svc>.files
+#   6. arm64 (with ingest): builds logjet/ingest as a manifest list of linux/amd64 and linux/arm64
+#      (scripts/build.sh --platform linux/amd64,linux/arm64: the arm64 binary cross-built for musl
+#      with cargo-zigbuild), checks the list, that the arm64 binary is a static aarch64 ELF, and
+#      runs logjet/ingest:dev-arm64 under QEMU user emulation (Debian qemu-user-static, through
+#      binfmt_misc, registered here when it is not): /healthz, /readyz and a POST must answer
+#   7. prints a table; listings go to target/images/<svc>.files
 # Containers and servers are removed on exit, also on failure. Start-up time is reported against
 # its goal (<= 100 ms) but does not fail the run; everything else does.
 #
@@ -19,18 +24,21 @@
 #   scripts/images-test.sh --no-build       test the logjet/<svc>:dev images already built
 #   scripts/images-test.sh ingest query     only these (the pipeline check needs ingest,
 #                                           processor and query)
+#   scripts/images-test.sh --no-arm64       without the arm64 check
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 BUILD=1
+ARM64=1
 ONLY=()
 for arg in "$@"; do
   case "$arg" in
     --no-build) BUILD=0 ;;
+    --no-arm64) ARM64=0 ;;
     ingest | processor | query | dashboard) ONLY+=("$arg") ;;
-    *) die "unknown argument: $arg (use --no-build and service names)" ;;
+    *) die "unknown argument: $arg (use --no-build, --no-arm64 and service names)" ;;
   esac
 done
 
@@ -306,7 +314,12 @@ for svc in "${SERVICES[@]}"; do
 done
 ((total_size <= TOTAL_GOAL_MB * MB)) || fail "all images: $total_size bytes, over the goal of $TOTAL_GOAL_MB MB"
 
-# --- 6. report --------------------------------------------------------------------------------
+# --- 6. arm64 --------------------------------------------------------------------------------
+[[ " ${SERVICES[*]} " == *" ingest "* ]] || ARM64=0
+ARM64_RESULT="not run (--no-arm64, or ingest not tested)"
+[[ $ARM64 -eq 0 ]] || . "$ROOT/scripts/images-test-arm64.sh"
+
+# --- 7. report --------------------------------------------------------------------------------
 mb() { awk -v b="$1" -v mb="$MB" 'BEGIN { printf "%.2f MB", b / mb }'; }
 echo
 echo "logjet images $VERSION, podman $(podman version --format '{{.Client.Version}}'), run --read-only --user 65532 --cap-drop ALL --network host"
@@ -319,6 +332,7 @@ for svc in "${SERVICES[@]}"; do
 done
 printf '%-10s %9s\n' "all" "$(mb "$total_size")"
 echo "pipeline: $PIPELINE"
+echo "arm64: $ARM64_RESULT"
 echo "goals: ingest, processor ≤ $(image_goal_mb ingest) MB, query ≤ $(image_goal_mb query) MB, dashboard ≤ $(image_goal_mb dashboard) MB, all ≤ $TOTAL_GOAL_MB MB;" \
   "start→ready ≤ $READY_GOAL_MS ms (reported, not enforced); listings in ${OUT#"$ROOT"/}/<svc>.files"
 echo "  run→ready:   from \`podman run\` until /readyz answers 200 (includes podman and runc)"

@@ -17,7 +17,7 @@ cd "$ROOT"
 DOCKERFILE=infra/docker/Dockerfile
 HADOLINT_CONFIG=infra/docker/.hadolint.yaml
 CHECKOV_CONFIG=infra/checkov/dockerfile.yaml
-SCRIPTS=(scripts/build.sh scripts/images-validate.sh scripts/images-test.sh)
+SCRIPTS=(scripts/build.sh scripts/images-validate.sh scripts/images-test.sh scripts/images-test-arm64.sh)
 HADOLINT_VERSION=2.15.1
 CHECKOV_VERSION=3.3.30 # the same pin as scripts/k8s-validate.sh
 
