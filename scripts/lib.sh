@@ -107,6 +107,25 @@ ensure_s3s_fs() {
   cargo install -q --locked s3s-fs --version 0.14.1 --features binary >/dev/null || die "cargo install s3s-fs failed"
 }
 
+# share_ci_target — on CI (`CI=true`, a fresh clone every run) target/ and fuzz/target/ become
+# links to directories kept once per machine ($TOOLS/ci-target, $TOOLS/ci-fuzz-target), so a run
+# compiles only the workspace's own crates (new paths, new mtimes) and reuses every dependency
+# the previous run built, for each profile and target (debug, dist/musl, aarch64, wasm32).
+# sccache alone does not do it: a build in another target directory got no hit from it
+# (measured on the arm64 build), and a fresh clone's target/ is another directory every run. A
+# developer's checkout keeps its own target/.
+share_ci_target() {
+  [[ "${CI:-}" == "true" ]] || return 0
+  local link dir
+  for link in target fuzz/target; do
+    dir="$TOOLS/ci-${link//\//-}"
+    [[ -e "$ROOT/$link" || -L "$ROOT/$link" ]] && continue
+    mkdir -p "$dir"
+    ln -s "$dir" "$ROOT/$link"
+    log "$link/ -> $dir (shared by CI runs on this machine)"
+  done
+}
+
 # use_sccache — compiler output cached once per machine (sccache's own cache, ~/.cache/sccache), so
 # a fresh clone (CI) does not compile every dependency again. sccache is installed into
 # ~/.cargo/bin once per machine.

@@ -46,6 +46,7 @@ rust_tests() {
 }
 
 overall=0
+share_ci_target
 use_sccache
 stage "install test dependencies" setup || overall=1
 # The browser test serves dashboard/dist: built before the Rust tests (and the wasm lint).
