@@ -169,7 +169,7 @@ pub async fn run(http: &reqwest::Client, plan: &Plan) {
         for (build, dir) in &plan.builds {
             eprintln!("bench: compare {build}: one event per POST, {proto}");
             let stack = Stack::start(http, dir, plan.processors).await;
-            let p = phases::single(
+            let p = match phases::single(
                 client,
                 http,
                 &stack,
@@ -177,7 +177,14 @@ pub async fn run(http: &reqwest::Client, plan: &Plan) {
                 plan.single_events,
                 plan.connections,
             )
-            .await;
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("| 1 per POST, {proto} | {build} | FAILED: {e} |");
+                    continue;
+                }
+            };
             let name = format!("1 per POST, {proto}, p99 {:.1} ms", pct(&p.latencies, 0.99));
             print_phase(&name, build, &p, None);
             results.push(p);
@@ -202,7 +209,10 @@ async fn seed_rows(client: &reqwest::Client, ours: &Phase, plan: &Plan) {
             let blank = "";
             println!(
                 "| {:<34} | {:<8} | {:>9.0} | {:>9.0} | {:>7} | {:>7.2} | {:>8} | {:>7} | {:>7} | {:>7.2} | {:>7} |",
-                format!("1 per POST, seed-style, p99 {:.1} ms", pct(&s.latencies, 0.99)),
+                format!(
+                    "1 per POST, seed-style, p99 {:.1} ms",
+                    pct(&s.latencies, 0.99)
+                ),
                 "FastAPI",
                 s.accepted,
                 s.accepted,
@@ -225,7 +235,10 @@ async fn seed_rows(client: &reqwest::Client, ours: &Phase, plan: &Plan) {
                 format!("{:.2}×", ours.e2e / s.accepted),
                 format!("{:.2}×", ours.accepted / s.accepted),
                 blank,
-                format!("{:.2}×", s.api_us / ours.usage.us_per_event("ingest", ours.events)),
+                format!(
+                    "{:.2}×",
+                    s.api_us / ours.usage.us_per_event("ingest", ours.events)
+                ),
                 blank,
                 blank,
                 blank,

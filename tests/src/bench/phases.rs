@@ -148,7 +148,7 @@ pub async fn single(
     kind: LineKind,
     events: u64,
     conns: usize,
-) -> Phase {
+) -> Result<Phase, String> {
     let lines: Arc<Vec<String>> = Arc::new((0..4096).map(|i| kind.line(i, "single")).collect());
     let base = total(http, stack.query()).await;
     let sample = stack.watched().start();
@@ -157,29 +157,30 @@ pub async fn single(
     let mut lat = post_singles(client, &url, events, conns, move |i| {
         lines[(i % 4096) as usize].clone()
     })
-    .await;
+    .await?;
     let sent = start.elapsed().as_secs_f64();
     let done = wait_counted(http, stack.query(), base + events).await;
     let usage = sample.finish();
     lat.sort_by(f64::total_cmp);
-    Phase {
+    Ok(Phase {
         events,
         e2e: events as f64 / (done - start).as_secs_f64(),
         accepted: events as f64 / sent,
         latencies: lat,
         usage,
-    }
+    })
 }
 
 /// Posts events `0..events`, one JSON line (`line(i)`) per POST, to `url` over `conns`
-/// concurrent requests, each expecting 202; returns every request's latency (ms, unsorted).
+/// concurrent requests, each expecting 202; returns every request's latency (ms, unsorted), or
+/// the first failure (a request error or another status) once every sender has stopped.
 pub async fn post_singles(
     client: &reqwest::Client,
     url: &str,
     events: u64,
     conns: usize,
     line: impl Fn(u64) -> String + Clone + Send + 'static,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, String> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conns {
@@ -190,7 +191,7 @@ pub async fn post_singles(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= events {
-                    return lat;
+                    return Ok(lat);
                 }
                 let t = Instant::now();
                 let r = client
@@ -199,17 +200,24 @@ pub async fn post_singles(
                     .body(line(i))
                     .send()
                     .await
-                    .expect("post");
-                assert_eq!(r.status(), 202);
+                    .map_err(|e| format!("POST {url}: {e:?}"))?;
+                if r.status() != 202 {
+                    return Err(format!("POST {url}: {}", r.status()));
+                }
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
         }));
     }
     let mut lat = Vec::new();
+    let mut failure = None;
     for t in tasks {
-        lat.extend(t.await.expect("sender"));
+        match t.await {
+            Ok(Ok(l)) => lat.extend(l),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(format!("sender: {e}"))),
+        }
     }
-    lat
+    failure.map_or(Ok(lat), Err)
 }
 
 pub fn pct(sorted: &[f64], p: f64) -> f64 {

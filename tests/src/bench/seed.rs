@@ -101,12 +101,12 @@ pub async fn run(client: &reqwest::Client, events: u64, conns: usize) -> Result<
     }
     let url = format!("{base}/logs");
     let line = |i: u64| LineKind::Realistic.line(i, "seed");
-    post_singles(client, &url, 2000, conns, line).await;
+    post_singles(client, &url, 2000, conns, line).await?;
     let pids = process_tree(api.0.id());
     let redis_pid = redis.pid().ok_or("redis-server has no pid")?;
     let (api_before, redis_before) = (cpu_of(&pids), cpu_secs(redis_pid).unwrap_or(0.0));
     let start = Instant::now();
-    let mut latencies = post_singles(client, &url, events, conns, line).await;
+    let mut latencies = post_singles(client, &url, events, conns, line).await?;
     let secs = start.elapsed().as_secs_f64();
     let us = |cpu: f64| cpu * 1e6 / events as f64;
     let phase = SeedPhase {

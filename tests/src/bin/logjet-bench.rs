@@ -139,7 +139,9 @@ async fn single_run(
 ) -> (f64, Vec<f64>) {
     let start = Instant::now();
     let url = format!("{ingest}/logs");
-    let mut lat = phases::post_singles(http, &url, events, conns, |i| line(i, "single")).await;
+    let mut lat = phases::post_singles(http, &url, events, conns, |i| line(i, "single"))
+        .await
+        .expect("one event per POST");
     let done = wait_counted(http, query, base + events).await;
     lat.sort_by(f64::total_cmp);
     (events as f64 / (done - start).as_secs_f64(), lat)
