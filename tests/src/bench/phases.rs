@@ -204,6 +204,12 @@ pub async fn post_singles(
                 if r.status() != 202 {
                     return Err(format!("POST {url}: {}", r.status()));
                 }
+                // Read to the end: an HTTP/2 response dropped unread is a stream the client
+                // resets itself, and after 1,024 of those h2 closes the connection with GOAWAY
+                // `too_many_internal_resets` (the client's own limit, hyperium/h2#856).
+                r.bytes()
+                    .await
+                    .map_err(|e| format!("POST {url}: reading the answer: {e:?}"))?;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
         }));
