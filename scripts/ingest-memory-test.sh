@@ -3,7 +3,7 @@
 # (scripts/build.sh --from-host --engine podman ingest), then runs the ignored test
 # tests/tests/ingest_memory_container.rs: 64 clients send 16 MiB gzip bodies for 60 s; the
 # container must never be OOM-killed or restarted, some requests must get 503 with Retry-After,
-# and the stream must hold every event of every 202. Takes a few minutes; not part of test.sh.
+# and the stream must hold every event of every 202. Takes a few minutes; test.sh runs it after the images.
 #
 #   scripts/ingest-memory-test.sh              build the image, then test it
 #   scripts/ingest-memory-test.sh --no-build   test the logjet/ingest:dev image already built

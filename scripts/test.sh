@@ -64,6 +64,8 @@ if [[ $QUICK -eq 0 ]]; then
   # The same images, run as the kind overlay's Deployments declare them (env, Secrets, user,
   # read-only root, probes).
   stage "pods as the manifests declare them" ./scripts/k8s-pods-test.sh --no-build || overall=1
+  # The ingest image under a 256 MiB limit and 64 concurrent 16 MiB bodies: never OOM-killed.
+  stage "ingest under a 256 MiB memory limit" ./scripts/ingest-memory-test.sh --no-build || overall=1
   stage "fuzzing (bounded)" ./scripts/fuzz.sh 30 || overall=1
 fi
 print_stages
