@@ -215,7 +215,7 @@ async fn counted(
     steps: &[i64],
 ) -> Result<(u64, BTreeMap<Labels, Vec<Option<f64>>>), LokiError> {
     let minutes = plan.minutes(steps);
-    let tiers = crate::StatsTiers::of(st, plan.service());
+    let tiers = crate::handlers::StatsTiers::of(st, plan.service());
     let archive = tiers.catalog.map(|catalog| stats::ArchiveCounts {
         catalog,
         horizon: Utc::now().timestamp() - st.cfg.retention.as_secs() as i64,
