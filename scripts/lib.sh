@@ -113,7 +113,10 @@ ensure_s3s_fs() {
 # the previous run built, for each profile and target (debug, dist/musl, aarch64, wasm32).
 # sccache alone does not do it: a build in another target directory got no hit from it
 # (measured on the arm64 build), and a fresh clone's target/ is another directory every run. A
-# developer's checkout keeps its own target/.
+# developer's checkout keeps its own target/: cargo names the workspace's own artifacts the same
+# in every checkout, and decides freshness by mtime, so sharing is only safe for a fresh clone
+# (its files are newer than any artifact there); a checkout built here after another one would
+# reuse the other's binaries (seen: tests reading the other checkout's CARGO_MANIFEST_DIR).
 share_ci_target() {
   [[ "${CI:-}" == "true" ]] || return 0
   local link dir
