@@ -94,7 +94,7 @@ pub(crate) async fn summary(
 /// What the statistics can read: Redis's counters for `retention`, and the archive's catalog
 /// (once loaded) for as long as it keeps the service's events.
 pub(crate) struct StatsTiers<'a> {
-    pub(crate) catalog: Option<&'a logjet_core::archive::Catalog>,
+    catalog: Option<&'a logjet_core::archive::Catalog>,
     /// How far back counts reach.
     keep: Duration,
 }
@@ -108,6 +108,18 @@ impl<'a> StatsTiers<'a> {
             _ => st.cfg.retention,
         };
         StatsTiers { catalog, keep }
+    }
+
+    /// The archive's part of a statistic at `now`: the buckets older than Redis's retention.
+    pub(crate) fn archive(
+        &self,
+        st: &AppState,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<stats::ArchiveCounts<'a>> {
+        self.catalog.map(|catalog| stats::ArchiveCounts {
+            catalog,
+            horizon: now.timestamp() - st.cfg.retention.as_secs() as i64,
+        })
     }
 }
 
@@ -254,10 +266,7 @@ pub(crate) async fn timeseries(
     let now = Utc::now();
     let counts = StatsTiers::of(&st, p.service.as_deref().filter(|s| !s.is_empty()));
     let plan = plan_timeseries(&p, now, counts.keep)?;
-    let archive = counts.catalog.map(|catalog| stats::ArchiveCounts {
-        catalog,
-        horizon: now.timestamp() - st.cfg.retention.as_secs() as i64,
-    });
+    let archive = counts.archive(&st, now);
     let ts = retry_once(&st.redis, || async {
         Ok(stats::timeseries(
             &st.redis.conn,

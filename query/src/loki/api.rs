@@ -216,10 +216,7 @@ async fn counted(
 ) -> Result<(u64, BTreeMap<Labels, Vec<Option<f64>>>), LokiError> {
     let minutes = plan.minutes(steps);
     let tiers = crate::handlers::StatsTiers::of(st, plan.service());
-    let archive = tiers.catalog.map(|catalog| stats::ArchiveCounts {
-        catalog,
-        horizon: Utc::now().timestamp() - st.cfg.retention.as_secs() as i64,
-    });
+    let archive = tiers.archive(st, Utc::now());
     let hashes = crate::retry_once(&st.redis, || async {
         Ok(stats::bucket_hashes(
             &st.redis.conn,
