@@ -72,6 +72,10 @@ pub struct QueryResponse {
     /// `since` reaching before retention, an archive catalog not loaded yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Milliseconds each tier read took for this page, by tier name (`redis`, `stream`,
+    /// `archive`): where a slow search spends its time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tier_ms: BTreeMap<String, f64>,
 }
 
 /// The query parameters of `GET /logs/tail`, a Server-Sent Events stream whose `log` events are

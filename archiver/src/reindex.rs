@@ -103,8 +103,9 @@ pub async fn reindex(store: ArchiveStore, spool_dir: &Path) -> Result<ReindexRep
             }
             let bytes = store.get(&path).await?;
             let reader = SegmentReader::open(&path, bytes, None)?;
+            let (filter, row_group_filters) = reader.token_filters()?;
             catalog
-                .commit(&seg.header, &seg.seqs, &reader.token_filter()?)
+                .commit(&seg.header, &seg.seqs, &filter, &row_group_filters)
                 .await?;
             report.committed += 1;
         } else if overlap.len() == seg.seqs.len() {

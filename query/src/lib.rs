@@ -164,6 +164,7 @@ impl QueryService {
                     store,
                     cfg.archive.retention_rules()?,
                     cfg.archive_read.clone(),
+                    archive::ArchiveReadMetrics::new(&registry),
                 )),
             };
         let tiers = search::Tiers {

@@ -17,6 +17,37 @@ pub const PARQUET_METADATA_KEY: &str = "logjet.segment";
 /// Event counts per level, trace → fatal (the order of [`Level::ALL`]).
 pub type LevelCounts = [u64; 6];
 
+/// Where the row groups' token filters lie in the index object: back to back from `offset`,
+/// row group `i`'s filter `blocks[i]` × 64 bytes, all with the same `k`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowGroupFilters {
+    pub offset: u64,
+    pub k: u8,
+    pub blocks: Vec<u64>,
+}
+
+impl RowGroupFilters {
+    /// Byte range of row group `rg`'s filter in the index object.
+    pub fn range(&self, rg: usize) -> Option<std::ops::Range<u64>> {
+        let block = super::bloom::BLOCK_BYTES as u64;
+        let before = blocks_bytes(self.blocks.get(..rg)?);
+        let start = self.offset.saturating_add(before);
+        Some(start..start.saturating_add(self.blocks.get(rg)?.saturating_mul(block)))
+    }
+
+    /// Bytes of all the filters (saturating: a corrupt header cannot overflow it).
+    pub fn bytes(&self) -> u64 {
+        blocks_bytes(&self.blocks)
+    }
+}
+
+fn blocks_bytes(blocks: &[u64]) -> u64 {
+    blocks
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
+        .saturating_mul(super::bloom::BLOCK_BYTES as u64)
+}
+
 /// Where the token filter lies in the index object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterInfo {
@@ -63,6 +94,11 @@ pub struct SegmentHeader {
     /// Where the token filter is in the index object (absent inside the segment itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<FilterInfo>,
+    /// Where the row groups' token filters are in the index object (absent inside the segment
+    /// itself, and in index objects written before they existed: then every row group of a
+    /// segment that may match is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group_filters: Option<RowGroupFilters>,
 }
 
 impl SegmentHeader {
@@ -72,6 +108,7 @@ impl SegmentHeader {
             bytes: 0,
             checksum: None,
             filter: None,
+            row_group_filters: None,
             ..self.clone()
         }
     }
@@ -164,6 +201,7 @@ mod tests {
                 blocks: 2,
                 k: 7,
             }),
+            row_group_filters: None,
         }
     }
 

@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! "LJIX"  u8 version (1)  u32le header_len  header (JSON)  seq list  token filter
+//!         [row-group token filters]
 //! ```
 //!
 //! The seq list runs from the end of the header to `header.filter.offset`: the message
 //! sequences, ascending, as LEB128 varints of the first value and then of each difference. The
-//! token filter ([`TokenFilter`]) runs from `filter.offset` to the end of the object,
-//! `filter.blocks` × 64 bytes. A reader needing only the header fetches the first
+//! token filter ([`TokenFilter`]) runs from `filter.offset`, `filter.blocks` × 64 bytes; then,
+//! when the header has `row_group_filters`, one filter per row group of the segment, back to
+//! back to the end of the object (older index objects end after the token filter). A reader needing only the header fetches the first
 //! [`HEADER_PROBE_BYTES`]; one needing one filter block fetches 64 bytes at
 //! `filter.offset + block_range`.
 
 use super::bloom::{BLOCK_BYTES, TokenFilter};
-use super::header::{FilterInfo, HEADER_VERSION, SegmentHeader};
+use super::header::{FilterInfo, HEADER_VERSION, RowGroupFilters, SegmentHeader};
 use super::{ArchiveError, layout};
 
 pub const MAGIC: &[u8; 4] = b"LJIX";
@@ -33,16 +35,20 @@ pub struct IndexObject {
     pub header_end: u64,
     pub seqs: Vec<u64>,
     pub filter: TokenFilter,
+    /// One per row group (empty when the object predates them).
+    pub row_group_filters: Vec<TokenFilter>,
 }
 
 /// Encodes an index object. `header.filter` is filled in here (where the filter starts, its
 /// blocks and `k`); the header's other fields are written as given. `seqs` must be the
 /// segment's sorted sequence list (its `first_seq`, `last_seq`, `messages` and `seqhash` are
-/// checked against it).
+/// checked against it). `row_group_filters` (one per row group of the segment, in file order)
+/// follow the token filter; `header.row_group_filters` is filled in to say where.
 pub fn encode(
     header: &SegmentHeader,
     seqs: &[u64],
     filter: &TokenFilter,
+    row_group_filters: &[TokenFilter],
 ) -> Result<Vec<u8>, ArchiveError> {
     check_seqs(header, seqs)?;
     let seq_bytes = encode_seqs(seqs);
@@ -56,6 +62,11 @@ pub fn encode(
             blocks: filter.blocks(),
             k: filter.k(),
         });
+        header.row_group_filters = (!row_group_filters.is_empty()).then(|| RowGroupFilters {
+            offset: offset + filter.as_bytes().len() as u64,
+            k: row_group_filters[0].k(),
+            blocks: row_group_filters.iter().map(TokenFilter::blocks).collect(),
+        });
         let json = serde_json::to_vec(&header)
             .map_err(|e| ArchiveError::corrupt(&header.segment, format!("header: {e}")))?;
         let want = (PREFIX_BYTES + json.len() + seq_bytes.len()) as u64;
@@ -64,13 +75,23 @@ pub fn encode(
         }
         offset = want;
     };
-    let mut out = Vec::with_capacity(offset as usize + filter.as_bytes().len());
+    if row_group_filters.iter().any(|f| f.k() != filter.k()) {
+        return Err(ArchiveError::corrupt(
+            &header.segment,
+            "row group filters with another k",
+        ));
+    }
+    let rg_bytes: usize = row_group_filters.iter().map(|f| f.as_bytes().len()).sum();
+    let mut out = Vec::with_capacity(offset as usize + filter.as_bytes().len() + rg_bytes);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
     out.extend_from_slice(&seq_bytes);
     out.extend_from_slice(filter.as_bytes());
+    for f in row_group_filters {
+        out.extend_from_slice(f.as_bytes());
+    }
     Ok(out)
 }
 
@@ -128,11 +149,8 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<IndexObject, ArchiveError> {
         return Err(ArchiveError::corrupt(name, "truncated inside the header"));
     };
     let filter_info = header.filter.unwrap_or_default();
-    let filter_end = filter_info
-        .blocks
-        .checked_mul(BLOCK_BYTES as u64)
-        .and_then(|b| b.checked_add(filter_info.offset));
-    if filter_end != Some(bytes.len() as u64) {
+    let filter_end = filter_end(&header);
+    if object_len(&header) != Some(bytes.len() as u64) {
         return Err(ArchiveError::corrupt(
             name,
             format!("{} bytes, not what the header says", bytes.len()),
@@ -141,15 +159,47 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<IndexObject, ArchiveError> {
     let seqs = decode_seqs(&bytes[header_end as usize..filter_info.offset as usize])
         .ok_or_else(|| ArchiveError::corrupt(name, "malformed seq list"))?;
     check_seqs(&header, &seqs).map_err(|e| ArchiveError::corrupt(name, e.to_string()))?;
-    let filter =
-        TokenFilter::from_bytes(bytes[filter_info.offset as usize..].to_vec(), filter_info.k)
-            .ok_or_else(|| ArchiveError::corrupt(name, "malformed token filter"))?;
+    let filter_end = filter_end.unwrap_or_default() as usize;
+    let filter = TokenFilter::from_bytes(
+        bytes[filter_info.offset as usize..filter_end].to_vec(),
+        filter_info.k,
+    )
+    .ok_or_else(|| ArchiveError::corrupt(name, "malformed token filter"))?;
+    let mut row_group_filters = Vec::new();
+    if let Some(rg) = &header.row_group_filters {
+        for i in 0..rg.blocks.len() {
+            let r = rg.range(i).unwrap_or_default();
+            let f = TokenFilter::from_bytes(bytes[r.start as usize..r.end as usize].to_vec(), rg.k)
+                .ok_or_else(|| ArchiveError::corrupt(name, "malformed row group filter"))?;
+            row_group_filters.push(f);
+        }
+    }
     Ok(IndexObject {
         header: *header,
         header_end,
         seqs,
         filter,
+        row_group_filters,
     })
+}
+
+/// Where the token filter ends, by the header (`None` when it says nonsense).
+fn filter_end(h: &SegmentHeader) -> Option<u64> {
+    let f = h.filter.unwrap_or_default();
+    f.blocks
+        .checked_mul(BLOCK_BYTES as u64)
+        .and_then(|b| b.checked_add(f.offset))
+}
+
+/// The size of the whole index object its header describes: to the end of the token filter,
+/// or of the row-group filters when it has them. `None` when the header says nonsense.
+pub fn object_len(h: &SegmentHeader) -> Option<u64> {
+    let end = filter_end(h);
+    match &h.row_group_filters {
+        None => end,
+        Some(rg) if Some(rg.offset) == end => rg.offset.checked_add(rg.bytes()),
+        Some(_) => None,
+    }
 }
 
 /// What must hold for any header a catalog accepts.
@@ -163,6 +213,14 @@ fn check_header(name: &str, h: &SegmentHeader, header_end: u64) -> Result<(), Ar
     };
     if f.offset < header_end || !(1..=super::bloom::MAX_K).contains(&f.k) {
         return bad(format!("filter at {} with k={}", f.offset, f.k));
+    }
+    if let Some(rg) = &h.row_group_filters {
+        if Some(rg.offset) != filter_end(h) || !(1..=super::bloom::MAX_K).contains(&rg.k) {
+            return bad(format!(
+                "row group filters at {} with k={}",
+                rg.offset, rg.k
+            ));
+        }
     }
     let Some(seg) = layout::parse_segment_path(&h.segment) else {
         return bad(format!("segment path {:?}", h.segment));
@@ -284,6 +342,7 @@ mod tests {
             created: 1_700_000_100_000,
             checksum: Some("0000000000000001".into()),
             filter: None,
+            row_group_filters: None,
         };
         (header, TokenFilter::from_hashes(&hashes))
     }
@@ -292,7 +351,7 @@ mod tests {
     fn round_trips_and_places_the_filter() {
         let seqs = [3, 4, 200, 201, 70_000, u64::MAX - 1];
         let (header, filter) = sample(&seqs, 1000);
-        let bytes = encode(&header, &seqs, &filter).unwrap();
+        let bytes = encode(&header, &seqs, &filter, &[]).unwrap();
         let obj = decode("x", &bytes).unwrap();
         assert_eq!(obj.seqs, seqs);
         assert_eq!(obj.filter, filter);
@@ -305,6 +364,7 @@ mod tests {
         assert_eq!(
             SegmentHeader {
                 filter: None,
+                row_group_filters: None,
                 ..obj.header.clone()
             },
             header
@@ -321,9 +381,49 @@ mod tests {
     }
 
     #[test]
+    fn row_group_filters_follow_the_token_filter() {
+        let seqs = [5, 6, 7];
+        let (header, filter) = sample(&seqs, 300);
+        let groups: Vec<TokenFilter> = [10u64, 0, 200]
+            .iter()
+            .enumerate()
+            .map(|(g, &n)| {
+                let hashes: Vec<u64> = (0..n)
+                    .map(|i| token_hash(format!("g{g}-{i}x1").as_bytes()))
+                    .collect();
+                TokenFilter::from_hashes(&hashes)
+            })
+            .collect();
+        let bytes = encode(&header, &seqs, &filter, &groups).unwrap();
+        let obj = decode("x", &bytes).unwrap();
+        assert_eq!(obj.filter, filter);
+        assert_eq!(obj.row_group_filters, groups);
+        let rg = obj.header.row_group_filters.clone().unwrap();
+        let f = obj.header.filter.unwrap();
+        assert_eq!(rg.offset, f.offset + f.blocks * 64);
+        assert_eq!(rg.blocks, vec![1, 0, 4]);
+        let r2 = rg.range(2).unwrap();
+        assert_eq!(r2.end, bytes.len() as u64);
+        assert_eq!(
+            &bytes[r2.start as usize..r2.end as usize],
+            groups[2].as_bytes()
+        );
+        assert!(rg.range(3).is_none());
+        // Truncated or extended, the object is refused.
+        assert!(decode("x", &bytes[..bytes.len() - 64]).is_err());
+        let mut extra = bytes.clone();
+        extra.extend_from_slice(&[0; 64]);
+        assert!(decode("x", &extra).is_err());
+        // An object without them (written before they existed) still reads.
+        let old = encode(&header, &seqs, &filter, &[]).unwrap();
+        let obj = decode("x", &old).unwrap();
+        assert!(obj.header.row_group_filters.is_none() && obj.row_group_filters.is_empty());
+    }
+
+    #[test]
     fn an_empty_filter_is_fine() {
         let (header, filter) = sample(&[9], 0);
-        let bytes = encode(&header, &[9], &filter).unwrap();
+        let bytes = encode(&header, &[9], &filter, &[]).unwrap();
         let obj = decode("x", &bytes).unwrap();
         assert_eq!(obj.filter.blocks(), 0);
         assert_eq!(obj.header.filter.unwrap().offset, bytes.len() as u64);
@@ -333,7 +433,7 @@ mod tests {
     fn corruption_is_an_error_never_a_panic() {
         let seqs = [1, 2, 3, 10];
         let (header, filter) = sample(&seqs, 50);
-        let bytes = encode(&header, &seqs, &filter).unwrap();
+        let bytes = encode(&header, &seqs, &filter, &[]).unwrap();
         for cut in [0, 3, 8, 9, 30, bytes.len() - 64, bytes.len() - 1] {
             assert!(decode("x", &bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -348,7 +448,7 @@ mod tests {
             b[i] ^= 0x55;
             let _ = decode("x", &b);
         }
-        let e = encode(&header, &[1, 2, 3], &filter)
+        let e = encode(&header, &[1, 2, 3], &filter, &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("seq list"), "{e}");

@@ -47,7 +47,7 @@ pub fn install_tls_provider() {
 pub use url::{ArchiveUrl, ArchiveUrlError};
 
 #[cfg(feature = "archive")]
-pub use catalog::{Catalog, CatalogOptions, SegmentMeta};
+pub use catalog::{Catalog, CatalogOptions, Probe, SegmentMeta};
 #[cfg(feature = "archive")]
 pub use header::SegmentHeader;
 #[cfg(feature = "archive")]

@@ -117,6 +117,7 @@ mod tests {
             created: 0,
             checksum: None,
             filter: None,
+            row_group_filters: None,
         };
         SegmentMeta {
             header: Arc::new(header),

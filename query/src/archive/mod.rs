@@ -17,6 +17,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use logjet_core::archive::{ArchiveStore, Catalog, CatalogOptions, RetentionRules};
 use logjet_core::config::ArchiveReadSettings;
+use prometheus::{IntCounterVec, Registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
@@ -38,15 +39,52 @@ pub struct ArchiveTier {
     pub catalog: Catalog,
     pub rules: RetentionRules,
     pub settings: ArchiveReadSettings,
+    pub metrics: ArchiveReadMetrics,
     snapshot: Arc<RwLock<Option<Snapshot>>>,
 }
 
+/// What searches read of the archive (docs/metrics.md): how well the catalog and the token
+/// filters prune, in segments and row groups.
+#[derive(Clone)]
+pub struct ArchiveReadMetrics {
+    /// `outcome`: `pruned` (by time, service or level), `filtered` (by token filters), `read`.
+    pub segments: IntCounterVec,
+    /// Row groups of the segments read: `outcome` `skipped` (their token filter) or `read`.
+    pub row_groups: IntCounterVec,
+}
+
+impl ArchiveReadMetrics {
+    pub fn new(registry: &Registry) -> ArchiveReadMetrics {
+        use logjet_core::metrics::counter_vec;
+        ArchiveReadMetrics {
+            segments: counter_vec(
+                registry,
+                "logjet_query_archive_segments_total",
+                "Archive segments a search considered, by outcome: pruned by the catalog, filtered out by token filters, or read.",
+                &["outcome"],
+            ),
+            row_groups: counter_vec(
+                registry,
+                "logjet_query_archive_row_groups_total",
+                "Row groups of the archive segments read, by outcome: skipped by their token filter, or read.",
+                &["outcome"],
+            ),
+        }
+    }
+}
+
 impl ArchiveTier {
-    pub fn new(store: ArchiveStore, rules: RetentionRules, settings: ArchiveReadSettings) -> Self {
+    pub fn new(
+        store: ArchiveStore,
+        rules: RetentionRules,
+        settings: ArchiveReadSettings,
+        metrics: ArchiveReadMetrics,
+    ) -> Self {
         ArchiveTier {
             catalog: Catalog::new(store, CatalogOptions::default()),
             rules,
             settings,
+            metrics,
             snapshot: Arc::new(RwLock::new(None)),
         }
     }

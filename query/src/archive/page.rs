@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use logjet_core::archive::{ArchiveError, ArchivedEvent, SegmentMeta, SegmentReader, TsRange};
+use logjet_core::archive::{
+    ArchiveError, ArchivedEvent, Probe, SegmentMeta, SegmentReader, TsRange,
+};
 use logjet_core::{Level, LogEvent};
 
 use super::{ArchiveMerge, ArchiveTier, Key, next_group};
@@ -49,15 +51,17 @@ impl ArchiveScan {
     }
 
     /// A segment's matching events below the cursor, newest first, at most `want`; and the
-    /// events decoded.
+    /// events decoded. Reads only the row groups `only` when given (what the row groups'
+    /// token filters left).
     pub fn scan(
         &self,
         reader: &SegmentReader,
         incarnation: u64,
+        only: Option<&[usize]>,
     ) -> Result<(Vec<(Key, LogEvent)>, u64), ArchiveError> {
         let mut found = Vec::new();
         let mut scanned = 0;
-        for item in reader.newest_first(self.range()) {
+        for item in reader.newest_first_in(self.range(), only) {
             let ArchivedEvent {
                 ts_nanos,
                 stream_seq,
@@ -126,6 +130,11 @@ impl ArchiveTier {
             return page;
         }
         let todo = self.candidates(&s);
+        let pruned = self.catalog.len().saturating_sub(todo.len());
+        self.metrics
+            .segments
+            .with_label_values(&["pruned"])
+            .inc_by(pruned as u64);
         let mut at = 0;
         let tokens: Vec<&str> = s.q.index_tokens.iter().map(String::as_str).collect();
         let mut merge = ArchiveMerge::new(s.want);
@@ -177,15 +186,41 @@ impl ArchiveTier {
         tokens: &[&str],
         s: &ArchiveScan,
     ) -> Vec<(SegmentMeta, Result<(Vec<(Key, LogEvent)>, u64), String>)> {
+        let n_probed = group.len();
         let probed = self.catalog.probe_all(group, tokens).await;
-        let reads = probed.into_iter().filter_map(|(meta, may)| match may {
-            Ok(false) => None,
-            // A filter that cannot be read does not rule the segment out: its read decides.
-            Ok(true) | Err(_) => Some(meta),
-        });
+        let count = |c: &prometheus::IntCounterVec, outcome: &str, n: usize| {
+            c.with_label_values(&[outcome]).inc_by(n as u64);
+        };
+        let reads: Vec<(SegmentMeta, Option<Vec<usize>>)> = probed
+            .into_iter()
+            .filter_map(|(meta, probe)| match probe {
+                Ok(Probe::Absent) => None,
+                Ok(Probe::RowGroups(only)) if only.is_empty() => None,
+                Ok(Probe::RowGroups(only)) => Some((meta, Some(only))),
+                // A filter that cannot be read does not rule the segment out: its read decides.
+                Ok(Probe::AllRowGroups) | Err(_) => Some((meta, None)),
+            })
+            .collect();
+        count(&self.metrics.segments, "read", reads.len());
+        count(&self.metrics.segments, "filtered", n_probed - reads.len());
+        for (meta, only) in &reads {
+            let groups = meta
+                .header
+                .row_group_filters
+                .as_ref()
+                .map_or(0, |r| r.blocks.len());
+            if let Some(only) = only {
+                count(&self.metrics.row_groups, "read", only.len());
+                count(
+                    &self.metrics.row_groups,
+                    "skipped",
+                    groups.saturating_sub(only.len()),
+                );
+            }
+        }
         futures::stream::iter(reads)
-            .map(|meta| async move {
-                let r = self.read_one(&meta, s).await;
+            .map(|(meta, only)| async move {
+                let r = self.read_one(&meta, s, only).await;
                 (meta, r)
             })
             .buffer_unordered(self.settings.archive_read_concurrency.max(1))
@@ -197,6 +232,7 @@ impl ArchiveTier {
         &self,
         meta: &SegmentMeta,
         s: &ArchiveScan,
+        only: Option<Vec<usize>>,
     ) -> Result<(Vec<(Key, LogEvent)>, u64), String> {
         let reader = self
             .catalog
@@ -205,7 +241,7 @@ impl ArchiveTier {
             .map_err(|e| e.to_string())?;
         let s = s.clone();
         let incarnation = meta.header.incarnation;
-        tokio::task::spawn_blocking(move || s.scan(&reader, incarnation))
+        tokio::task::spawn_blocking(move || s.scan(&reader, incarnation, only.as_deref()))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())

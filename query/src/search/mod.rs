@@ -79,7 +79,7 @@ pub async fn search(
         scanned: page.scanned,
         truncated,
         source: "redis".into(),
-        warnings: Vec::new(),
+        ..QueryResponse::default()
     })
 }
 

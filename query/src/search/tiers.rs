@@ -59,6 +59,11 @@ struct Answer {
     tiers: Vec<(&'static str, usize)>,
 }
 
+/// Milliseconds since `t`, as `tier_ms` reports them (to the microsecond).
+fn ms_since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
 impl Answer {
     fn done(mut self) -> QueryResponse {
         self.resp.source = source(&self.tiers);
@@ -94,8 +99,10 @@ pub async fn search_all(
     }
     let (resp, start, tiers) = match q.cursor {
         None | Some(Cursor::Recent(_)) => {
+            let redis_started = Instant::now();
             let horizon_ms = recent_horizon_ms(conn, q).await?;
             let mut resp = search(conn, q, budget).await?;
+            resp.tier_ms.insert("redis".into(), ms_since(redis_started));
             let Some(since) = q.since_nanos else {
                 return Ok(resp);
             };
@@ -186,7 +193,11 @@ pub async fn search_all(
         max_events: budget.max_events.saturating_sub(a.resp.scanned),
         max_time: budget.max_time.saturating_sub(started.elapsed()),
     };
-    let page = archive.page(scan, left, Instant::now()).await;
+    let archive_started = Instant::now();
+    let page = archive.page(scan, left, archive_started).await;
+    a.resp
+        .tier_ms
+        .insert("archive".into(), ms_since(archive_started));
     a.tiers.push(("archive", page.events.len()));
     a.resp.scanned += page.scanned;
     a.resp.truncated = page.truncated;
@@ -214,6 +225,7 @@ async fn stream_part(
     start: HistoryStart,
     left: Budget,
 ) -> Result<Option<(i64, u64, u64)>, QueryError> {
+    let stream_started = Instant::now();
     let history = &t.history;
     let unavailable = |e: history::HistoryError| QueryError::Unavailable(e.to_string());
     let bounds = history.bounds().await.map_err(unavailable)?;
@@ -269,6 +281,9 @@ async fn stream_part(
         .page(q, window, pos, want, left, Instant::now())
         .await
         .map_err(unavailable)?;
+    a.resp
+        .tier_ms
+        .insert("stream".into(), ms_since(stream_started));
     a.tiers.push(("stream", page.events.len()));
     a.resp.scanned += page.scanned;
     a.resp.truncated = page.truncated;

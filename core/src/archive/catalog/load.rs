@@ -134,11 +134,7 @@ impl Catalog {
         };
         let named = layout::parse_index_path(&obj.path)
             .ok_or_else(|| ArchiveError::corrupt(&obj.path, "not an index object name"))?;
-        let filter = header.filter.unwrap_or_default();
-        let expected_size = filter
-            .blocks
-            .checked_mul(crate::archive::bloom::BLOCK_BYTES as u64)
-            .and_then(|b| b.checked_add(filter.offset));
+        let expected_size = index::object_len(&header);
         if named.service != header.service
             || named.name.to_string() != segment_stem(&header.segment)
             || expected_size != Some(obj.size)

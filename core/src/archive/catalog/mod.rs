@@ -32,6 +32,7 @@ use super::store::{ArchiveStore, ListedObject};
 use crate::Level;
 
 pub use load::RefreshReport;
+pub use probe::Probe;
 
 /// A committed segment as the catalog knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,7 +235,8 @@ impl Catalog {
             ));
         }
         self.store().put(&seg.header.segment, bytes).await?;
-        self.commit(&seg.header, &seg.seqs, &seg.filter).await
+        self.commit(&seg.header, &seg.seqs, &seg.filter, &seg.row_group_filters)
+            .await
     }
 
     /// Writes a segment's index object (the commit point), under the current hour, and adds it
@@ -244,10 +246,11 @@ impl Catalog {
         header: &SegmentHeader,
         seqs: &[u64],
         filter: &TokenFilter,
+        row_group_filters: &[TokenFilter],
     ) -> Result<SegmentMeta, ArchiveError> {
         let name = SegmentName::for_seqs(header.incarnation, seqs)
             .ok_or_else(|| ArchiveError::corrupt(&header.segment, "no sequences"))?;
-        let encoded = index::encode(header, seqs, filter)?;
+        let encoded = index::encode(header, seqs, filter, row_group_filters)?;
         let index_path = name.index_path(&header.service, chrono::Utc::now().timestamp_millis());
         let HeaderProbe::Complete {
             header: written,

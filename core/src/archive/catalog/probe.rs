@@ -7,6 +7,17 @@ use crate::archive::ArchiveError;
 use crate::archive::bloom::TokenFilter;
 use crate::archive::index;
 
+/// Which row groups of a segment a search must read, by its token filters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The segment certainly holds none of the tokens' events.
+    Absent,
+    /// Every row group (no tokens, or an index object without row-group filters).
+    AllRowGroups,
+    /// Only these row groups (ascending) may hold them.
+    RowGroups(Vec<usize>),
+}
+
 impl Catalog {
     /// Whether the segment may hold every one of `tokens` (lower- or mixed-case identifiers,
     /// as `tokens::as_single_identifier` gives them). Reads one 64-byte filter block per
@@ -45,15 +56,67 @@ impl Catalog {
         Ok(true)
     }
 
-    /// [`Catalog::probe`] of many segments, `concurrency` at a time; results in the order given.
+    /// [`Catalog::probe`], then, when the segment may hold every token and its index object has
+    /// row-group filters, the same probe of each row group's filter (one more ranged read of a
+    /// block per token and row group): which row groups a search must read.
+    pub async fn probe_row_groups(
+        &self,
+        meta: &SegmentMeta,
+        tokens: &[&str],
+    ) -> Result<Probe, ArchiveError> {
+        if !self.probe(meta, tokens).await? {
+            return Ok(Probe::Absent);
+        }
+        let Some(rg) = meta.header.row_group_filters.as_ref() else {
+            return Ok(Probe::AllRowGroups);
+        };
+        if tokens.is_empty() {
+            return Ok(Probe::AllRowGroups);
+        }
+        // (row group, token) → the block's byte range; groups without blocks hold nothing.
+        let mut wanted = Vec::new();
+        for (g, &blocks) in rg.blocks.iter().enumerate() {
+            let Some(at) = rg.range(g) else { continue };
+            if blocks == 0 {
+                continue;
+            }
+            for t in tokens {
+                let r = TokenFilter::block_range(blocks, t.as_bytes());
+                wanted.push((g, *t, at.start + r.start..at.start + r.end));
+            }
+        }
+        let mut ranges: Vec<std::ops::Range<u64>> =
+            wanted.iter().map(|(_, _, r)| r.clone()).collect();
+        ranges.sort_by_key(|r| r.start);
+        ranges.dedup();
+        let blocks = self.store().get_ranges(&meta.index_path, &ranges).await?;
+        let mut may: Vec<bool> = rg.blocks.iter().map(|&b| b > 0).collect();
+        for (g, t, r) in &wanted {
+            let i = ranges
+                .binary_search_by_key(&r.start, |r| r.start)
+                .map_err(|_| ArchiveError::corrupt(&meta.index_path, "probe lost a block"))?;
+            let block = blocks.get(i).ok_or_else(|| {
+                ArchiveError::corrupt(&meta.index_path, "short filter block read")
+            })?;
+            if !TokenFilter::block_may_contain(block, rg.k, t.as_bytes()) {
+                may[*g] = false;
+            }
+        }
+        Ok(Probe::RowGroups(
+            (0..may.len()).filter(|&g| may[g]).collect(),
+        ))
+    }
+
+    /// [`Catalog::probe_row_groups`] of many segments, `concurrency` at a time; results in the
+    /// order given.
     pub async fn probe_all(
         &self,
         metas: Vec<SegmentMeta>,
         tokens: &[&str],
-    ) -> Vec<(SegmentMeta, Result<bool, ArchiveError>)> {
+    ) -> Vec<(SegmentMeta, Result<Probe, ArchiveError>)> {
         futures::stream::iter(metas)
             .map(|m| async move {
-                let r = self.probe(&m, tokens).await;
+                let r = self.probe_row_groups(&m, tokens).await;
                 (m, r)
             })
             .buffered(self.inner.opts.concurrency.max(1))

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::archive::sample::{Entropy, SampleLogs};
-use crate::archive::segment::{SegmentOptions, SegmentWriter};
+use crate::archive::segment::{SegmentOptions, SegmentWriter, TsRange};
 use crate::{FieldValue, LogEvent};
 
 const MIN: i64 = 60_000_000_000;
@@ -176,7 +176,71 @@ async fn probes_read_one_block_and_never_miss() {
     let results = cat
         .probe_all(vec![meta.clone(), meta.clone()], &[ids[3].as_str()])
         .await;
-    assert!(results.iter().all(|(_, r)| *r.as_ref().unwrap()));
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| matches!(r, Ok(Probe::RowGroups(g)) if !g.is_empty()))
+    );
+}
+
+#[tokio::test]
+async fn row_group_probes_name_the_row_groups_that_may_hold_the_tokens() {
+    let f = fixture();
+    let cat = catalog(&f);
+    let evs: Vec<LogEvent> = SampleLogs::new(3, "api", T0, 100, Entropy::Realistic)
+        .take(3_000)
+        .collect();
+    let opts = SegmentOptions {
+        row_group_rows: 500,
+        ..SegmentOptions::default()
+    };
+    let mut w = SegmentWriter::create(f.spool.path(), "api", 7, opts).unwrap();
+    for (i, e) in evs.iter().enumerate() {
+        w.append_event(1 + (i / 100) as u64, (i % 100) as u32, e)
+            .unwrap();
+    }
+    let meta = cat.publish(&w.finish().unwrap()).await.unwrap();
+    assert_eq!(
+        meta.header.row_group_filters.as_ref().unwrap().blocks.len(),
+        6
+    );
+    // Where each request id really is, read back row group by row group.
+    let reader = cat.read_segment(&meta).await.unwrap();
+    let mut holders: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for rg in 0..reader.row_groups() {
+        for ev in reader.newest_first_in(TsRange::ALL, Some(&[rg])) {
+            if let Some(FieldValue::Str(id)) = ev.unwrap().event.fields.get("request_id") {
+                let h = holders.entry(id.clone()).or_default();
+                if !h.contains(&rg) {
+                    h.push(rg);
+                }
+            }
+        }
+    }
+    let mut extra = 0;
+    for (id, rgs) in holders.iter().take(300) {
+        match cat.probe_row_groups(&meta, &[id.as_str()]).await.unwrap() {
+            Probe::RowGroups(got) => {
+                assert!(
+                    rgs.iter().all(|g| got.contains(g)),
+                    "{id}: {got:?} misses {rgs:?}"
+                );
+                extra += got.len() - rgs.len();
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert!(extra < 30, "{extra} false row groups over 300 ids");
+    assert_eq!(
+        cat.probe_row_groups(&meta, &["absent-token-77"])
+            .await
+            .unwrap(),
+        Probe::Absent
+    );
+    assert_eq!(
+        cat.probe_row_groups(&meta, &[]).await.unwrap(),
+        Probe::AllRowGroups
+    );
 }
 
 #[tokio::test]

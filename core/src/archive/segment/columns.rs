@@ -7,7 +7,8 @@ use chrono::DateTime;
 
 use super::ArchivedEvent;
 use super::rows::{RowKey, RowStrings};
-use crate::{Fields, Level, LogEvent};
+use crate::archive::bloom::token_hash;
+use crate::{Fields, Level, LogEvent, tokens};
 
 /// The exact lower-case level names the writer stores.
 pub(super) fn level_from_column(s: &str) -> Option<Level> {
@@ -90,5 +91,14 @@ impl<'a> Columns<'a> {
                 host: s.host.map(str::to_string),
             },
         })
+    }
+
+    /// The token hashes of row `i`'s canonical line, appended to `out`: what the writer
+    /// indexed when the row came in as a canonical line (the line is rebuilt from the row).
+    pub(super) fn token_hashes(&self, i: usize, out: &mut Vec<u64>) -> Result<(), String> {
+        let ev = self.event(i)?;
+        let line = serde_json::to_vec(&ev.event).map_err(|e| format!("row {i}: {e}"))?;
+        tokens::canonical_line_tokens(&line, |t| out.push(token_hash(t)));
+        Ok(())
     }
 }

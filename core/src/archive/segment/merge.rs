@@ -19,6 +19,7 @@ use super::SegmentOptions;
 use super::columns::Columns;
 use super::rows::{RowBuffer, RowKey};
 use crate::archive::ArchiveError;
+use crate::archive::bloom::TokenFilter;
 
 const MERGE_BATCH_ROWS: usize = 8192;
 
@@ -59,7 +60,8 @@ fn unreadable() -> ArchiveError {
 }
 
 /// Reads the runs starting at the row groups `runs` (of `row_groups` in all) from `spool` and
-/// writes their rows, merged by key, to `out`.
+/// writes their rows, merged by key, to `out`; returns the token filter of each row group
+/// written (rebuilt from the rows: the spool file does not keep the lines' token hashes).
 pub(super) fn merge_runs(
     spool: &Path,
     runs: &[usize],
@@ -68,7 +70,7 @@ pub(super) fn merge_runs(
     service: &str,
     schema: &SchemaRef,
     out: &mut ArrowWriter<File>,
-) -> Result<(), ArchiveError> {
+) -> Result<Vec<TokenFilter>, ArchiveError> {
     let mut readers = Vec::with_capacity(runs.len());
     for (i, &start) in runs.iter().enumerate() {
         let end = runs.get(i + 1).copied().unwrap_or(row_groups);
@@ -89,23 +91,35 @@ pub(super) fn merge_runs(
         }
     }
     let mut pending = RowBuffer::default();
+    let mut filters = Vec::new();
+    let mut hashes = Vec::new();
     while let Some(Reverse((_, i))) = heap.pop() {
         let run = &mut readers[i];
         {
             let batch = run.batch.as_ref().ok_or_else(unreadable)?;
             let cols = Columns::new(batch).ok_or_else(unreadable)?;
             let level = cols.level(run.next).ok_or_else(unreadable)?;
-            pending.push(cols.key(run.next), level, cols.strings(run.next));
+            hashes.clear();
+            cols.token_hashes(run.next, &mut hashes)
+                .map_err(|e| ArchiveError::corrupt("spool file", e))?;
+            pending.push(cols.key(run.next), level, cols.strings(run.next), &hashes);
         }
         run.next += 1;
         if run.ready()? {
             heap.push(Reverse((run.key()?, i)));
         }
         if pending.len() >= opts.row_group_rows || pending.string_bytes() >= opts.row_group_bytes {
-            write(out, &std::mem::take(&mut pending), schema, service)?;
+            write(
+                out,
+                &std::mem::take(&mut pending),
+                schema,
+                service,
+                &mut filters,
+            )?;
         }
     }
-    write(out, &pending, schema, service)
+    write(out, &pending, schema, service, &mut filters)?;
+    Ok(filters)
 }
 
 fn write(
@@ -113,11 +127,13 @@ fn write(
     rows: &RowBuffer,
     schema: &SchemaRef,
     service: &str,
+    filters: &mut Vec<TokenFilter>,
 ) -> Result<(), ArchiveError> {
     if rows.is_empty() {
         return Ok(());
     }
     out.write(&rows.to_batch(schema, service)?)?;
     out.flush()?;
+    filters.push(rows.token_filter());
     Ok(())
 }

@@ -23,9 +23,8 @@ use super::columns::{Columns, level_from_column};
 use super::writer::checksum;
 use super::{ArchivedEvent, COLUMNS, TsRange, arrow_schema};
 use crate::archive::ArchiveError;
-use crate::archive::bloom::{TokenFilter, token_hash};
+use crate::archive::bloom::TokenFilter;
 use crate::archive::header::{LevelCounts, PARQUET_METADATA_KEY, SegmentHeader};
-use crate::tokens;
 
 /// A segment object, opened.
 pub struct SegmentReader {
@@ -101,21 +100,28 @@ impl SegmentReader {
         })
     }
 
-    /// The token filter of its rows, rebuilt from each row's canonical line (what the writer
-    /// indexed, for canonical input) for rebuilding the catalog.
-    pub fn token_filter(&self) -> Result<TokenFilter, ArchiveError> {
-        let mut hashes = Vec::new();
-        for batch in self.read((0..self.row_groups()).collect(), Some(&COLUMNS))? {
-            let cols = Columns::new(&batch).ok_or_else(|| self.corrupt("columns"))?;
-            for i in 0..batch.num_rows() {
-                let ev = cols.event(i).map_err(|e| self.corrupt(e))?;
-                let line = serde_json::to_vec(&ev.event).map_err(|e| self.corrupt(e))?;
-                tokens::canonical_line_tokens(&line, |t| hashes.push(token_hash(t)));
+    /// The token filter of its rows and one per row group, rebuilt from each row's canonical
+    /// line (what the writer indexed, for canonical input), for rebuilding the catalog.
+    pub fn token_filters(&self) -> Result<(TokenFilter, Vec<TokenFilter>), ArchiveError> {
+        let mut all = Vec::new();
+        let mut per_group = Vec::with_capacity(self.row_groups());
+        for rg in 0..self.row_groups() {
+            let mut hashes = Vec::new();
+            for batch in self.read(vec![rg], Some(&COLUMNS))? {
+                let cols = Columns::new(&batch).ok_or_else(|| self.corrupt("columns"))?;
+                for i in 0..batch.num_rows() {
+                    cols.token_hashes(i, &mut hashes)
+                        .map_err(|e| self.corrupt(e))?;
+                }
             }
             hashes.sort_unstable();
             hashes.dedup();
+            per_group.push(TokenFilter::from_hashes(&hashes));
+            all.extend(hashes);
+            all.sort_unstable();
+            all.dedup();
         }
-        Ok(TokenFilter::from_hashes(&hashes))
+        Ok((TokenFilter::from_hashes(&all), per_group))
     }
 
     pub fn rows(&self) -> u64 {
@@ -175,10 +181,30 @@ impl SegmentReader {
     /// The events in `range`, newest first (by `(ts, stream_seq, event_idx)` descending). Each
     /// item is an event or the error that ended the walk.
     pub fn newest_first(&self, range: TsRange) -> NewestFirst<'_> {
+        self.newest_first_in(range, None)
+    }
+
+    /// [`SegmentReader::newest_first`] over only the row groups `only` (ascending indexes, as
+    /// a probe of the row groups' token filters gives them; `None`: all). An index beyond the
+    /// file's row groups is an error item.
+    pub fn newest_first_in(&self, range: TsRange, only: Option<&[usize]>) -> NewestFirst<'_> {
+        let mut row_groups = self.row_groups_in(range);
+        let mut failed = None;
+        if let Some(only) = only {
+            if only.iter().any(|&rg| rg >= self.row_groups()) {
+                failed = Some(self.corrupt(format!(
+                    "row group {:?} asked of {} row groups",
+                    only.iter().max(),
+                    self.row_groups()
+                )));
+            }
+            row_groups.retain(|rg| only.binary_search(rg).is_ok());
+        }
         NewestFirst {
             reader: self,
             range,
-            row_groups: self.row_groups_in(range),
+            row_groups,
+            pending_error: failed,
             batches: VecDeque::new(),
             row: 0,
             failed: false,
@@ -245,6 +271,8 @@ pub struct NewestFirst<'a> {
     batches: VecDeque<RecordBatch>,
     /// Rows of the last batch in `batches` not yet returned.
     row: usize,
+    /// An error to return first (then the walk ends).
+    pending_error: Option<ArchiveError>,
     failed: bool,
 }
 
@@ -254,6 +282,10 @@ impl Iterator for NewestFirst<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
+        }
+        if let Some(e) = self.pending_error.take() {
+            self.failed = true;
+            return Some(Err(e));
         }
         loop {
             if let Some(batch) = self.batches.back() {

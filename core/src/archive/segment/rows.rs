@@ -10,6 +10,7 @@ use arrow_array::{
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::Level;
+use crate::archive::bloom::TokenFilter;
 
 /// The sort key of a row and the identity of an event.
 pub(super) type RowKey = (i64, u64, u32);
@@ -27,6 +28,8 @@ struct Row {
     /// `NULL` for none.
     trace_id: u32,
     host: u32,
+    /// The row's token hashes: `hashes[tokens.0..tokens.0 + tokens.1]`.
+    tokens: (u32, u32),
 }
 
 /// One row's strings, borrowed.
@@ -42,6 +45,8 @@ pub(super) struct RowStrings<'a> {
 pub(super) struct RowBuffer {
     rows: Vec<Row>,
     arena: String,
+    /// Every row's token hashes, back to back (for the row group's token filter).
+    hashes: Vec<u64>,
 }
 
 impl RowBuffer {
@@ -60,11 +65,19 @@ impl RowBuffer {
 
     /// Heap memory held (capacity, not length: what the process really pays).
     pub(super) fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.rows.capacity() * std::mem::size_of::<Row>()
+        self.arena.capacity()
+            + self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.hashes.capacity() * 8
     }
 
-    pub(super) fn push(&mut self, key: RowKey, level: Level, s: RowStrings<'_>) {
+    /// Adds a row: its key, level, strings and the hashes of its tokens.
+    pub(super) fn push(&mut self, key: RowKey, level: Level, s: RowStrings<'_>, hashes: &[u64]) {
         let start = self.arena.len();
+        let tokens = (
+            u32::try_from(self.hashes.len()).unwrap_or(u32::MAX),
+            u32::try_from(hashes.len()).unwrap_or(0),
+        );
+        self.hashes.extend_from_slice(hashes);
         let len = |t: &str| u32::try_from(t.len()).unwrap_or(NULL - 1);
         self.arena.push_str(s.message);
         self.arena.push_str(s.fields);
@@ -78,7 +91,21 @@ impl RowBuffer {
             fields: len(s.fields),
             trace_id: s.trace_id.map_or(NULL, len),
             host: s.host.map_or(NULL, len),
+            tokens,
         });
+    }
+
+    fn row_hashes(&self, r: &Row) -> &[u64] {
+        let (start, len) = (r.tokens.0 as usize, r.tokens.1 as usize);
+        self.hashes.get(start..start + len).unwrap_or(&[])
+    }
+
+    /// The token filter of these rows (what a row group's filter holds).
+    pub(super) fn token_filter(&self) -> TokenFilter {
+        let mut all = self.hashes.clone();
+        all.sort_unstable();
+        all.dedup();
+        TokenFilter::from_hashes(&all)
     }
 
     fn strings(&self, r: &Row) -> RowStrings<'_> {
@@ -123,7 +150,7 @@ impl RowBuffer {
         rest.rows.reserve(self.rows.len() - n);
         for (i, r) in self.rows.iter().enumerate() {
             let target = if i < n { &mut front } else { &mut rest };
-            target.push(r.key, r.level, self.strings(r));
+            target.push(r.key, r.level, self.strings(r), self.row_hashes(r));
         }
         *self = rest;
         front
@@ -189,9 +216,9 @@ mod tests {
     #[test]
     fn sorts_splits_and_keeps_strings_with_their_rows() {
         let mut b = RowBuffer::default();
-        b.push((30, 1, 0), Level::Info, strings("thirty"));
-        b.push((10, 2, 1), Level::Error, strings("ten-b"));
-        b.push((10, 2, 0), Level::Warn, strings("ten-a"));
+        b.push((30, 1, 0), Level::Info, strings("thirty"), &[30]);
+        b.push((10, 2, 1), Level::Error, strings("ten-b"), &[11]);
+        b.push((10, 2, 0), Level::Warn, strings("ten-a"), &[10, 12]);
         b.push(
             (20, 1, 0),
             Level::Info,
@@ -201,12 +228,17 @@ mod tests {
                 trace_id: Some(""),
                 host: None,
             },
+            &[],
         );
         b.sort();
         assert_eq!(b.min_key(), Some((10, 2, 0)));
         let front = b.split_front(3);
         assert_eq!(b.len(), 1);
         assert_eq!(b.string_bytes(), "thirty{}h".len());
+        // Each row's token hashes go with it: the front holds 10, 11 and 12, the rest 30.
+        let (f, rest) = (front.token_filter(), b.token_filter());
+        assert!([10, 11, 12].iter().all(|&h| f.may_contain_hash(h)));
+        assert!(rest.may_contain_hash(30) && !rest.may_contain_hash(10));
         let schema = super::super::arrow_schema();
         let batch = front.to_batch(&schema, "api").unwrap();
         assert_eq!(batch.num_rows(), 3);

@@ -39,6 +39,10 @@ pub struct SegmentWriter {
     stats: HeaderStats,
     seqs: Vec<u64>,
     tokens: TokenSet,
+    /// Token hashes of the line being appended (reused).
+    line_tokens: Vec<u64>,
+    /// The token filter of every row group written to the spool file, in file order.
+    row_group_filters: Vec<TokenFilter>,
     /// Largest key written to the spool file so far.
     written_max: Option<RowKey>,
     /// First row group of every sorted run in the spool file.
@@ -56,6 +60,9 @@ pub struct FinishedSegment {
     /// The message sequences, ascending.
     pub seqs: Vec<u64>,
     pub filter: TokenFilter,
+    /// One token filter per row group of `file`, in file order: a search reads only the row
+    /// groups whose filter may hold its tokens.
+    pub row_group_filters: Vec<TokenFilter>,
     /// Sorted runs the spool file held (1 unless events arrived more than a row group late and
     /// `finish` had to merge).
     pub merged_runs: usize,
@@ -91,6 +98,8 @@ impl SegmentWriter {
             stats: HeaderStats::default(),
             seqs: Vec::new(),
             tokens: TokenSet::default(),
+            line_tokens: Vec::new(),
+            row_group_filters: Vec::new(),
             written_max: None,
             runs: Vec::new(),
             row_groups: 0,
@@ -122,22 +131,30 @@ impl SegmentWriter {
         if self.seqs.last() != Some(&stream_seq) {
             self.seqs.push(stream_seq);
         }
-        tokens::canonical_line_tokens(line, |t| self.tokens.push(token_hash(t)));
+        self.line_tokens.clear();
+        tokens::canonical_line_tokens(line, |t| self.line_tokens.push(token_hash(t)));
+        for &h in &self.line_tokens {
+            self.tokens.push(h);
+        }
         let strings = RowStrings {
             message: &l.message,
             fields: l.fields,
             trace_id: l.trace_id.as_deref(),
             host: l.host.as_deref(),
         };
-        self.pending
-            .push((l.ts_nanos, stream_seq, event_idx), l.level, strings);
+        self.pending.push(
+            (l.ts_nanos, stream_seq, event_idx),
+            l.level,
+            strings,
+            &self.line_tokens,
+        );
         if self.pending.len() >= 2 * self.opts.row_group_rows
             || self.pending.string_bytes() >= 2 * self.opts.row_group_bytes
         {
             let half = self.pending.len() / 2;
             self.pending.sort();
             let oldest = self.pending.split_front(half.max(1));
-            self.write_row_group(&oldest)?;
+            self.write_rows(oldest)?;
         }
         Ok(())
     }
@@ -178,6 +195,21 @@ impl SegmentWriter {
             + self.seqs.capacity() * 8
             + self.stats.heap_bytes()
             + self.writer.memory_size()
+            + self
+                .row_group_filters
+                .iter()
+                .map(|f| f.as_bytes().len())
+                .sum::<usize>()
+    }
+
+    /// Writes sorted rows as row groups of at most `row_group_rows` each (one token filter
+    /// per row group, so the two stay one to one).
+    fn write_rows(&mut self, mut rows: RowBuffer) -> Result<(), ArchiveError> {
+        while rows.len() > self.opts.row_group_rows.max(1) {
+            let chunk = rows.split_front(self.opts.row_group_rows.max(1));
+            self.write_row_group(&chunk)?;
+        }
+        self.write_row_group(&rows)
     }
 
     fn write_row_group(&mut self, rows: &RowBuffer) -> Result<(), ArchiveError> {
@@ -192,6 +224,7 @@ impl SegmentWriter {
         self.writer.write(&batch)?;
         self.writer.flush()?;
         self.row_groups += 1;
+        self.row_group_filters.push(rows.token_filter());
         Ok(())
     }
 
@@ -206,7 +239,7 @@ impl SegmentWriter {
         self.pending.sort();
         while !self.pending.is_empty() {
             let chunk = self.pending.split_front(self.opts.row_group_rows);
-            self.write_row_group(&chunk)?;
+            self.write_rows(chunk)?;
         }
         self.seqs.sort_unstable();
         self.seqs.dedup();
@@ -233,6 +266,7 @@ impl SegmentWriter {
             created: chrono::Utc::now().timestamp_millis(),
             checksum: None,
             filter: None,
+            row_group_filters: None,
         };
         let meta = KeyValue::new(
             PARQUET_METADATA_KEY.to_string(),
@@ -240,7 +274,7 @@ impl SegmentWriter {
                 .map_err(|e| ArchiveError::BadLine(e.to_string()))?,
         );
         let merged_runs = self.runs.len();
-        let file = if merged_runs > 1 {
+        let (file, row_group_filters) = if merged_runs > 1 {
             // Events came later than one row group: the file holds several sorted runs.
             self.writer.close()?;
             let spool_dir = self.spool.parent().unwrap_or(Path::new("."));
@@ -250,7 +284,7 @@ impl SegmentWriter {
                 .tempfile_in(spool_dir)?
                 .into_parts();
             let mut writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.props))?;
-            merge::merge_runs(
+            let filters = merge::merge_runs(
                 &self.spool,
                 &self.runs,
                 self.row_groups,
@@ -261,11 +295,11 @@ impl SegmentWriter {
             )?;
             writer.append_key_value_metadata(meta);
             writer.close()?;
-            merged
+            (merged, filters)
         } else {
             self.writer.append_key_value_metadata(meta);
             self.writer.close()?;
-            self.spool
+            (self.spool, self.row_group_filters)
         };
         let (bytes, checksum) = size_and_checksum(&file)?;
         header.bytes = bytes;
@@ -275,6 +309,7 @@ impl SegmentWriter {
             header,
             seqs: self.seqs,
             filter: TokenFilter::from_hashes(&self.tokens.finish()),
+            row_group_filters,
             merged_runs,
         })
     }
