@@ -4,6 +4,8 @@
 # services as separate processes and a load generator against them.
 #   ./scripts/bench.sh [logjet-bench options]     e.g. --processors 2 --ndjson-events 2000000
 #   ./scripts/bench.sh --archive-only [--archive-events N]   only the archive tier's rows
+#       [--archive-scale 5,20,50]                 needle search over archives of 5/20/50 M events
+#                                                 (0 skips them; written by the segment writer)
 #   ./scripts/bench.sh --loki-only                only the Loki query_range p50/p99 (issue 16)
 #   ./scripts/bench.sh --musl [options]           the services built as the images ship them
 #                                                 (static musl); the load generator stays glibc

@@ -446,3 +446,91 @@ async fn stats_beyond_redis_come_from_the_archive_and_count_each_event_once() {
     assert!(matches!(points[0], (240..=241, 1, 0)), "{points:?}");
     assert!(matches!(points[1], (2..=3, 1, 1)), "{points:?}");
 }
+
+/// A needle costs the row groups whose token filter may hold it, not its segment: 20,000 events
+/// of one segment in row groups of 1,000, one of them a needle; the search decodes at most two
+/// row groups (a false positive allowed), skips the others, says so in query's metrics, and
+/// reports the archive's time in `tier_ms`.
+#[tokio::test]
+async fn a_needle_decodes_only_the_row_groups_whose_filter_may_hold_it() {
+    let p = Platform::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let store = ArchiveStore::local(dir.path().to_path_buf()).unwrap();
+    let catalog = Catalog::new(store, CatalogOptions::default());
+    let opts = SegmentOptions {
+        row_group_rows: 1_000,
+        ..SegmentOptions::default()
+    };
+    let start = chrono::Utc::now() - chrono::Duration::hours(5);
+    let mut w = SegmentWriter::create(spool.path(), "api", 1, opts).unwrap();
+    for i in 0..20_000u64 {
+        let message = if i == 12_345 {
+            "payment declined rg-needle-77f1".to_string()
+        } else {
+            format!("request req-{i:06x}z served in {}ms", i % 97)
+        };
+        let ev = logjet_core::LogEvent {
+            ts: start + chrono::Duration::milliseconds(i as i64),
+            service: "api".into(),
+            level: logjet_core::Level::Info,
+            message,
+            fields: Default::default(),
+            trace_id: None,
+            host: None,
+        };
+        w.append_event(1 + i / 100, (i % 100) as u32, &ev).unwrap();
+    }
+    catalog.publish(&w.finish().unwrap()).await.unwrap();
+
+    let mut cfg = query_config(&p.nats.url(), &p.redis.url());
+    cfg.archive.archive_url = format!("file://{}", dir.path().display());
+    cfg.archive.retention_rules = "7d".into();
+    let q = start_query(cfg).await;
+    let started = std::time::Instant::now();
+    let found = loop {
+        let r = query(&q, json!({"contains": "rg-needle-77f1", "since": "1d"})).await;
+        if r["events"].as_array().is_some_and(|e| e.len() == 1) {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never found: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(found["source"], "archive", "{found}");
+    assert_eq!(
+        found["events"][0]["message"],
+        "payment declined rg-needle-77f1"
+    );
+    let scanned = found["scanned"].as_u64().unwrap();
+    assert!(
+        scanned <= 2_000,
+        "decoded {scanned} events of 20,000 for one needle"
+    );
+    assert!(found["tier_ms"]["archive"].as_f64().is_some(), "{found}");
+    let metrics = logjet_tests::http_client()
+        .get(format!("{}/metrics", q.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |name: &str, outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("outcome=\"{outcome}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .sum()
+    };
+    assert!(
+        series("logjet_query_archive_row_groups_total", "skipped") >= 18.0,
+        "{metrics}"
+    );
+    assert!(
+        series("logjet_query_archive_segments_total", "read") >= 1.0,
+        "{metrics}"
+    );
+}

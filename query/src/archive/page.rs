@@ -61,7 +61,7 @@ impl ArchiveScan {
     ) -> Result<(Vec<(Key, LogEvent)>, u64), ArchiveError> {
         let mut found = Vec::new();
         let mut scanned = 0;
-        for item in reader.newest_first_in(self.range(), only) {
+        for item in reader.newest_first_in(self.range(), only, &self.q.index_tokens) {
             let ArchivedEvent {
                 ts_nanos,
                 stream_seq,

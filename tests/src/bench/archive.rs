@@ -103,14 +103,14 @@ async fn load(http: &reqwest::Client, ingest: &str, events: u64, conns: usize) -
     sent.load(Ordering::Relaxed)
 }
 
-async fn get_text(http: &reqwest::Client, url: &str) -> String {
+pub(super) async fn get_text(http: &reqwest::Client, url: &str) -> String {
     match http.get(url).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
 }
 
-async fn search(http: &reqwest::Client, query: &str, token: &str) -> (f64, Value) {
+pub(super) async fn search(http: &reqwest::Client, query: &str, token: &str) -> (f64, Value) {
     let start = Instant::now();
     let r: Value = http
         .post(format!("{query}/logs/query"))

@@ -3,6 +3,7 @@
 //! `query_range` latencies.
 
 pub mod archive;
+pub mod archive_scale;
 pub mod compare;
 pub mod cpu;
 pub mod latency;

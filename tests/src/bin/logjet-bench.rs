@@ -18,7 +18,7 @@ use logjet_tests::bench::phases::pct;
 use logjet_tests::bench::protocols::{PROTOCOLS, protocol_run};
 use logjet_tests::bench::report::{Row, print_table, row};
 use logjet_tests::bench::stack::{Service, spawn_service, wait_counted, wait_ready};
-use logjet_tests::bench::{archive, compare, parser, phases};
+use logjet_tests::bench::{archive, archive_scale, compare, parser, phases};
 use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
 
@@ -86,6 +86,16 @@ struct Args {
     /// Only the archive phase.
     #[arg(long)]
     archive_only: bool,
+    /// Archive sizes (millions of events) for the needle-at-scale rows, written straight by
+    /// the segment writer (empty: skip them).
+    #[arg(long, value_delimiter = ',', default_value = "5,20,50")]
+    archive_scale: Vec<u64>,
+    /// Events per segment of the scale archives (one service each).
+    #[arg(long, default_value_t = 250_000)]
+    archive_scale_segment_events: u64,
+    /// Events of the last minutes in Redis and the stream beside the scale archives.
+    #[arg(long, default_value_t = 200_000)]
+    archive_scale_recent_events: u64,
     /// Events over 24 h for the Loki `query_range` latencies (0: skip them).
     #[arg(long, default_value_t = 1_000_000)]
     loki_events: u64,
@@ -155,16 +165,31 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
-    let archive_rows = if args.archive_events > 0 && !args.compare_only && !args.loki_only {
+    let archive_phases = !args.compare_only && !args.loki_only;
+    let mut archive_rows = Vec::new();
+    if args.archive_events > 0 && archive_phases {
         let plan = archive::Plan {
             events: args.archive_events,
             conns: args.batch_connections,
             needles: args.archive_needles,
         };
-        archive::run(&http, &args.bin_dir, &plan).await
-    } else {
-        Vec::new()
-    };
+        archive_rows = archive::run(&http, &args.bin_dir, &plan).await;
+    }
+    let sizes: Vec<u64> = args
+        .archive_scale
+        .iter()
+        .filter(|&&m| m > 0)
+        .map(|m| m * 1_000_000)
+        .collect();
+    if !sizes.is_empty() && archive_phases {
+        let plan = archive_scale::ScalePlan {
+            sizes,
+            needles: args.archive_needles,
+            segment_events: args.archive_scale_segment_events,
+            recent_events: args.archive_scale_recent_events,
+        };
+        archive_rows.extend(archive_scale::run(&http, &args.bin_dir, &plan).await);
+    }
     if args.archive_only {
         for (name, value, target) in archive_rows {
             println!("| {name:<52} | {value:>12} | {target:>10} |");

@@ -208,7 +208,7 @@ async fn row_group_probes_name_the_row_groups_that_may_hold_the_tokens() {
     let reader = cat.read_segment(&meta).await.unwrap();
     let mut holders: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for rg in 0..reader.row_groups() {
-        for ev in reader.newest_first_in(TsRange::ALL, Some(&[rg])) {
+        for ev in reader.newest_first_in(TsRange::ALL, Some(&[rg]), &[]) {
             if let Some(FieldValue::Str(id)) = ev.unwrap().event.fields.get("request_id") {
                 let h = holders.entry(id.clone()).or_default();
                 if !h.contains(&rg) {

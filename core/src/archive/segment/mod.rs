@@ -24,6 +24,7 @@
 mod columns;
 mod line;
 mod merge;
+mod prefilter;
 mod reader;
 mod rows;
 mod writer;
@@ -75,7 +76,8 @@ pub fn arrow_schema() -> SchemaRef {
 pub struct SegmentOptions {
     /// zstd level of every column (see docs/archive.md for the measurements behind it).
     pub zstd_level: i32,
-    /// A row group holds at most this many rows…
+    /// A row group holds at most this many rows… (a search decodes whole row groups, the
+    /// ones whose token filter may match: smaller ones cost a needle less; see docs/archive.md)
     pub row_group_rows: usize,
     /// …and at most about this many bytes of strings (message, fields, trace id, host).
     pub row_group_bytes: usize,
@@ -85,7 +87,7 @@ impl Default for SegmentOptions {
     fn default() -> Self {
         SegmentOptions {
             zstd_level: 6,
-            row_group_rows: 65_536,
+            row_group_rows: 16_384,
             row_group_bytes: 24 << 20,
         }
     }

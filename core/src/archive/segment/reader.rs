@@ -20,6 +20,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::statistics::Statistics;
 
 use super::columns::{Columns, level_from_column};
+use super::prefilter;
 use super::writer::checksum;
 use super::{ArchivedEvent, COLUMNS, TsRange, arrow_schema};
 use crate::archive::ArchiveError;
@@ -181,13 +182,20 @@ impl SegmentReader {
     /// The events in `range`, newest first (by `(ts, stream_seq, event_idx)` descending). Each
     /// item is an event or the error that ended the walk.
     pub fn newest_first(&self, range: TsRange) -> NewestFirst<'_> {
-        self.newest_first_in(range, None)
+        self.newest_first_in(range, None, &[])
     }
 
     /// [`SegmentReader::newest_first`] over only the row groups `only` (ascending indexes, as
-    /// a probe of the row groups' token filters gives them; `None`: all). An index beyond the
-    /// file's row groups is an error item.
-    pub fn newest_first_in(&self, range: TsRange, only: Option<&[usize]>) -> NewestFirst<'_> {
+    /// a probe of the row groups' token filters gives them; `None`: all), and only the rows
+    /// holding every one of `tokens` (lower-case identifiers every match holds, as a search's
+    /// index tokens: the other rows are skipped undecoded). An index beyond the file's row
+    /// groups is an error item.
+    pub fn newest_first_in(
+        &self,
+        range: TsRange,
+        only: Option<&[usize]>,
+        tokens: &[String],
+    ) -> NewestFirst<'_> {
         let mut row_groups = self.row_groups_in(range);
         let mut failed = None;
         if let Some(only) = only {
@@ -204,6 +212,7 @@ impl SegmentReader {
             reader: self,
             range,
             row_groups,
+            tokens: tokens.to_vec(),
             pending_error: failed,
             batches: VecDeque::new(),
             row: 0,
@@ -268,7 +277,10 @@ pub struct NewestFirst<'a> {
     /// Row groups still to read, ascending (taken from the back).
     row_groups: Vec<usize>,
     /// Batches of the current row group still to walk (taken from the back).
-    batches: VecDeque<RecordBatch>,
+    /// Rows may hold a match only if they hold all of these.
+    tokens: Vec<String>,
+    /// Each with the rows that may hold the tokens (`None`: all).
+    batches: VecDeque<(RecordBatch, Option<Vec<bool>>)>,
     /// Rows of the last batch in `batches` not yet returned.
     row: usize,
     /// An error to return first (then the walk ends).
@@ -288,13 +300,16 @@ impl Iterator for NewestFirst<'_> {
             return Some(Err(e));
         }
         loop {
-            if let Some(batch) = self.batches.back() {
+            if let Some((batch, mask)) = self.batches.back() {
                 if self.row == 0 {
                     self.batches.pop_back();
-                    self.row = self.batches.back().map_or(0, RecordBatch::num_rows);
+                    self.row = self.batches.back().map_or(0, |b| b.0.num_rows());
                     continue;
                 }
                 self.row -= 1;
+                if mask.as_ref().is_some_and(|m| !m[self.row]) {
+                    continue;
+                }
                 let Some(cols) = Columns::new(batch) else {
                     self.failed = true;
                     return Some(Err(self.reader.corrupt("columns")));
@@ -310,8 +325,14 @@ impl Iterator for NewestFirst<'_> {
             let rg = self.row_groups.pop()?;
             match self.reader.read(vec![rg], Some(&COLUMNS)) {
                 Ok(batches) => {
-                    self.batches = batches.into();
-                    self.row = self.batches.back().map_or(0, RecordBatch::num_rows);
+                    self.batches = batches
+                        .into_iter()
+                        .map(|b| {
+                            let mask = prefilter::rows_holding(&b, &self.tokens);
+                            (b, mask)
+                        })
+                        .collect();
+                    self.row = self.batches.back().map_or(0, |b| b.0.num_rows());
                 }
                 Err(e) => {
                     self.failed = true;
