@@ -37,9 +37,15 @@ pub struct ProcessorConfig {
     /// How long a fetch waits for messages before returning what it has.
     #[serde(with = "humantime_serde")]
     pub fetch_expires: Duration,
-    /// How long a small batch waits for more messages before it is applied.
+    /// How long a small batch waits for more messages before it is applied, at most.
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
+    /// …and how long it waits for the next message once one came: a batch is applied as soon
+    /// as messages stop arriving for this long (a quiet stream does not wait out the whole
+    /// linger; a busy one still fills batches). `0s`: always wait the whole linger; above
+    /// `batch_linger`: the same.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger_gap: Duration,
     /// Unacknowledged messages the consumer hands out across all replicas.
     pub max_ack_pending: i64,
     #[serde(with = "humantime_serde")]
@@ -75,6 +81,7 @@ impl Default for ProcessorConfig {
             fetch_max_bytes: 2 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
             batch_linger: Duration::from_millis(50),
+            batch_linger_gap: Duration::from_millis(5),
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
@@ -113,6 +120,7 @@ impl ServiceConfig for ProcessorConfig {
         if self.batch_linger > Duration::from_secs(1) {
             return Err(ConfigError::invalid("batch_linger", "must be at most 1s"));
         }
+
         if self.max_ack_pending < self.fetch_batch as i64 {
             return Err(ConfigError::invalid(
                 "max_ack_pending",

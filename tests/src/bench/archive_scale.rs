@@ -278,12 +278,15 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &ScalePlan) -> Ve
         decoded.sort_by(f64::total_cmp);
         let total_ms: f64 = tiers.iter().sum();
         let share = |t: usize| 100.0 * tiers[t] / total_ms.max(1e-9);
+        let per_event = |sub: &str| dir_bytes(&dir.path().join(sub)) as f64 / size as f64;
         rows.push((
-            format!("archive of {m}M events: segments / GiB on disk / written in (s)"),
-            format!(
-                "{segments} / {:.2} / {written:.0}",
-                dir_bytes(dir.path()) as f64 / (1u64 << 30) as f64
-            ),
+            format!("archive of {m}M events: segments / written in (s)"),
+            format!("{segments} / {written:.0}"),
+            String::new(),
+        ));
+        rows.push((
+            "    bytes per event: Parquet / index objects".into(),
+            format!("{:.1} / {:.1}", per_event("segments"), per_event("index")),
             String::new(),
         ));
         rows.push((

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod cpu;
 pub mod latency;
 pub mod lines;
+pub mod linger;
 pub mod loki;
 pub mod parser;
 pub mod phases;

@@ -18,7 +18,7 @@ use logjet_tests::bench::phases::pct;
 use logjet_tests::bench::protocols::{PROTOCOLS, protocol_run};
 use logjet_tests::bench::report::{Row, print_table, row};
 use logjet_tests::bench::stack::{Service, spawn_service, wait_counted, wait_ready};
-use logjet_tests::bench::{archive, archive_scale, compare, parser, phases};
+use logjet_tests::bench::{archive, archive_scale, compare, linger, parser, phases};
 use logjet_tests::servers::{NatsServer, RedisServer};
 use serde_json::{Value, json};
 
@@ -93,6 +93,13 @@ struct Args {
     /// Events per segment of the scale archives (one service each).
     #[arg(long, default_value_t = 250_000)]
     archive_scale_segment_events: u64,
+    /// Processor batch linger values (ms) to sweep: sent→queryable at `--latency-rate`, then a
+    /// burst for the end-to-end rate, processor CPU and chunks (empty: no sweep).
+    #[arg(long, value_delimiter = ',')]
+    linger_curve: Vec<u64>,
+    /// Only the linger sweep.
+    #[arg(long)]
+    linger_only: bool,
     /// Events of the last minutes in Redis and the stream beside the scale archives.
     #[arg(long, default_value_t = 200_000)]
     archive_scale_recent_events: u64,
@@ -165,6 +172,21 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("http client");
+    if !args.linger_curve.is_empty() {
+        let plan = linger::LingerPlan {
+            lingers_ms: args.linger_curve.clone(),
+            rate: args.latency_rate,
+            secs: args.latency_secs,
+            burst_events: args.compare_events,
+            conns: args.batch_connections,
+        };
+        for (name, value, target) in linger::run(&http, &args.bin_dir, &plan).await {
+            println!("| {name:<52} | {value:>12} | {target:>10} |");
+        }
+        if args.linger_only {
+            return;
+        }
+    }
     let archive_phases = !args.compare_only && !args.loki_only;
     let mut archive_rows = Vec::new();
     if args.archive_events > 0 && archive_phases {
