@@ -229,37 +229,15 @@ async fn stream_part(
     let history = &t.history;
     let unavailable = |e: history::HistoryError| QueryError::Unavailable(e.to_string());
     let bounds = history.bounds().await.map_err(unavailable)?;
-    // Where the stream part starts and ends in sequences: two look-ups by time (each an
-    // ordered consumer on the server), made at once.
-    let top_at = match &start {
-        HistoryStart::Stream { .. } => None,
-        HistoryStart::Top { end } | HistoryStart::Archive { end, .. } => Some(*end),
-    };
-    let top_lookup = async {
-        match top_at {
-            Some(end) => history
-                .seq_at(end.saturating_add(skew_ns()), &bounds)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
-    };
-    let since_lookup = async {
-        if since > i64::MIN {
-            history
-                .seq_at(since.saturating_sub(skew_ns()), &bounds)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
-        }
-    };
-    let (top, since_seq) = tokio::try_join!(top_lookup, since_lookup).map_err(unavailable)?;
     let (end, pos) = match start {
         HistoryStart::Stream { end, pos } => (end, pos),
         HistoryStart::Top { end } | HistoryStart::Archive { end, .. } => {
+            let top = history
+                .seq_at(end.saturating_add(skew_ns()), &bounds)
+                .await
+                .map_err(unavailable)?;
             let pos = StreamPos {
-                seq: top.unwrap_or(bounds.last_seq.saturating_add(1)),
+                seq: top,
                 idx: 0,
                 slice: history::FIRST_SLICE,
             };
@@ -289,8 +267,13 @@ async fn stream_part(
     if let Some(f) = floor {
         lo = lo.max(f + 1);
     }
-    if let Some(s) = since_seq {
-        lo = lo.max(s);
+    if since > i64::MIN {
+        lo = lo.max(
+            history
+                .seq_at(since.saturating_sub(skew_ns()), &bounds)
+                .await
+                .map_err(unavailable)?,
+        );
     }
     let window = StreamWindow { since, end, lo };
     let want = q.limit - a.resp.events.len();
