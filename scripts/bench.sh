@@ -40,7 +40,7 @@ log "running the benchmark (services from $bin_dir)"
 "$ROOT/target/release/logjet-bench" --bin-dir "$bin_dir" "$@"
 only=0
 for a in "$@"; do
-  case "$a" in --archive-only | --loki-only | --compare-only) only=1 ;; esac
+  case "$a" in --archive-only | --loki-only | --compare-only | --linger-only) only=1 ;; esac
 done
 if [[ $musl == 0 && $only == 0 ]]; then
   apt_install chromium chromium-driver && cargo run --release -q -p logjet-tests --bin logjet-dashboard-bench -- --build

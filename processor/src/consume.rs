@@ -39,8 +39,6 @@ pub struct Worker {
     pub fetch_max_bytes: usize,
     pub fetch_expires: Duration,
     pub linger: Duration,
-    /// Apply a lingering batch once no message came for this long (zero: wait out `linger`).
-    pub linger_gap: Duration,
     pub nak_delay: Duration,
     pub max_deliver: i64,
     pub max_age: Duration,
@@ -139,9 +137,7 @@ impl Worker {
                 if !msgs.is_empty() && msgs.len() < self.fetch_batch && !self.linger.is_zero() {
                     let deadline = tokio::time::Instant::now() + self.linger;
                     while msgs.len() < self.fetch_batch && bytes(&msgs) < self.fetch_max_bytes {
-                        let until =
-                            linger_until(tokio::time::Instant::now(), deadline, self.linger_gap);
-                        match tokio::time::timeout_at(until, chunks.next()).await {
+                        match tokio::time::timeout_at(deadline, chunks.next()).await {
                             Ok(Some(more)) => keep_messages(more, &mut msgs),
                             _ => break,
                         }
@@ -412,39 +408,5 @@ fn keep_messages<E: std::fmt::Display>(
             Ok(m) => out.push(m),
             Err(e) => tracing::debug!(error = %e, "pull stream notice"),
         }
-    }
-}
-
-/// How long a lingering batch waits for its next message: until `deadline` (the linger's end),
-/// or for `gap` from now when that comes first (messages stopped arriving: apply what is here).
-fn linger_until(
-    now: tokio::time::Instant,
-    deadline: tokio::time::Instant,
-    gap: Duration,
-) -> tokio::time::Instant {
-    if gap.is_zero() {
-        deadline
-    } else {
-        deadline.min(now + gap)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_linger_ends_at_the_gap_or_the_deadline_whichever_is_first() {
-        let now = tokio::time::Instant::now();
-        let deadline = now + Duration::from_millis(50);
-        assert_eq!(linger_until(now, deadline, Duration::ZERO), deadline);
-        assert_eq!(
-            linger_until(now, deadline, Duration::from_millis(5)),
-            now + Duration::from_millis(5)
-        );
-        assert_eq!(
-            linger_until(now, deadline, Duration::from_millis(80)),
-            deadline
-        );
     }
 }

@@ -215,7 +215,6 @@ async fn run_worker(cfg: ProcessorConfig, state: AppState, shutdown: Cancellatio
         fetch_max_bytes: cfg.fetch_max_bytes,
         fetch_expires: cfg.fetch_expires,
         linger: cfg.batch_linger,
-        linger_gap: cfg.batch_linger_gap,
         nak_delay: cfg.nak_delay,
         max_deliver: cfg.max_deliver,
         max_age: cfg.stream.stream_max_age,

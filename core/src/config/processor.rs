@@ -37,15 +37,12 @@ pub struct ProcessorConfig {
     /// How long a fetch waits for messages before returning what it has.
     #[serde(with = "humantime_serde")]
     pub fetch_expires: Duration,
-    /// How long a small batch waits for more messages before it is applied, at most.
+    /// How long a small batch waits for more messages before it is applied. 0 (the default):
+    /// a batch is what has arrived; under load messages queue while the previous batch is
+    /// applied, so batches fill anyway (docs/benchmarks.md, the linger curve: any linger
+    /// added tens of ms to sent→queryable at p99 and saved nothing in bursts).
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
-    /// …and how long it waits for the next message once one came: a batch is applied as soon
-    /// as messages stop arriving for this long (a quiet stream does not wait out the whole
-    /// linger; a busy one still fills batches). `0s`: always wait the whole linger; above
-    /// `batch_linger`: the same.
-    #[serde(with = "humantime_serde")]
-    pub batch_linger_gap: Duration,
     /// Unacknowledged messages the consumer hands out across all replicas.
     pub max_ack_pending: i64,
     #[serde(with = "humantime_serde")]
@@ -80,8 +77,7 @@ impl Default for ProcessorConfig {
             fetch_batch: 256,
             fetch_max_bytes: 2 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
-            batch_linger: Duration::from_millis(50),
-            batch_linger_gap: Duration::from_millis(5),
+            batch_linger: Duration::ZERO,
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
