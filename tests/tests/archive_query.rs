@@ -522,7 +522,7 @@ async fn a_needle_decodes_only_the_row_groups_whose_filter_may_hold_it() {
         metrics
             .lines()
             .filter(|l| l.starts_with(name) && l.contains(&format!("outcome=\"{outcome}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
     assert!(
