@@ -157,6 +157,7 @@ impl QueryService {
             stream: cfg.stream.clone(),
             max_age: cfg.retention,
         };
+        let archive_metrics = archive::ArchiveReadMetrics::new(&registry);
         let archive =
             match logjet_core::archive::ArchiveStore::open_reader(&cfg.archive.archive_url()?)? {
                 None => None,
@@ -164,7 +165,7 @@ impl QueryService {
                     store,
                     cfg.archive.retention_rules()?,
                     cfg.archive_read.clone(),
-                    archive::ArchiveReadMetrics::new(&registry),
+                    archive_metrics,
                 )),
             };
         let tiers = search::Tiers {

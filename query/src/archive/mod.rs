@@ -54,9 +54,11 @@ pub struct ArchiveReadMetrics {
 }
 
 impl ArchiveReadMetrics {
+    /// Registers them, every outcome's series at 0 (so they exist before the first search,
+    /// and whether or not this query reads an archive).
     pub fn new(registry: &Registry) -> ArchiveReadMetrics {
         use logjet_core::metrics::counter_vec;
-        ArchiveReadMetrics {
+        let m = ArchiveReadMetrics {
             segments: counter_vec(
                 registry,
                 "logjet_query_archive_segments_total",
@@ -69,7 +71,14 @@ impl ArchiveReadMetrics {
                 "Row groups of the archive segments read, by outcome: skipped by their token filter, or read.",
                 &["outcome"],
             ),
+        };
+        for outcome in ["pruned", "filtered", "read"] {
+            m.segments.with_label_values(&[outcome]);
         }
+        for outcome in ["skipped", "read"] {
+            m.row_groups.with_label_values(&[outcome]);
+        }
+        m
     }
 }
 
