@@ -214,13 +214,13 @@ fn check_header(name: &str, h: &SegmentHeader, header_end: u64) -> Result<(), Ar
     if f.offset < header_end || !(1..=super::bloom::MAX_K).contains(&f.k) {
         return bad(format!("filter at {} with k={}", f.offset, f.k));
     }
-    if let Some(rg) = &h.row_group_filters {
-        if Some(rg.offset) != filter_end(h) || !(1..=super::bloom::MAX_K).contains(&rg.k) {
-            return bad(format!(
-                "row group filters at {} with k={}",
-                rg.offset, rg.k
-            ));
-        }
+    if let Some(rg) = &h.row_group_filters
+        && (Some(rg.offset) != filter_end(h) || !(1..=super::bloom::MAX_K).contains(&rg.k))
+    {
+        return bad(format!(
+            "row group filters at {} with k={}",
+            rg.offset, rg.k
+        ));
     }
     let Some(seg) = layout::parse_segment_path(&h.segment) else {
         return bad(format!("segment path {:?}", h.segment));

@@ -117,10 +117,10 @@ fn write_events(
         });
         w.append_line(1 + i / 1000, (i % 1000) as u32, &canonical)
             .expect("canonical line");
-        if w.rows() >= segment_events {
-            if let Some(w) = writers[s as usize].take() {
-                publish(w);
-            }
+        if w.rows() >= segment_events
+            && let Some(w) = writers[s as usize].take()
+        {
+            publish(w);
         }
     }
     for w in writers.into_iter().flatten() {

@@ -25,12 +25,9 @@ pub(super) fn rows_holding(batch: &RecordBatch, tokens: &[String]) -> Option<Vec
     let n = batch.num_rows();
     let mut columns = Vec::with_capacity(TEXT_COLUMNS.len());
     for name in TEXT_COLUMNS {
-        let Some(col) = batch
+        let col = batch
             .column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>())
-        else {
-            return None;
-        };
+            .and_then(|c| c.as_string_opt::<i32>())?;
         let offsets = col.value_offsets();
         let (start, end) = (offsets[0] as usize, offsets[n] as usize);
         let lower = col.values()[start..end].to_ascii_lowercase();
