@@ -143,6 +143,17 @@ where
     }
 }
 
+/// `GET url` as JSON; `None` on a 503 (the alert state is not readable yet, as under a loaded
+/// machine right after start: a poller asks again).
+async fn get_json_when_ready(http: &reqwest::Client, url: String) -> Option<Value> {
+    let r = http.get(&url).send().await.expect("request");
+    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    Some(r.json().await.expect("json"))
+}
+
 async fn get_json(http: &reqwest::Client, url: String) -> Value {
     let r = http.get(&url).send().await.expect("request");
     assert!(r.status().is_success(), "{url}: {}", r.status());
@@ -167,7 +178,7 @@ async fn an_error_burst_fires_after_for_with_its_labels_and_resolves_after_it() 
         "pending in /api/v1/alerts",
         Duration::from_secs(30),
         || async {
-            let v = get_json(&http, format!("{}/api/v1/alerts", q.url)).await;
+            let v = get_json_when_ready(&http, format!("{}/api/v1/alerts", q.url)).await?;
             let a = v["data"]["alerts"]
                 .as_array()
                 .unwrap()
