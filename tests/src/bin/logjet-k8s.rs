@@ -164,7 +164,15 @@ fn main() -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .chain(services.iter().map(String::as_str))
             {
-                ports.insert(name.to_string(), logjet_tests::servers::free_port());
+                // Each pick is released at once, so the system may hand the same port out
+                // twice (seen: ingest and the dashboard on one port); every process needs its own.
+                let port = loop {
+                    let p = logjet_tests::servers::free_port();
+                    if !ports.values().any(|&taken| taken == p) {
+                        break p;
+                    }
+                };
+                ports.insert(name.to_string(), port);
             }
             let plan = pods::Plan::new(&m, &work, ports, &run_id, &services)?;
             plan.write(&work)?;
