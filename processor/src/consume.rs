@@ -78,19 +78,25 @@ impl Worker {
                 sleep_or_shutdown(&shutdown, Duration::from_millis(100)).await;
                 continue;
             }
-            let request = tokio::select! {
-                r = self
-                    .consumer
+            // Not raced against shutdown: once the pull request is published, the server
+            // delivers to its inbox, and dropping the request half-made would strand those
+            // messages until `ack_wait`. Making it only subscribes and publishes (no reply
+            // awaited); the bound covers a client buffer full in an outage. A shutdown that
+            // comes meanwhile is seen below, and the request drained and handed back.
+            let request = tokio::time::timeout(
+                ACK_BOUND,
+                self.consumer
                     .batch()
                     .max_messages(self.fetch_batch)
                     .max_bytes(self.fetch_max_bytes)
                     .expires(self.fetch_expires)
-                    .messages() => r,
-                _ = shutdown.cancelled() => break,
-            };
+                    .messages(),
+            )
+            .await;
             let messages = match request {
-                Ok(m) => m,
-                Err(e) => {
+                Ok(Ok(m)) => m,
+                Err(_) => continue,
+                Ok(Err(e)) => {
                     if !self.nats.is_connected() {
                         tracing::debug!(error = %e, "cannot pull during a NATS outage");
                     } else if let Some(suppressed) = self.failures_log.allow() {
