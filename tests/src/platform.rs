@@ -325,6 +325,11 @@ pub async fn metric(http: &reqwest::Client, base: &str, series: &str) -> u64 {
         .text()
         .await
         .expect("metrics text");
+    metric_in(&text, series)
+}
+
+/// [`metric`] of a /metrics page already fetched (to compare two scrapes).
+pub fn metric_in(text: &str, series: &str) -> u64 {
     let (want_name, want_labels) = parse_series(series);
     text.lines()
         .filter(|l| !l.starts_with('#'))

@@ -510,27 +510,10 @@ async fn a_needle_decodes_only_the_row_groups_whose_filter_may_hold_it() {
         "decoded {scanned} events of 20,000 for one needle"
     );
     assert!(found["tier_ms"]["archive"].as_f64().is_some(), "{found}");
-    let metrics = logjet_tests::http_client()
-        .get(format!("{}/metrics", q.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = |name: &str, outcome: &str| -> f64 {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(&format!("outcome=\"{outcome}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    assert!(
-        series("logjet_query_archive_row_groups_total", "skipped") >= 18.0,
-        "{metrics}"
-    );
-    assert!(
-        series("logjet_query_archive_segments_total", "read") >= 1.0,
-        "{metrics}"
-    );
+    let (http, base) = (logjet_tests::http_client(), q.url());
+    let series = |s: &'static str| logjet_tests::platform::metric(&http, &base, s);
+    let skipped = series("logjet_query_archive_row_groups_total{outcome=\"skipped\"}").await;
+    assert!(skipped >= 18, "{skipped} row groups skipped");
+    let read = series("logjet_query_archive_segments_total{outcome=\"read\"}").await;
+    assert!(read >= 1, "{read} segments read");
 }

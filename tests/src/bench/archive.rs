@@ -52,15 +52,16 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-fn parquet_bytes(dir: &Path) -> (u64, u64) {
+/// Bytes and number of the files under `dir` (those ending in `.ext` when given).
+pub(super) fn files_under(dir: &Path, ext: Option<&str>) -> (u64, u64) {
     let (mut bytes, mut files) = (0, 0);
-    let mut stack = vec![dir.join("segments")];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+            } else if ext.is_none_or(|x| p.extension().is_some_and(|e| e == x)) {
                 bytes += e.metadata().map_or(0, |m| m.len());
                 files += 1;
             }
@@ -181,7 +182,7 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &Plan) -> Vec<Row
     let cpu = cpu_secs(pid).unwrap_or(cpu0) - cpu0;
     let segments = metric(&text, "logjet_archiver_segments_written_total");
     let canonical_ratio = metric(&text, "logjet_archiver_compression_ratio");
-    let (parquet, files) = parquet_bytes(dir.path());
+    let (parquet, files) = files_under(&dir.path().join("segments"), Some("parquet"));
 
     eprintln!("bench: archive — needle searches");
     let query = spawn_service(

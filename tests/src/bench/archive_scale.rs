@@ -23,10 +23,11 @@ use logjet_core::archive::{ArchiveStore, Catalog, CatalogOptions};
 use logjet_core::parse::{ParseOptions, flatten_json_object, normalize_flat};
 use serde_json::Value;
 
-use super::archive::{Row, get_text, search};
+use super::archive::{Row, files_under, get_text, search};
 use super::lines;
 use super::phases::pct;
 use super::stack::{spawn_service, wait_counted, wait_ready};
+use crate::platform::metric_in;
 use crate::servers::{NatsServer, RedisServer};
 
 /// The scale phase's settings.
@@ -158,32 +159,6 @@ async fn extend(dir: &Path, timeline: Timeline, range: (u64, u64), segment_event
     segments
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut bytes = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                bytes += e.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    bytes
-}
-
-/// A labelled series of a Prometheus text page (`name{outcome="x"}`), 0 when absent.
-fn outcome(text: &str, name: &str, outcome: &str) -> f64 {
-    let prefix = format!("{name}{{");
-    let label = format!("outcome=\"{outcome}\"");
-    text.lines()
-        .filter(|l| l.starts_with(&prefix) && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Sends the recent events (ids apart from the archive's) through ingest, their times spread
 /// over the last 50 minutes: Redis's window holds them, and its horizon is where it would be
 /// in production (the stream part of a search then has nothing older to read).
@@ -281,7 +256,9 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &ScalePlan) -> Ve
         }
         let after = get_text(http, &metrics_url).await;
         let delta = |name: &str, o: &str| {
-            (outcome(&after, name, o) - outcome(&before, name, o)) / plan.needles.max(1) as f64
+            let series = format!("{name}{{outcome=\"{o}\"}}");
+            (metric_in(&after, &series) as f64 - metric_in(&before, &series) as f64)
+                / plan.needles.max(1) as f64
         };
         let seg = "logjet_query_archive_segments_total";
         let rg = "logjet_query_archive_row_groups_total";
@@ -289,7 +266,7 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &ScalePlan) -> Ve
         decoded.sort_by(f64::total_cmp);
         let total_ms: f64 = tiers.iter().sum();
         let share = |t: usize| 100.0 * tiers[t] / total_ms.max(1e-9);
-        let per_event = |sub: &str| dir_bytes(&dir.path().join(sub)) as f64 / size as f64;
+        let per_event = |sub: &str| files_under(&dir.path().join(sub), None).0 as f64 / size as f64;
         rows.push((
             format!("archive of {m}M events: segments / written in (s)"),
             format!("{segments} / {written:.0}"),
@@ -349,13 +326,6 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &ScalePlan) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn outcomes_are_read_by_label() {
-        let text = "x_total{outcome=\"read\",service=\"query\"} 4\nx_total{outcome=\"pruned\",service=\"query\"} 9\nx_total_more{outcome=\"read\"} 1\n";
-        assert_eq!(outcome(text, "x_total", "read"), 4.0);
-        assert_eq!(outcome(text, "x_total", "filtered"), 0.0);
-    }
 
     #[test]
     fn the_timeline_spreads_the_archive_over_the_week_before_the_last_hour() {

@@ -12,7 +12,7 @@ use crate::bench::cpu::cpu_secs;
 use crate::bench::latency::latency_run;
 use crate::bench::lines;
 use crate::bench::phases::{pct, post_batches};
-use crate::bench::stack::{spawn_service, total, wait_counted, wait_ready};
+use crate::bench::stack::{start_services, total, wait_counted};
 use crate::servers::{NatsServer, RedisServer};
 
 /// The sweep's settings.
@@ -56,38 +56,10 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &LingerPlan) -> V
         );
         let nats = NatsServer::start().await;
         let redis = RedisServer::start().await;
-        let (nats_url, redis_url) = (nats.url(), redis.url());
-        let ingest = spawn_service(
-            bin_dir,
-            "ingest",
-            "logjet-ingest",
-            &[("LOGJET_NATS_URL", nats_url.clone())],
-        )
-        .await;
-        let query = spawn_service(
-            bin_dir,
-            "query",
-            "logjet-query",
-            &[
-                ("LOGJET_NATS_URL", nats_url.clone()),
-                ("LOGJET_REDIS_URL", redis_url.clone()),
-            ],
-        )
-        .await;
-        let processor = spawn_service(
-            bin_dir,
-            "processor",
-            "logjet-processor",
-            &[
-                ("LOGJET_NATS_URL", nats_url.clone()),
-                ("LOGJET_REDIS_URL", redis_url.clone()),
-                ("LOGJET_BATCH_LINGER", format!("{linger}ms")),
-            ],
-        )
-        .await;
-        for s in [&ingest, &query, &processor] {
-            wait_ready(http, &s.url).await;
-        }
+        let redis_url = redis.url();
+        let linger_env = [("LOGJET_BATCH_LINGER", format!("{linger}ms"))];
+        let services = start_services(http, bin_dir, &nats, &redis, 1, &linger_env).await;
+        let (ingest, query, processor) = (&services[0], &services[1], &services[2]);
         let (lat, sent) = latency_run(http, &ingest.url, &query.url, plan.rate, plan.secs).await;
         wait_counted(http, &query.url, sent).await;
         let chunks_steady = chunks_written(&redis_url).await;
@@ -139,7 +111,7 @@ pub async fn run(http: &reqwest::Client, bin_dir: &Path, plan: &LingerPlan) -> V
             ),
             String::new(),
         ));
-        drop((processor, query, ingest, redis, nats));
+        drop((services, redis, nats));
     }
     rows
 }

@@ -141,7 +141,7 @@ impl Stack {
     pub async fn start(http: &reqwest::Client, bin_dir: &Path, processors: usize) -> Stack {
         let nats = NatsServer::start().await;
         let redis = RedisServer::start().await;
-        let services = start_services(http, bin_dir, &nats, &redis, processors).await;
+        let services = start_services(http, bin_dir, &nats, &redis, processors, &[]).await;
         Stack {
             nats,
             redis,
@@ -176,6 +176,7 @@ pub async fn start_services(
     nats: &NatsServer,
     redis: &RedisServer,
     processors: usize,
+    processor_env: &[(&str, String)],
 ) -> Vec<Service> {
     let (nats_url, redis_url) = (nats.url(), redis.url());
     let mut services = vec![
@@ -204,9 +205,13 @@ pub async fn start_services(
                 "processor",
                 "logjet-processor",
                 &[
-                    ("LOGJET_NATS_URL", nats_url.clone()),
-                    ("LOGJET_REDIS_URL", redis_url.clone()),
-                ],
+                    &[
+                        ("LOGJET_NATS_URL", nats_url.clone()),
+                        ("LOGJET_REDIS_URL", redis_url.clone()),
+                    ],
+                    processor_env,
+                ]
+                .concat(),
             )
             .await,
         );

@@ -119,9 +119,9 @@ impl SegmentReader {
             hashes.dedup();
             per_group.push(TokenFilter::from_hashes(&hashes));
             all.extend(hashes);
-            all.sort_unstable();
-            all.dedup();
         }
+        all.sort_unstable();
+        all.dedup();
         Ok((TokenFilter::from_hashes(&all), per_group))
     }
 
