@@ -257,6 +257,8 @@ fn mask_piece(piece: &str, out: &mut String) {
     let cb = core.as_bytes();
     if let Some(m) = classify(core) {
         out.push_str(m);
+    } else if is_dashed_hex(core) {
+        out.push_str(HEX);
     } else if cb.iter().any(|c| matches!(c, b'-' | b'_' | b'.' | b':'))
         && cb.iter().any(u8::is_ascii_digit)
     {
@@ -447,6 +449,24 @@ fn is_duration(s: &str) -> bool {
         parts += 1;
     }
     parts >= 2
+}
+
+/// Hex groups joined by dashes, such as a transaction id `8f3a9c21-04e7`: one id, not a hex
+/// number followed by a word. Each group alone may be too short to be hex (`04e7`), so its
+/// pieces would stay literal and every id would be a template of its own. At least 8 hex digits
+/// in all, with a digit and a letter among them (`2024-01-15` stays numbers, `dead-beef` words).
+fn is_dashed_hex(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (mut digits, mut letters, mut groups) = (0usize, false, 0usize);
+    for group in b.split(|&c| c == b'-') {
+        if group.is_empty() || !group.iter().all(u8::is_ascii_hexdigit) {
+            return false;
+        }
+        groups += 1;
+        digits += group.len();
+        letters |= group.iter().any(u8::is_ascii_alphabetic);
+    }
+    groups >= 2 && digits >= 8 && letters && b.iter().any(u8::is_ascii_digit)
 }
 
 fn is_hex(s: &str) -> bool {

@@ -39,6 +39,20 @@ fn masks_inside_tokens() {
     assert_eq!(mask("request req-8f3a2c done."), "request req-<hex> done.");
     assert_eq!(mask("worker_12 started"), "worker_<num> started");
     assert_eq!(mask("(attempt 3/5)"), "(attempt <num>/<num>)");
+    // An id of dashed hex groups is one id, whatever its groups hold.
+    assert_eq!(
+        mask("payment 1a2b3c4d-0e0f declined"),
+        "payment <hex> declined"
+    );
+    assert_eq!(
+        mask("payment 99aa0012-4321 declined"),
+        "payment <hex> declined"
+    );
+    assert_eq!(mask("txn=7f3a-9c21-04e7,"), "txn=<hex>,");
+    // Not ids: a date, words, too few digits.
+    assert_eq!(mask("on 2024-01-15"), "on <num>-<num>-<num>");
+    assert_eq!(mask("dead-beef-cafe"), "dead-beef-cafe");
+    assert_eq!(mask("a1-b2"), "a1-b2");
 }
 
 #[test]
@@ -217,6 +231,15 @@ mod reference {
         out.push_str(lead);
         if let Some(m) = classify(core) {
             out.push_str(m);
+        } else if core.split('-').count() >= 2
+            && core
+                .split('-')
+                .all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_hexdigit()))
+            && core.chars().filter(char::is_ascii_hexdigit).count() >= 8
+            && core.chars().any(|c| c.is_ascii_digit())
+            && core.chars().any(|c| c.is_ascii_alphabetic())
+        {
+            out.push_str(HEX);
         } else if core.contains(['-', '_', '.', ':']) && core.bytes().any(|b| b.is_ascii_digit()) {
             // req-8f3a2c, worker_12, v1.2.3: mask the variable sub-pieces.
             let mut s = 0;
@@ -316,7 +339,8 @@ fn masks_as_the_reference_does() {
     // rarely assemble.
     let pieces = [
         "10", "255", "256", "0", "7", ".", ".", ":", "::", "80", "ms", "s", "h", "m", "µs", "0x",
-        "ff", "e89b", "deadbeef", "-", "_", "+", "%", ",", " ", "/", "=", "\"", "'", "x",
+        "ff", "e89b", "deadbeef", "-", "_", "+", "%", ",", " ", "/", "=", "\"", "'", "x", "1a2b",
+        "0e0f",
     ];
     let mut next = || {
         x ^= x << 13;
