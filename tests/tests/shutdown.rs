@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::AckKind;
+use futures::StreamExt;
 use logjet_tests::servers::{NatsServer, RedisServer, free_port};
 use tokio::process::{Child, Command};
 
@@ -151,11 +153,34 @@ async fn sigterm_under_load_drains_and_exits_quickly() {
         .get_consumer("processor")
         .await
         .unwrap();
-    let info = consumer.info().await.unwrap();
-    assert_eq!(
-        info.num_ack_pending, 0,
-        "a stopped processor left messages in flight: {info:?}"
-    );
+    // A message handed back with a nak stays "ack pending" until it is redelivered, and the
+    // server redelivers those before any new message: a fetch of that many must bring back only
+    // redeliveries. A message left un-acked and un-nak'ed would instead wait for ack_wait, and
+    // the fetch would bring a new message (delivered once) in its place.
+    let in_flight = consumer.info().await.unwrap().num_ack_pending;
+    if in_flight > 0 {
+        let mut fetched = consumer
+            .fetch()
+            .max_messages(in_flight)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .unwrap();
+        let mut handed_back = 0;
+        while let Some(m) = fetched.next().await {
+            let m = m.unwrap();
+            let info = m.info().unwrap();
+            assert!(
+                info.delivered >= 2,
+                "a stopped processor left message {} in flight, not handed back",
+                info.stream_sequence
+            );
+            handed_back += 1;
+            // Back to the consumer for the next processor.
+            m.ack_with(AckKind::Nak(None)).await.unwrap();
+        }
+        assert_eq!(handed_back, in_flight, "messages in flight not handed back");
+    }
 
     // Ingest: SIGTERM under load; readiness fails first, in-flight requests complete.
     let http = logjet_tests::http_client();
@@ -189,7 +214,8 @@ async fn sigterm_under_load_drains_and_exits_quickly() {
     // Every acknowledged event is counted once a processor is back.
     let (_processor2, _) = start("logjet-processor", &[env_nats, env_redis]).await;
     let want = acked.load(Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Within ack_wait (60 s): a message stranded in flight would miss this.
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let s: serde_json::Value = http
             .get(format!("{query_url}/stats/summary"))

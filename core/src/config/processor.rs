@@ -37,10 +37,10 @@ pub struct ProcessorConfig {
     /// How long a fetch waits for messages before returning what it has.
     #[serde(with = "humantime_serde")]
     pub fetch_expires: Duration,
-    /// How long a small batch waits for more messages before it is applied. 0 gives the
-    /// lowest sent→queryable latency (docs/benchmarks.md, the linger curve) but is not the
-    /// default yet: with it, a processor stopped under load leaves a message in flight (see
-    /// tests/tests/shutdown.rs), which must be fixed first.
+    /// How long a small batch waits for more messages before it is applied. 0 (the default)
+    /// applies what has arrived at once: the lowest sent→queryable latency, and in bursts the
+    /// batches are full anyway (docs/benchmarks.md, the linger curve). A linger trades latency
+    /// for fewer, larger Redis chunks at low rates.
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
     /// Unacknowledged messages the consumer hands out across all replicas.
@@ -77,7 +77,7 @@ impl Default for ProcessorConfig {
             fetch_batch: 256,
             fetch_max_bytes: 2 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
-            batch_linger: Duration::from_millis(50),
+            batch_linger: Duration::ZERO,
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
