@@ -40,7 +40,7 @@ pub use load::{
 pub use loki::LokiSettings;
 pub use processor::ProcessorConfig;
 pub use query::QueryConfig;
-pub use stream::StreamSettings;
+pub use stream::{StreamCompression, StreamSettings};
 pub use validate::{DEFAULT_DRAIN_TIMEOUT, validate_nats_url, validate_redis_url};
 use validate::{
     between, duration_between, positive, positive_duration, validate_drain_timeout,

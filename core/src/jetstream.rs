@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{Client, ConnectOptions, Event};
 
-use crate::config::{ProcessorConfig, StreamSettings};
+use crate::config::{ProcessorConfig, StreamCompression, StreamSettings};
 use crate::outage::{OutageTracker, REMINDER_EVERY, Throttle};
 use crate::shutdown::{CancellationToken, sleep_or_shutdown};
 use crate::subject::{DLQ_SUBJECTS, STREAM_SUBJECTS};
@@ -225,7 +225,10 @@ pub fn logs_stream_config(s: &StreamSettings) -> stream::Config {
         allow_direct: true,
         // S2 on the server's blocks (nats-server 2.10+; older servers ignore the field): log
         // batches are text, and the stream holds hours of them (docs/archive.md, "The stream").
-        compression: Some(stream::Compression::S2),
+        compression: Some(match s.stream_compression {
+            StreamCompression::S2 => stream::Compression::S2,
+            StreamCompression::None => stream::Compression::None,
+        }),
         ..Default::default()
     }
 }

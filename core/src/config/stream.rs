@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, between, validate_stream_name};
 
+/// `LOGJET_STREAM_COMPRESSION`: how nats-server stores the stream's message blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamCompression {
+    /// S2 on sealed blocks (nats-server 2.10+; older servers ignore it): ~6× less disk for
+    /// log lines, for nats-server CPU (docs/archive.md, "The stream").
+    #[default]
+    S2,
+    None,
+}
+
 /// Settings of the LOGS stream, shared by every service that may create it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -21,6 +32,9 @@ pub struct StreamSettings {
     /// Window in which a repeated `Nats-Msg-Id` is dropped as a duplicate.
     #[serde(with = "humantime_serde")]
     pub stream_duplicate_window: Duration,
+    /// Compression of the stream's blocks on the server (every service that manages the
+    /// stream must agree, or each start switches it).
+    pub stream_compression: StreamCompression,
     /// Dead-letter stream for payloads that can never be parsed.
     pub dlq_stream: String,
     /// This service creates the streams and brings them to these settings. `false`: it only
@@ -37,6 +51,7 @@ impl Default for StreamSettings {
             stream_max_bytes: 10 * 1024 * 1024 * 1024,
             stream_replicas: 1,
             stream_duplicate_window: Duration::from_secs(120),
+            stream_compression: StreamCompression::S2,
             dlq_stream: "LOGS_DLQ".into(),
             manage_streams: true,
         }

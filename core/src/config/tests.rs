@@ -177,3 +177,26 @@ fn loki_settings_are_top_level_environment_keys() {
     assert_eq!(q.loki.labels(), vec!["region", "env"]);
     assert_eq!(q.loki.loki_counted_above, 0);
 }
+
+#[test]
+fn stream_compression_is_s2_unless_turned_off() {
+    let p: ProcessorConfig = load_from(None, env(&[])).unwrap();
+    assert_eq!(p.stream.stream_compression, StreamCompression::S2);
+    let i: IngestConfig = load_from(
+        None,
+        env(&[
+            ("LOGJET_AUTH", "off"),
+            ("LOGJET_STREAM_COMPRESSION", "none"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(i.stream.stream_compression, StreamCompression::None);
+    assert_eq!(
+        crate::jetstream::logs_stream_config(&i.stream).compression,
+        Some(async_nats::jetstream::stream::Compression::None)
+    );
+    let e = load_from::<ProcessorConfig>(None, env(&[("LOGJET_STREAM_COMPRESSION", "zip")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stream_compression"), "{e}");
+}
