@@ -26,6 +26,8 @@ use super::time::{check_bounds, parse_timestamp_str, parse_timestamp_value};
 use crate::event::Level;
 use crate::subject::{ServiceName, UNKNOWN_SERVICE};
 
+mod scan;
+
 /// A scalar JSON value, strings borrowed when unescaped.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar<'a> {
@@ -61,11 +63,13 @@ pub fn read_flat_line<'s, 'a>(
     scratch: &'s mut FlatFields<'a>,
 ) -> Option<BorrowedEvent<'s, 'a>> {
     scratch.clear();
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let keys = FlatObject { out: &mut *scratch }
-        .deserialize(&mut de)
-        .ok()?;
-    de.end().ok()?;
+    let keys = match scan::flat_object(line, scratch) {
+        Some(keys) => keys,
+        None => {
+            scratch.clear();
+            visit_members(line, scratch)?
+        }
+    };
     if keys == 0 {
         return None;
     }
@@ -205,6 +209,15 @@ fn take_alias<'a>(
         }
     }
     None
+}
+
+/// A flat object's members into `out` through `serde_json` (what [`scan`] leaves: escapes,
+/// fractions…); the number of members, or `None` for a nested object, an array or bad JSON.
+fn visit_members<'a>(line: &'a [u8], out: &mut FlatFields<'a>) -> Option<usize> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let keys = FlatObject { out }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(keys)
 }
 
 /// A flat object's members into the scratch list; a nested object or array is an error (the
