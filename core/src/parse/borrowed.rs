@@ -145,21 +145,21 @@ impl BorrowedEvent<'_, '_> {
             None => serde_json::to_writer(&mut w, &crate::event::format_ts(&self.ts))?,
         }
         w.write_all(b",\"service\":")?;
-        serde_json::to_writer(&mut w, &*self.service)?;
+        write_str(&mut w, &self.service)?;
         w.write_all(b",\"level\":\"")?;
         w.write_all(self.level.as_str().as_bytes())?;
         w.write_all(b"\",\"message\":")?;
-        serde_json::to_writer(&mut w, &*self.message)?;
+        write_str(&mut w, &self.message)?;
         if !self.fields.is_empty() {
             w.write_all(b",\"fields\":{")?;
             for (i, (k, v)) in self.fields.iter().enumerate() {
                 if i > 0 {
                     w.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut w, &**k)?;
+                write_str(&mut w, k)?;
                 w.write_all(b":")?;
                 match v {
-                    Scalar::Str(s) => serde_json::to_writer(&mut w, &**s)?,
+                    Scalar::Str(s) => write_str(&mut w, s)?,
                     Scalar::Int(n) => serde_json::to_writer(&mut w, n)?,
                     Scalar::BigUint(n) => serde_json::to_writer(&mut w, &(*n as f64))?,
                     Scalar::Float(f) => serde_json::to_writer(&mut w, f)?,
@@ -170,13 +170,24 @@ impl BorrowedEvent<'_, '_> {
         }
         if let Some(t) = &self.trace_id {
             w.write_all(b",\"trace_id\":")?;
-            serde_json::to_writer(&mut w, &**t)?;
+            write_str(&mut w, t)?;
         }
         if let Some(h) = &self.host {
             w.write_all(b",\"host\":")?;
-            serde_json::to_writer(&mut w, &**h)?;
+            write_str(&mut w, h)?;
         }
         w.write_all(b"}")
+    }
+}
+
+/// A JSON string as `serde_json` writes it: most need no escape and are copied as they are.
+fn write_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    if scan::plain_len(s.as_bytes()) == s.len() {
+        w.write_all(b"\"")?;
+        w.write_all(s.as_bytes())?;
+        w.write_all(b"\"")
+    } else {
+        Ok(serde_json::to_writer(w, s)?)
     }
 }
 
