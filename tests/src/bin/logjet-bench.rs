@@ -456,6 +456,8 @@ struct Queries {
     needle: Vec<f64>,
     /// Events the needle search decoded.
     needle_scanned: u64,
+    /// Each tier's time in one needle search (`tier_ms`), e.g. `redis 1.2 / stream 3.4`.
+    needle_tiers: String,
 }
 
 /// Posts one needle event (so `loaded + 1` are counted), then measures the queries.
@@ -519,6 +521,12 @@ async fn query_phase(
         patterns,
         needle: needle_latency,
         needle_scanned: found["scanned"].as_u64().unwrap_or(0),
+        needle_tiers: found["tier_ms"].as_object().map_or_else(String::new, |t| {
+            t.iter()
+                .map(|(tier, ms)| format!("{tier} {:.1}", ms.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        }),
     }
 }
 
@@ -617,6 +625,11 @@ fn query_rows(q: &Queries, loaded: u64) -> Vec<Row> {
     rows.push(row(
         "needle search: events decoded",
         format!("{}", q.needle_scanned),
+        "",
+    ));
+    rows.push(row(
+        "needle search: ms per tier",
+        q.needle_tiers.clone(),
         "",
     ));
     rows

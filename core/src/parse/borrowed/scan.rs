@@ -178,10 +178,10 @@ mod tests {
             let mut b: Vec<u8> = (0..len)
                 .map(|k| others[((x >> (k % 50)) as usize + k) % others.len()])
                 .collect();
-            if len > 0 && x % 3 != 0 {
+            if len > 0 && !x.is_multiple_of(3) {
                 let at = (x >> 20) as usize % len;
                 b[at] = stops[(x >> 40) as usize % stops.len()];
-                if x % 5 == 0 {
+                if x.is_multiple_of(5) {
                     b[(at + 1).min(len - 1)] = stops[(x >> 44) as usize % stops.len()];
                 }
             }
