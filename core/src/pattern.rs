@@ -457,16 +457,19 @@ fn is_duration(s: &str) -> bool {
 /// in all, with a digit and a letter among them (`2024-01-15` stays numbers, `dead-beef` words).
 fn is_dashed_hex(s: &str) -> bool {
     let b = s.as_bytes();
-    let (mut digits, mut letters, mut groups) = (0usize, false, 0usize);
+    let (mut hex_digits, mut groups) = (0usize, 0usize);
     for group in b.split(|&c| c == b'-') {
         if group.is_empty() || !group.iter().all(u8::is_ascii_hexdigit) {
             return false;
         }
         groups += 1;
-        digits += group.len();
-        letters |= group.iter().any(u8::is_ascii_alphabetic);
+        hex_digits += group.len();
     }
-    groups >= 2 && digits >= 8 && letters && b.iter().any(u8::is_ascii_digit)
+    // Every byte but the dashes is a hex digit: a letter among them is one of a–f.
+    groups >= 2
+        && hex_digits >= 8
+        && b.iter().any(u8::is_ascii_alphabetic)
+        && b.iter().any(u8::is_ascii_digit)
 }
 
 fn is_hex(s: &str) -> bool {

@@ -13,6 +13,7 @@ pub mod loki;
 pub mod parser;
 pub mod phases;
 pub mod protocols;
+pub mod queries;
 pub mod report;
 pub mod seed;
 pub mod stack;
