@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use futures::StreamExt;
 
-use crate::budget::{OverBudget, Reservation};
+use crate::budget::{OverBudget, Reservation, with_payload};
 
 /// `Content-Encoding`s ingest reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,8 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 struct Sink<'a> {
     buf: Vec<u8>,
     limit: usize,
-    /// Compressed bytes received so far: the reservation covers the larger of the two.
+    /// Compressed bytes received so far: the reservation covers the larger of these and the
+    /// decompressed bytes with their payload ([`with_payload`]).
     received: u64,
     reservation: &'a mut Reservation,
     /// The first refusal: the decoder writes again when dropped, and must meet the same answer
@@ -92,7 +93,7 @@ impl Sink<'_> {
             Err(SinkError::TooLarge)
         } else {
             self.reservation
-                .ensure((len as u64).max(self.received))
+                .ensure(with_payload(len as u64).max(self.received))
                 .map_err(SinkError::OverBudget)
         };
         if let Err(e) = result {
@@ -151,18 +152,24 @@ pub fn should_discard(headers: &HeaderMap) -> bool {
 }
 
 /// Reads `body` (decompressing it as `encoding` says) into one buffer of at most `limit` bytes,
-/// growing `reservation` before each byte is kept. When the body is refused (over the limit or
+/// growing `reservation` before each byte is kept (for the byte and the payload to be encoded
+/// from it, [`with_payload`]); `length` is the body's `Content-Length`, to size the buffer. When the body is refused (over the limit or
 /// the budget) the bytes held are let go and, when `discard_rest`, the rest of the body is read
 /// and dropped (up to `limit` more bytes) so that the client gets the answer.
 pub async fn read(
     body: Body,
     encoding: Encoding,
     limit: usize,
+    length: Option<u64>,
     reservation: &mut Reservation,
     discard_rest: bool,
 ) -> Result<Bytes, BodyError> {
     let mut frames = body.into_data_stream();
-    let result = read_frames(&mut frames, encoding, limit, reservation).await;
+    let capacity = match encoding {
+        Encoding::Identity => length.unwrap_or(0).min(limit as u64) as usize,
+        Encoding::Gzip => 0,
+    };
+    let result = read_frames(&mut frames, encoding, limit, capacity, reservation).await;
     if let Err(BodyError::TooLarge { .. } | BodyError::OverBudget(_)) = &result {
         reservation.release();
         if discard_rest {
@@ -176,14 +183,11 @@ async fn read_frames(
     frames: &mut axum::body::BodyDataStream,
     encoding: Encoding,
     limit: usize,
+    capacity: usize,
     reservation: &mut Reservation,
 ) -> Result<Bytes, BodyError> {
-    let capacity = (reservation.bytes() as usize).min(limit);
     let mut sink = Sink {
-        buf: Vec::with_capacity(match encoding {
-            Encoding::Identity => capacity,
-            Encoding::Gzip => 0,
-        }),
+        buf: Vec::with_capacity(capacity),
         limit,
         received: 0,
         reservation,
@@ -252,6 +256,7 @@ mod tests {
             streamed(data.clone(), 16 * KIB),
             Encoding::Identity,
             1 << 20,
+            None,
             &mut r,
             true,
         )
@@ -266,13 +271,50 @@ mod tests {
             streamed(two, 4 * KIB),
             Encoding::Gzip,
             1 << 20,
+            None,
             &mut r,
             true,
         )
         .await
         .unwrap();
         assert_eq!(got, data);
-        assert!(r.bytes() >= data.len() as u64);
+        // The body and the payload to be encoded from it.
+        assert!(r.bytes() >= with_payload(data.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn a_body_is_refused_when_its_payload_would_not_fit_but_a_budget_of_one_body_takes_it() {
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 13) as u8 + b'a').collect();
+        let budget = MemoryBudget::new(3 << 20, None);
+        let other = budget.reserve(3 << 19).unwrap();
+        // 1 MiB would fit in the 1.5 MiB free; the body and its payload (2 MiB) do not.
+        let mut r = budget.reserve(0).unwrap();
+        let e = read(
+            streamed(gzip(&data), 8 * KIB),
+            Encoding::Gzip,
+            1 << 20,
+            None,
+            &mut r,
+            true,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, BodyError::OverBudget(_)), "{e}");
+        drop(other);
+        // A budget the size of one body (the smallest start-up allows) still takes that body.
+        let one_body = MemoryBudget::new(1 << 20, None);
+        let mut r = one_body.reserve(with_payload(data.len() as u64)).unwrap();
+        let got = read(
+            streamed(data.clone(), 64 * KIB),
+            Encoding::Identity,
+            1 << 20,
+            Some(data.len() as u64),
+            &mut r,
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!((got.len(), r.bytes()), (data.len(), 1 << 20));
     }
 
     #[tokio::test]
@@ -285,6 +327,7 @@ mod tests {
             streamed(bomb, 8 * KIB),
             Encoding::Gzip,
             1 << 20,
+            None,
             &mut r,
             true,
         )
@@ -312,9 +355,16 @@ mod tests {
             });
             let body = Body::from_stream(futures::stream::iter(frames));
             let mut r = budget.reserve(0).unwrap();
-            let e = read(body, Encoding::Identity, 16 * KIB, &mut r, discard_rest)
-                .await
-                .unwrap_err();
+            let e = read(
+                body,
+                Encoding::Identity,
+                16 * KIB,
+                None,
+                &mut r,
+                discard_rest,
+            )
+            .await
+            .unwrap_err();
             assert!(matches!(e, BodyError::TooLarge { .. }), "{e}");
             let n = polled.load(std::sync::atomic::Ordering::SeqCst);
             if discard_rest {
@@ -340,6 +390,7 @@ mod tests {
             streamed(body, 8 * KIB),
             Encoding::Gzip,
             16 << 20,
+            None,
             &mut r,
             true,
         )
@@ -362,6 +413,7 @@ mod tests {
             streamed(b"not gzip at all".to_vec(), 4),
             Encoding::Gzip,
             1 << 20,
+            None,
             &mut r,
             true,
         )

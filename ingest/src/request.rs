@@ -15,7 +15,7 @@ use logjet_core::parse::ParseOptions;
 use serde::Deserialize;
 
 use crate::body::{self, BodyError, Encoding};
-use crate::budget::{OverBudget, Reservation};
+use crate::budget::{self, OverBudget, Reservation};
 use crate::{AppState, IngestError};
 
 /// Query parameters of every ingest route.
@@ -64,7 +64,7 @@ impl FromRequest<AppState> for IngestRequest {
     type Rejection = IngestError;
 
     /// The budget is asked before any of the body is read: `Content-Length` bytes (capped at
-    /// the body limit), or a first step when the length is unknown; a full budget is a 503 at
+    /// the body limit) and the payload to be encoded from them, or a first step when the length is unknown; a full budget is a 503 at
     /// once (the body is then read only to be dropped, frame by frame, unless the client sent
     /// `Expect: 100-continue`). Otherwise the body is read even when a parameter is bad (the parameter's error is
     /// the answer), so the connection stays usable.
@@ -86,7 +86,8 @@ impl FromRequest<AppState> for IngestRequest {
             }
             return Err(IngestError::TooLarge { limit });
         }
-        let mut reservation = match st.budget.reserve(length.unwrap_or(0).min(limit as u64)) {
+        let stated = length.unwrap_or(0).min(limit as u64);
+        let mut reservation = match st.budget.reserve(budget::with_payload(stated)) {
             Ok(r) => r,
             Err(e) => {
                 // Decided before reading: the body is only read to be dropped (see `discard`).
@@ -96,9 +97,16 @@ impl FromRequest<AppState> for IngestRequest {
                 return Err(over_budget(e, cfg));
             }
         };
-        let body = body::read(body, encoding, limit, &mut reservation, discard_rest)
-            .await
-            .map_err(body_error(cfg))?;
+        let body = body::read(
+            body,
+            encoding,
+            limit,
+            length,
+            &mut reservation,
+            discard_rest,
+        )
+        .await
+        .map_err(body_error(cfg))?;
         let received_at = Utc::now();
         let Query(params) = params.map_err(|e| IngestError::BadService(e.body_text()))?;
         let service = sanitize_service(params.service.as_deref())?;

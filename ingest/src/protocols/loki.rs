@@ -427,12 +427,12 @@ pub async fn push(
     State(st): State<AppState>,
     mut req: IngestRequest,
 ) -> Result<Response, IngestError> {
-    // The decompressed protobuf is held beside the body: reserve it first (over the body limit
-    // `decode` refuses it without decompressing).
+    // The decompressed protobuf is held beside the body, and the payload is encoded from it:
+    // reserve them first (over the body limit `decode` refuses it without decompressing).
     if let Some(len) = snappy_len(&req.body, req.content_type())
         && len <= st.cfg.max_body_bytes
     {
-        let total = (req.body.len() + len) as u64;
+        let total = req.body.len() as u64 + crate::budget::with_payload(len as u64);
         req.reservation
             .ensure(total)
             .map_err(|e| crate::request::over_budget(e, &st.cfg))?;
