@@ -39,9 +39,9 @@ pub struct ProcessorConfig {
     pub fetch_expires: Duration,
     /// How long a small batch waits for more messages before it is applied: fewer, larger
     /// Redis chunks at low and steady rates, which is what keeps searches fast (a search probes
-    /// every chunk's Bloom filter). 0 applies what has arrived at once: sent→queryable p99
-    /// 14.7 ms instead of ~120 ms at 10,000 ev/s, but 5.7× the chunks at that rate, and the
-    /// bench's needle search went from 9.6 to 88 ms (docs/benchmarks.md, the linger curve).
+    /// every chunk's Bloom filter). At 10,000 ev/s (docs/benchmarks.md, the linger curve):
+    /// 20 ms gives sent→queryable p99 34 ms and 3.7 chunks per 1,000 events; 0 gives 14 ms but
+    /// 10.8 chunks (the bench's needle search ~5× slower), 50 ms 66 ms and 1.9 chunks.
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
     /// Unacknowledged messages the consumer hands out across all replicas.
@@ -78,7 +78,7 @@ impl Default for ProcessorConfig {
             fetch_batch: 256,
             fetch_max_bytes: 2 * 1024 * 1024,
             fetch_expires: Duration::from_millis(500),
-            batch_linger: Duration::from_millis(50),
+            batch_linger: Duration::from_millis(20),
             max_ack_pending: 20_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
