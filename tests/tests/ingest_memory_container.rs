@@ -1,7 +1,7 @@
 //! The ingest image under podman with a 256 MiB memory limit (issue 15, point 2): 64 clients
 //! keep sending 16 MiB (decompressed) gzip bodies for 60 s → the container is never OOM-killed
-//! (its state and restart count say so), some requests get 503 with `Retry-After`, and every
-//! event of every 202 is in the stream exactly once.
+//! (its state and restart count say so) and peaks under 85 % of its limit, some requests get 503
+//! with `Retry-After`, and every event of every 202 is in the stream exactly once.
 //!
 //! Ignored by default: it needs podman and the `logjet/ingest:dev` image
 //! (`scripts/build.sh --from-host --engine podman ingest`), and takes minutes. Run it with
@@ -268,7 +268,13 @@ async fn ingest_under_a_256m_limit_survives_64_concurrent_16mib_bodies() {
     );
     assert!(refused > 0, "no request met the budget");
     assert!(ok > 0, "nothing was accepted");
-    assert!(peak_rss.load(Ordering::SeqCst) < 256 * MIB as u64);
+    // Headroom, not only survival: while the budget counted bodies and not the payloads encoded
+    // from them, peaks were 93–97 % of the limit (and a first try was OOM-killed).
+    let peak = peak_rss.load(Ordering::SeqCst);
+    assert!(
+        peak < 256 * MIB as u64 * 85 / 100,
+        "peak RSS {peak} bytes leaves under 15 % of the 256 MiB limit"
+    );
 
     // Every accepted event in the stream, once: one event per message.
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
