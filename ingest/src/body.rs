@@ -153,9 +153,10 @@ pub fn should_discard(headers: &HeaderMap) -> bool {
 
 /// Reads `body` (decompressing it as `encoding` says) into one buffer of at most `limit` bytes,
 /// growing `reservation` before each byte is kept (for the byte and the payload to be encoded
-/// from it, [`with_payload`]); `length` is the body's `Content-Length`, to size the buffer. When the body is refused (over the limit or
-/// the budget) the bytes held are let go and, when `discard_rest`, the rest of the body is read
-/// and dropped (up to `limit` more bytes) so that the client gets the answer.
+/// from it, [`with_payload`]); `length` is the body's `Content-Length`, to size the buffer.
+/// When the body is refused (over the limit or the budget) the bytes held are let go and, when
+/// `discard_rest`, the rest of the body is read and dropped (up to `limit` more bytes) so that
+/// the client gets the answer.
 pub async fn read(
     body: Body,
     encoding: Encoding,

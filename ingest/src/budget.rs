@@ -6,9 +6,9 @@
 //! body at a time). A [`Reservation`] is taken before a body is read (for its `Content-Length`, or
 //! a first step when there is none) and grows while the body streams in and is decompressed; it
 //! is given back when the request is answered (the events parsed from the body and the batches
-//! published live no longer than that). Nothing waits: a reservation that does not fit is refused at once and the
-//! request answered 503 with `Retry-After`, so a burst of large bodies costs the clients a
-//! retry, never the process its memory.
+//! published live no longer than that). Nothing waits: a reservation that does not fit is
+//! refused at once and the request answered 503 with `Retry-After`, so a burst of large bodies
+//! costs the clients a retry, never the process its memory.
 //!
 //! A `tokio::sync::Semaphore` with one permit per KiB holds the count.
 

@@ -64,10 +64,11 @@ impl FromRequest<AppState> for IngestRequest {
     type Rejection = IngestError;
 
     /// The budget is asked before any of the body is read: `Content-Length` bytes (capped at
-    /// the body limit) and the payload to be encoded from them, or a first step when the length is unknown; a full budget is a 503 at
-    /// once (the body is then read only to be dropped, frame by frame, unless the client sent
-    /// `Expect: 100-continue`). Otherwise the body is read even when a parameter is bad (the parameter's error is
-    /// the answer), so the connection stays usable.
+    /// the body limit) and the payload to be encoded from them, or a first step when the length
+    /// is unknown; a full budget is a 503 at once (the body is then read only to be dropped,
+    /// frame by frame, unless the client sent `Expect: 100-continue`). Otherwise the body is
+    /// read even when a parameter is bad (the parameter's error is the answer), so the
+    /// connection stays usable.
     async fn from_request(req: Request, st: &AppState) -> Result<Self, IngestError> {
         let cfg = &st.cfg;
         let params = Query::<LogsParams>::try_from_uri(req.uri());
