@@ -1,7 +1,6 @@
 //! The Redis side of a search: pages of the chunk index, Bloom filter probes and chunk reads.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
 use std::sync::LazyLock;
 
 use logjet_core::keys::{self, CHUNK_SPAN_MS, ChunkRef};
@@ -108,20 +107,17 @@ fn probe_offsets(chunks: &[ChunkRef], tokens: &[String]) -> String {
         .map(|r| r.bloom_log2)
         .filter(|l| *l > 0)
         .collect();
-    let mut json = String::from("{");
-    for log2 in sizes {
-        if json.len() > 1 {
-            json.push(',');
-        }
-        let offsets: Vec<u64> = tokens
-            .iter()
-            .flat_map(|t| Bloom::redis_bit_offsets(log2, t))
-            .collect();
-        // Writing to a String cannot fail; `{:?}` of a list of integers is a JSON array.
-        let _ = write!(json, "\"{log2}\":{offsets:?}");
-    }
-    json.push('}');
-    json
+    let object: serde_json::Map<String, serde_json::Value> = sizes
+        .into_iter()
+        .map(|log2| {
+            let offsets: Vec<u64> = tokens
+                .iter()
+                .flat_map(|t| Bloom::redis_bit_offsets(log2, t))
+                .collect();
+            (log2.to_string(), offsets.into())
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
 }
 
 /// The chunks whose Bloom filters may hold every token (all of them when there is no token),

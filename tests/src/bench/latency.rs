@@ -45,7 +45,7 @@ pub struct QueryableLatency {
 }
 
 /// Steady load before the first marker (see [`latency_run`]).
-pub const WARM_UP: Duration = Duration::from_secs(3);
+const WARM_UP: Duration = Duration::from_secs(3);
 
 /// Background load at `rate` events/s; markers every 100 ms, each polled until queryable.
 pub async fn latency_run(
