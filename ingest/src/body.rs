@@ -7,6 +7,7 @@ use std::io::Write;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
+use bytes::BytesMut;
 use futures::StreamExt;
 
 use crate::budget::{OverBudget, Reservation, with_payload};
@@ -63,7 +64,7 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Where decompressed bytes go: a buffer held to the body limit and the reservation.
 struct Sink<'a> {
-    buf: Vec<u8>,
+    buf: BytesMut,
     limit: usize,
     /// Compressed bytes received so far: the reservation covers the larger of these and the
     /// decompressed bytes with their payload ([`with_payload`]).
@@ -98,7 +99,7 @@ impl Sink<'_> {
         };
         if let Err(e) = result {
             self.refused = Some(e);
-            self.buf = Vec::new();
+            self.buf = BytesMut::new();
             return Err(e);
         }
         self.buf.extend_from_slice(data);
@@ -151,26 +152,31 @@ pub fn should_discard(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
 
-/// Reads `body` (decompressing it as `encoding` says) into one buffer of at most `limit` bytes,
-/// growing `reservation` before each byte is kept (for the byte and the payload to be encoded
-/// from it, [`with_payload`]); `length` is the body's `Content-Length`, to size the buffer.
-/// When the body is refused (over the limit or the budget) the bytes held are let go and, when
-/// `discard_rest`, the rest of the body is read and dropped (up to `limit` more bytes) so that
-/// the client gets the answer.
+/// The room to read a body into: its `Content-Length` (at most `limit`) when it is not
+/// compressed; a compressed body's buffer grows as it is decompressed.
+pub fn capacity(encoding: Encoding, length: Option<u64>, limit: usize) -> usize {
+    match encoding {
+        Encoding::Identity => length.unwrap_or(0).min(limit as u64) as usize,
+        Encoding::Gzip => 0,
+    }
+}
+
+/// Reads `body` (decompressing it as `encoding` says) into `buf` (empty; sized by
+/// [`capacity`]), at most `limit` bytes, growing `reservation` before each byte is kept (for
+/// the byte and the payload to be encoded from it, [`with_payload`]). When the body is refused
+/// (over the limit or the budget) the bytes held are let go and, when `discard_rest`, the rest
+/// of the body is read and dropped (up to `limit` more bytes) so that the client gets the
+/// answer.
 pub async fn read(
     body: Body,
     encoding: Encoding,
     limit: usize,
-    length: Option<u64>,
+    buf: BytesMut,
     reservation: &mut Reservation,
     discard_rest: bool,
 ) -> Result<Bytes, BodyError> {
     let mut frames = body.into_data_stream();
-    let capacity = match encoding {
-        Encoding::Identity => length.unwrap_or(0).min(limit as u64) as usize,
-        Encoding::Gzip => 0,
-    };
-    let result = read_frames(&mut frames, encoding, limit, capacity, reservation).await;
+    let result = read_frames(&mut frames, encoding, limit, buf, reservation).await;
     if let Err(BodyError::TooLarge { .. } | BodyError::OverBudget(_)) = &result {
         reservation.release();
         if discard_rest {
@@ -184,11 +190,11 @@ async fn read_frames(
     frames: &mut axum::body::BodyDataStream,
     encoding: Encoding,
     limit: usize,
-    capacity: usize,
+    buf: BytesMut,
     reservation: &mut Reservation,
 ) -> Result<Bytes, BodyError> {
     let mut sink = Sink {
-        buf: Vec::with_capacity(capacity),
+        buf,
         limit,
         received: 0,
         reservation,
@@ -203,7 +209,7 @@ async fn read_frames(
                     SinkError::OverBudget(o) => BodyError::OverBudget(o),
                 })?;
             }
-            Ok(Bytes::from(sink.buf))
+            Ok(sink.buf.freeze())
         }
         Encoding::Gzip => {
             let mut decoder = flate2::write::MultiGzDecoder::new(sink);
@@ -215,7 +221,7 @@ async fn read_frames(
                     .map_err(|e| sink_error(e, limit))?;
             }
             let sink = decoder.finish().map_err(|e| sink_error(e, limit))?;
-            Ok(Bytes::from(sink.buf))
+            Ok(sink.buf.freeze())
         }
     }
 }
@@ -255,7 +261,15 @@ mod tests {
         limit: usize,
         r: &mut Reservation,
     ) -> Result<Bytes, BodyError> {
-        read(streamed(data, frame), encoding, limit, None, r, true).await
+        read(
+            streamed(data, frame),
+            encoding,
+            limit,
+            BytesMut::new(),
+            r,
+            true,
+        )
+        .await
     }
 
     #[tokio::test]
@@ -300,7 +314,7 @@ mod tests {
             streamed(data.clone(), 64 * KIB),
             Encoding::Identity,
             1 << 20,
-            Some(data.len() as u64),
+            BytesMut::with_capacity(data.len()),
             &mut r,
             true,
         )
@@ -344,7 +358,7 @@ mod tests {
                 body,
                 Encoding::Identity,
                 16 * KIB,
-                None,
+                BytesMut::new(),
                 &mut r,
                 discard_rest,
             )

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::encode::{BatchBuilder, Encoded};
+use crate::encode::{Batch, BatchBuilder, Encoded};
 use crate::publish::{PublishContext, PublishError, PublishOutcome, Publisher};
 
 /// Events merged into one flush at most.
@@ -22,6 +22,12 @@ const MAX_EVENTS_PER_FLUSH: usize = 10_000;
 const MAX_INFLIGHT_FLUSHES: usize = 8;
 /// Requests waiting for a flush; beyond this, senders wait (backpressure).
 const QUEUE: usize = 4096;
+/// A batch at least this big is published as it is, never copied into a merged one.
+const STANDS_ALONE_BYTES: usize = 64 * 1024;
+
+fn stands_alone(batch: &Batch) -> bool {
+    batch.payload.len() >= STANDS_ALONE_BYTES
+}
 
 struct Job {
     encoded: Encoded,
@@ -90,36 +96,20 @@ async fn run(publisher: Publisher, mut rx: mpsc::Receiver<Job>) {
 
 async fn flush(publisher: &Publisher, jobs: Vec<Job>) {
     let received_at_nanos = jobs.iter().map(|j| j.received_at_nanos).min().unwrap_or(0);
-    let mut replies = Vec::with_capacity(jobs.len());
-    let all = if jobs.len() == 1 {
-        // Alone: its batches as they are.
-        let mut jobs = jobs;
-        let job = jobs.remove(0);
-        replies.push((job.encoded.events, job.reply));
-        job.encoded
-    } else {
-        // Merged per service: one message per service for all of them (the lines are copied
-        // once; they are single events or small requests, which is what waits here).
-        let bytes = jobs
-            .iter()
-            .flat_map(|j| &j.encoded.batches)
-            .map(|b| b.payload.len())
-            .sum();
-        let mut merged = BatchBuilder::new(publisher.max_payload(), bytes);
-        for job in jobs {
-            for b in &job.encoded.batches {
-                merged.append(&b.service, &b.payload, b.events);
-            }
-            replies.push((job.encoded.events, job.reply));
-        }
-        merged.finish()
-    };
+    let (encoded, replies): (Vec<Encoded>, Vec<_>) = jobs
+        .into_iter()
+        .map(|j| {
+            let events = j.encoded.events;
+            (j.encoded, (events, j.reply))
+        })
+        .unzip();
+    let all = combine(encoded, publisher.max_payload());
     let ctx = PublishContext {
         idempotency_key: None,
         received_at_nanos,
         traceparent: None,
     };
-    let result = publisher.publish(&all.batches, &ctx).await;
+    let result = publisher.publish(&all, &ctx).await;
     for (n, reply) in replies {
         let _ = reply.send(match &result {
             Ok(_) => Ok(PublishOutcome {
@@ -128,5 +118,84 @@ async fn flush(publisher: &Publisher, jobs: Vec<Job>) {
             }),
             Err(e) => Err(e.clone()),
         });
+    }
+}
+
+/// The messages of one flush: a request alone keeps its batches; of several, the small batches
+/// are merged per service into one message per service for all of them (their lines copied
+/// once), and big ones (a request of many events) go as they are, since copying them would cost
+/// more than the message it saves.
+fn combine(requests: Vec<Encoded>, max_payload: usize) -> Vec<Batch> {
+    if requests.len() == 1 {
+        return requests.into_iter().flat_map(|e| e.batches).collect();
+    }
+    let small_bytes = requests
+        .iter()
+        .flat_map(|e| &e.batches)
+        .filter(|b| !stands_alone(b))
+        .map(|b| b.payload.len())
+        .sum();
+    let mut merged = BatchBuilder::new(max_payload, small_bytes);
+    let mut batches = Vec::new();
+    for b in requests.into_iter().flat_map(|e| e.batches) {
+        if stands_alone(&b) {
+            batches.push(b);
+        } else {
+            merged.append(&b.service, &b.payload, b.events);
+        }
+    }
+    batches.extend(merged.finish().batches);
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn request(service: &str, line_bytes: usize, events: usize) -> Encoded {
+        let mut line = vec![b'x'; line_bytes - 1];
+        line.push(b'\n');
+        Encoded {
+            batches: vec![Batch {
+                service: service.into(),
+                payload: Bytes::from(line.repeat(events)),
+                events,
+            }],
+            events,
+        }
+    }
+
+    #[test]
+    fn small_requests_merge_per_service_and_big_ones_go_as_they_are() {
+        let big = request("a", 300, 1000);
+        let big_ptr = big.batches[0].payload.as_ptr();
+        let requests = vec![
+            request("a", 100, 1),
+            big,
+            request("b", 100, 2),
+            request("a", 100, 3),
+        ];
+        let batches = combine(requests, 1 << 20);
+        let shape: Vec<(&str, usize, usize)> = batches
+            .iter()
+            .map(|b| (b.service.as_str(), b.events, b.payload.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![("a", 1000, 300_000), ("a", 4, 400), ("b", 2, 200)]
+        );
+        // The big one was not copied.
+        assert_eq!(batches[0].payload.as_ptr(), big_ptr);
+    }
+
+    #[test]
+    fn a_request_alone_keeps_its_batches() {
+        let one = request("a", 100, 5);
+        let ptr = one.batches[0].payload.as_ptr();
+        let batches = combine(vec![one], 1 << 20);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].payload.as_ptr(), ptr);
     }
 }

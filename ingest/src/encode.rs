@@ -11,6 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use logjet_core::LogEvent;
 use logjet_core::parse::AnyEvent;
 
+use crate::buffers::BufferPool;
+
 /// One JetStream message: NDJSON of canonical events of one service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -36,6 +38,8 @@ pub struct BatchBuilder {
     open: Vec<(String, BytesMut, usize)>,
     done: Vec<Batch>,
     events: usize,
+    /// Where the first service's buffer comes from and goes back to, if anywhere.
+    pool: Option<BufferPool>,
 }
 
 impl BatchBuilder {
@@ -48,6 +52,16 @@ impl BatchBuilder {
             open: Vec::new(),
             done: Vec::new(),
             events: 0,
+            pool: None,
+        }
+    }
+
+    /// [`new`](Self::new), the first service's buffer taken from `pool` and given back to it
+    /// when the batches are finished (reused once they are published and dropped).
+    pub fn pooled(max_payload: usize, expected_bytes: usize, pool: &BufferPool) -> BatchBuilder {
+        BatchBuilder {
+            pool: Some(pool.clone()),
+            ..BatchBuilder::new(max_payload, expected_bytes)
         }
     }
 
@@ -56,13 +70,12 @@ impl BatchBuilder {
             Some(i) => i,
             None => {
                 // Others than the first start small and grow.
-                let cap = if self.open.is_empty() && self.done.is_empty() {
-                    self.first_capacity
-                } else {
-                    4096
+                let buf = match &self.pool {
+                    _ if !self.open.is_empty() => BytesMut::with_capacity(4096),
+                    Some(pool) => pool.take(self.first_capacity),
+                    None => BytesMut::with_capacity(self.first_capacity),
                 };
-                self.open
-                    .push((service.to_string(), BytesMut::with_capacity(cap), 0));
+                self.open.push((service.to_string(), buf, 0));
                 self.open.len() - 1
             }
         }
@@ -117,17 +130,23 @@ impl BatchBuilder {
     }
 
     pub fn finish(mut self) -> Encoded {
-        self.done
-            .extend(
-                self.open
-                    .into_iter()
-                    .filter(|(_, _, n)| *n > 0)
-                    .map(|(service, buf, n)| Batch {
-                        service,
-                        payload: buf.freeze(),
-                        events: n,
-                    }),
-            );
+        for (i, (service, mut buf, n)) in self.open.into_iter().enumerate() {
+            let payload = match &self.pool {
+                Some(pool) if i == 0 => {
+                    let payload = buf.split().freeze();
+                    pool.give_back(buf);
+                    payload
+                }
+                _ => buf.freeze(),
+            };
+            if n > 0 {
+                self.done.push(Batch {
+                    service,
+                    payload,
+                    events: n,
+                });
+            }
+        }
         Encoded {
             batches: self.done,
             events: self.events,

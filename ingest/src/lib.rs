@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod budget;
+pub mod buffers;
 pub mod coalesce;
 pub mod encode;
 pub mod error;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub publish_failures_log: Arc<Throttle>,
     /// Bytes of request bodies held at once (docs/operations.md).
     pub budget: budget::MemoryBudget,
+    /// Reused buffers for request bodies and their payloads.
+    pub buffers: buffers::BufferPool,
 }
 
 impl ServiceState for AppState {
@@ -152,6 +155,7 @@ impl Ingest {
         let state = AppState {
             cfg: Arc::new(cfg),
             coalescer: Coalescer::spawn(publisher.clone()),
+            buffers: buffers::BufferPool::default(),
             publisher,
             metrics,
             registry,
@@ -394,12 +398,24 @@ async fn post_logs(
     State(st): State<AppState>,
     req: IngestRequest,
 ) -> Result<Response, IngestError> {
-    let prepared = match prepare(
+    let prepared = prepare(
         &req.body,
         req.content_type(),
         &req.options,
         st.publisher.max_payload(),
-    ) {
+        &st.buffers,
+    );
+    // The body is encoded: its buffer is free for the next request now, not after JetStream's
+    // acknowledgement (the reservation still counts it, so the budget stays on the safe side).
+    let IngestRequest {
+        body,
+        headers,
+        received_at,
+        reservation: _reservation,
+        ..
+    } = req;
+    st.buffers.recycle(body);
+    let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             if let IngestError::NothingValid(rejects) = &e {
@@ -409,14 +425,7 @@ async fn post_logs(
         }
     };
     let rejects = prepared.rejects;
-    let outcome = publish_encoded(
-        &st,
-        prepared.encoded,
-        &rejects,
-        &req.headers,
-        req.received_at,
-    )
-    .await?;
+    let outcome = publish_encoded(&st, prepared.encoded, &rejects, &headers, received_at).await?;
     let resp = IngestResponse {
         accepted: outcome.accepted + outcome.duplicates,
         rejected: rejects.into_iter().map(RejectOut::from).collect(),
@@ -516,6 +525,7 @@ pub fn prepare(
     content_type: Option<&str>,
     opts: &ParseOptions,
     max_payload: usize,
+    buffers: &buffers::BufferPool,
 ) -> Result<Prepared, IngestError> {
     // Fluent Bit's `http` output sends MessagePack by default.
     let msgpack = protocols::msgpack::is_msgpack(content_type);
@@ -532,7 +542,7 @@ pub fn prepare(
         (encode::encode_events(&events, max_payload), rejects)
     } else {
         // Borrowed from the body and written straight into the payloads.
-        let mut b = encode::BatchBuilder::new(max_payload, body.len() + body.len() / 4);
+        let mut b = encode::BatchBuilder::pooled(max_payload, body.len() + body.len() / 4, buffers);
         let rejects = parse::parse_body_each(body, format, opts, |ev| {
             // Writing into memory cannot fail.
             let _ = encode::push_event(&mut b, ev);
@@ -562,6 +572,7 @@ mod tests {
             Some("application/x-ndjson"),
             &opts(Some("web")),
             1 << 20,
+            &buffers::BufferPool::default(),
         )
         .unwrap();
         assert_eq!(p.encoded.events, 2);
@@ -588,16 +599,23 @@ mod tests {
                 b"x",
                 Some("application/x-www-form-urlencoded"),
                 &opts,
-                1 << 20
+                1 << 20,
+                &Default::default()
             ),
             Err(IngestError::UnsupportedContentType(_))
         ));
         assert!(matches!(
-            prepare(b"  \n", Some("text/plain"), &opts, 1 << 20),
+            prepare(
+                b"  \n",
+                Some("text/plain"),
+                &opts,
+                1 << 20,
+                &Default::default()
+            ),
             Err(IngestError::EmptyBody)
         ));
         assert!(matches!(
-            prepare(b"{bad", Some("application/json"), &opts, 1 << 20),
+            prepare(b"{bad", Some("application/json"), &opts, 1 << 20, &Default::default()),
             Err(IngestError::NothingValid(r)) if r.len() == 1
         ));
     }

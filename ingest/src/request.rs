@@ -102,7 +102,7 @@ impl FromRequest<AppState> for IngestRequest {
             body,
             encoding,
             limit,
-            length,
+            st.buffers.take(body::capacity(encoding, length, limit)),
             &mut reservation,
             discard_rest,
         )

@@ -82,6 +82,7 @@ fn a_thousand_line_request_allocates_per_batch_not_per_event() {
         Some("application/x-ndjson"),
         &opts,
         1 << 20,
+        &Default::default(),
     );
     let (prepared, allocations) = counted(|| {
         logjet_ingest::prepare(
@@ -89,6 +90,8 @@ fn a_thousand_line_request_allocates_per_batch_not_per_event() {
             Some("application/x-ndjson"),
             &opts,
             1 << 20,
+            // A pool of its own: an empty one, so the payload's buffer is allocated as well.
+            &Default::default(),
         )
     });
     let prepared = prepared.expect("valid body");
