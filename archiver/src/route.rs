@@ -41,7 +41,7 @@ pub fn route<'a>(payload: &'a [u8], canonical: bool, opts: &ParseOptions) -> Rou
         return out;
     }
     let mut idx = 0u32;
-    for line in payload.split(|&b| b == b'\n') {
+    for line in logjet_core::lines::split_lines(payload) {
         if line.trim_ascii().is_empty() {
             continue;
         }

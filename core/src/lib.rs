@@ -20,6 +20,7 @@ pub use logjet_api::event;
 pub mod http;
 pub mod jetstream;
 pub mod keys;
+pub mod lines;
 pub mod message;
 pub mod metrics;
 pub mod outage;

@@ -25,7 +25,7 @@ pub fn decode_message(payload: &[u8], canonical: bool, opts: &ParseOptions) -> P
         return parse_body(payload, BodyFormat::Auto, opts);
     }
     let mut out = Parsed::default();
-    for (i, line) in payload.split(|&b| b == b'\n').enumerate() {
+    for (i, line) in crate::lines::split_lines(payload).enumerate() {
         if line.trim_ascii().is_empty() {
             continue;
         }

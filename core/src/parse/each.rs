@@ -58,7 +58,7 @@ pub fn parse_body_each<'a>(
         return parsed.rejects;
     }
     // NDJSON, line by line as `parse_body` reads it.
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+    for (i, raw) in crate::lines::split_lines(body).enumerate() {
         let line_no = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.len() > opts.max_line_bytes {

@@ -127,7 +127,7 @@ enum LineMode {
 }
 
 fn parse_lines(body: &[u8], mode: LineMode, opts: &ParseOptions, out: &mut Parsed) {
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+    for (i, raw) in crate::lines::split_lines(body).enumerate() {
         let line_no = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.len() > opts.max_line_bytes {
@@ -248,7 +248,7 @@ pub fn extract_rejected(payload: &[u8], rejects: &[Reject]) -> Vec<u8> {
         }
         return out;
     }
-    let lines: Vec<&[u8]> = payload.split(|&b| b == b'\n').collect();
+    let lines: Vec<&[u8]> = crate::lines::split_lines(payload).collect();
     for n in wanted {
         if let Some(l) = lines.get(n.wrapping_sub(1)) {
             out.extend_from_slice(l.strip_suffix(b"\r").unwrap_or(l));

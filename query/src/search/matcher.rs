@@ -154,7 +154,7 @@ pub(super) fn scan_chunk(
     out: &mut impl Extend<Candidate>,
 ) -> u64 {
     let mut scanned = 0;
-    for (idx, line) in data.split(|&b| b == b'\n').enumerate() {
+    for (idx, line) in logjet_core::lines::split_lines(data).enumerate() {
         if line.is_empty() {
             continue;
         }

@@ -52,8 +52,7 @@ pub fn parse(
     let mut ids = Ids::new();
     // Parse options per index: the index may name the default service.
     let mut per_index: HashMap<String, ParseOptions> = HashMap::new();
-    let mut lines = body
-        .split(|&b| b == b'\n')
+    let mut lines = logjet_core::lines::split_lines(body)
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| !l.trim_ascii().is_empty());
