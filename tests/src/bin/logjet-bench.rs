@@ -112,6 +112,9 @@ struct Args {
     /// Only the Loki `query_range` latencies, not the rest of the bench.
     #[arg(long)]
     loki_only: bool,
+    /// Only the parser rows (one thread, in this process; seconds).
+    #[arg(long)]
+    parser_only: bool,
 }
 
 /// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
@@ -168,6 +171,12 @@ async fn single_run(
 async fn main() {
     logjet_core::archive::install_tls_provider();
     let args = Args::parse();
+    if args.parser_only {
+        for (name, rate) in parser::rates() {
+            println!("| parser, one thread: {name} (lines/s) | {rate:.0} |");
+        }
+        return;
+    }
     let http = logjet_tests::http_builder()
         .pool_max_idle_per_host(256)
         .build()
