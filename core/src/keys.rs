@@ -10,6 +10,7 @@
 //! | `logjet:{lj}:chunk:<id>` | string | NDJSON of canonical events, one service, one second of event time |
 //! | `logjet:{lj}:bloom:<id>` | string | Bloom filter of the chunk's identifier-like tokens |
 //! | `logjet:{lj}:chunk_seq` | integer | chunk id allocator |
+//! | `logjet:{lj}:stage:<apply>:<n>` | string | a batch's chunk data or Bloom filter, staged for the apply script (renamed into place, or deleted, by it; expires in minutes otherwise) |
 //! | `logjet:{lj}:idx` / `logjet:{lj}:idx:s:<service>` | zset [`ChunkRef`] → newest event (ms) | recent chunks, all services / one service |
 
 use std::time::Duration;
@@ -283,10 +284,19 @@ end
 return kept
 "#;
 
+/// Where the processor stages a batch's chunk data and Bloom filters for the apply script: the
+/// script renames them into place, so the lines never pass through Lua.
+pub fn stage_key_prefix() -> String {
+    format!("{PREFIX}stage:")
+}
+
 /// The script that applies a batch of stream messages atomically and idempotently.
 ///
-/// `ARGV[1]` is a JSON plan (see `processor::aggregate::ApplyPlan`), `ARGV[2..]` are chunk parts
-/// (raw NDJSON, passed as separate arguments to avoid escaping them inside the JSON).
+/// `ARGV[1]` is a JSON plan (see `processor::aggregate::ApplyPlan`), `ARGV[2]` the prefix of the
+/// keys the processor staged the batch's chunk data and Bloom filters under, in the same
+/// pipeline just before (`<prefix><n>`, `n` the plan's part index). The data stays out of the
+/// script's arguments because Redis's Lua hashes every byte of every string it makes: passed
+/// as arguments, the lines cost more than all the rest of the script (perf on redis-server).
 ///
 /// For each message, `SETBIT` on its sequence's bit returns the old value: a message whose bit
 /// was already set was applied before (a redelivery after a crash between apply and ack) and
@@ -295,6 +305,14 @@ return kept
 /// Returns one flag per message: 1 if it was new, 0 if its effects were already there.
 pub const APPLY_SCRIPT: &str = r#"
 local plan = cjson.decode(ARGV[1])
+local stage = ARGV[2]
+-- Every staged value must be there before anything is written: Redis does not roll back the
+-- writes of a script that fails halfway.
+for _, g in ipairs(plan.chunks) do
+  if redis.call('EXISTS', stage .. g.lines, stage .. g.bloom) ~= 2 then
+    return redis.error_reply('ERR logjet: staged chunk data missing')
+  end
+end
 local new = {}
 local flags = {}
 local fresh = 0
@@ -308,6 +326,9 @@ for i, a in ipairs(plan.applied) do
   redis.call('EXPIREAT', a[1], plan.applied_expire_at)
 end
 if fresh == 0 then
+  for _, g in ipairs(plan.chunks) do
+    redis.call('DEL', stage .. g.lines, stage .. g.bloom)
+  end
   return flags
 end
 -- counters: sum the contributions of new messages, then one HINCRBY per distinct key/field
@@ -337,43 +358,51 @@ for _, s in ipairs(plan.services) do
     redis.call('ZADD', plan.services_key, 'GT', s[3], s[2])
   end
 end
--- chunks: concatenate the parts of new messages; one chunk per group
+-- chunks: the staged lines of new messages; one chunk per group
 local touched = {}
 for _, g in ipairs(plan.chunks) do
-  local parts = {}
+  local lines, bloom = stage .. g.lines, stage .. g.bloom
+  local fresh_parts = {}
   local min_ms, max_ms, count, mask = nil, nil, 0, 0
   for _, p in ipairs(g.parts) do
     if new[p[1] + 1] then
-      parts[#parts + 1] = ARGV[p[2] + 2]
-      if min_ms == nil or p[3] < min_ms then min_ms = p[3] end
-      if max_ms == nil or p[4] > max_ms then max_ms = p[4] end
-      count = count + p[5]
-      mask = bit.bor(mask, p[6])
+      fresh_parts[#fresh_parts + 1] = p
+      if min_ms == nil or p[4] < min_ms then min_ms = p[4] end
+      if max_ms == nil or p[5] > max_ms then max_ms = p[5] end
+      count = count + p[6]
+      mask = bit.bor(mask, p[7])
     end
   end
   if count > 0 then
     local id = redis.call('INCR', plan.chunk_seq_key)
     local key = plan.chunk_key_prefix .. id
-    if #parts == 1 then
-      redis.call('SET', key, parts[1], 'EX', plan.chunk_ttl)
+    if #fresh_parts == #g.parts then
+      -- The usual case: the staged lines are the chunk, renamed without being read.
+      redis.call('RENAME', lines, key)
     else
-      -- Part by part into a string of the chunk's size (the last part first creates it), not
-      -- concatenated here: Redis's Lua hashes every byte of every string it makes, and the
-      -- concatenation cost more than all the rest of the script (perf on redis-server).
+      -- Some of the group's messages were applied before (a redelivery after a crash): only
+      -- the new ones' lines, copied out of the staged value, the last first so that the first
+      -- write makes the string its full size.
       local at = 0
-      for _, part in ipairs(parts) do at = at + #part end
-      for j = #parts, 1, -1 do
-        at = at - #parts[j]
-        redis.call('SETRANGE', key, at, parts[j])
+      for _, p in ipairs(fresh_parts) do at = at + p[3] end
+      for j = #fresh_parts, 1, -1 do
+        local p = fresh_parts[j]
+        at = at - p[3]
+        redis.call('SETRANGE', key, at, redis.call('GETRANGE', lines, p[2], p[2] + p[3] - 1))
       end
-      redis.call('EXPIRE', key, plan.chunk_ttl)
+      redis.call('DEL', lines)
     end
-    redis.call('SET', plan.bloom_key_prefix .. id, ARGV[g.bloom + 2], 'EX', plan.chunk_ttl)
+    redis.call('EXPIRE', key, plan.chunk_ttl)
+    local bloom_key = plan.bloom_key_prefix .. id
+    redis.call('RENAME', bloom, bloom_key)
+    redis.call('EXPIRE', bloom_key, plan.chunk_ttl)
     local member = id .. ':' .. min_ms .. ':' .. count .. ':' .. mask .. ':' .. g.bloom_log2
     for _, idx in ipairs(g.index) do
       redis.call('ZADD', idx, max_ms, member)
       touched[idx] = true
     end
+  else
+    redis.call('DEL', lines, bloom)
   end
 end
 for idx, _ in pairs(touched) do

@@ -6,6 +6,8 @@
 //! second of event time. The script applies a message's effects only if its sequence bit was not
 //! set yet, which is what makes redelivery harmless.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,8 +66,11 @@ struct ApplyPlan {
 struct ChunkGroup {
     /// Index zsets the chunk is listed in.
     index: Vec<String>,
-    /// (message index, part index, min ms, max ms, events, level mask)
-    parts: Vec<(usize, usize, i64, i64, u32, u8)>,
+    /// Per message: (message index, byte offset and length in the group's lines, min ms, max ms,
+    /// events, level mask)
+    parts: Vec<(usize, usize, usize, i64, i64, u32, u8)>,
+    /// Part index of the group's lines (every message's, in order).
+    lines: usize,
     /// Part index of the Bloom filter of every part's tokens (a superset when some parts turn out
     /// to be redeliveries: more false positives, never a missed event).
     bloom: usize,
@@ -88,7 +93,7 @@ struct PartBuilder<'a> {
     levels: u8,
 }
 
-/// A script argument after the plan: a chunk part or a Bloom filter.
+/// A value staged for the script: a chunk group's lines or its Bloom filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanPart {
     /// Canonical lines, each written followed by a newline.
@@ -144,6 +149,7 @@ impl ToRedisArgs for PlanPart {
 #[derive(Debug)]
 pub struct Planned {
     pub plan_json: String,
+    /// Staged under `<stage prefix><index>` before the script runs ([`keys::APPLY_SCRIPT`]).
     pub parts: Vec<PlanPart>,
     /// Events of each message, in plan order.
     pub events_per_message: Vec<usize>,
@@ -196,8 +202,9 @@ pub fn plan_batch(
         trim_before_ms: now.timestamp_millis() - settings.recent_retention.as_millis() as i64,
     };
     let mut parts: Vec<PlanPart> = Vec::new();
-    // Token hashes per chunk group, for its Bloom filter.
+    // Token hashes per chunk group, for its Bloom filter; its lines and their bytes.
     let mut group_tokens: Vec<Vec<(u64, u64)>> = Vec::new();
+    let mut group_lines: Vec<(Vec<Bytes>, usize)> = Vec::new();
     // (service, second) → position in plan.chunks of the group being filled, and its events
     let mut groups: HashMap<(&str, i64), (usize, u32)> = HashMap::default();
     let mut events_per_message = Vec::with_capacity(msgs.len());
@@ -335,17 +342,22 @@ pub fn plan_batch(
                     plan.chunks.push(ChunkGroup {
                         index: vec![keys::index_all_key(), keys::index_service_key(part.key.0)],
                         parts: Vec::new(),
+                        lines: 0,
                         bloom: 0,
                         bloom_log2: 0,
                     });
                     group_tokens.push(Vec::new());
+                    group_lines.push((Vec::new(), 0));
                     groups.insert(part.key, (plan.chunks.len() - 1, part.count));
                     plan.chunks.len() - 1
                 }
             };
+            let (lines, bytes) = &mut group_lines[gi];
+            let len: usize = part.lines.iter().map(|l| l.len() + 1).sum();
             plan.chunks[gi].parts.push((
                 mi,
-                parts.len(),
+                *bytes,
+                len,
                 part.min_ms,
                 part.max_ms,
                 part.count,
@@ -358,10 +370,17 @@ pub fn plan_batch(
             } else {
                 hashes.extend_from_slice(&part.tokens);
             }
-            parts.push(PlanPart::Lines(part.lines));
+            *bytes += len;
+            if lines.is_empty() {
+                *lines = part.lines;
+            } else {
+                lines.extend(part.lines);
+            }
         }
     }
-    for (group, hashes) in plan.chunks.iter_mut().zip(group_tokens) {
+    for ((group, hashes), (lines, _)) in plan.chunks.iter_mut().zip(group_tokens).zip(group_lines) {
+        group.lines = parts.len();
+        parts.push(PlanPart::Lines(lines));
         let mut bloom = Bloom::with_capacity(hashes.len());
         for h in hashes {
             bloom.insert_hashes(h);
@@ -377,6 +396,10 @@ pub fn plan_batch(
     }
 }
 
+/// Staged values outlive their apply by this much at most (a processor that died between staging
+/// and the script leaves them behind).
+const STAGE_TTL_SECS: u64 = 300;
+
 /// Runs plans against Redis.
 #[derive(Clone)]
 pub struct Aggregator {
@@ -385,11 +408,39 @@ pub struct Aggregator {
     /// `WAIT` for this many replicas (0: not at all), at most this long.
     wait_replicas: u32,
     wait_timeout: Duration,
+    stage: Arc<StageNames>,
+}
+
+/// Names for staged values no other apply uses: this aggregator's random prefix and a count.
+struct StageNames {
+    prefix: String,
+    applies: AtomicU64,
+}
+
+impl StageNames {
+    fn new() -> StageNames {
+        // Random per aggregator (std's hasher keys are), so replicas never share a name.
+        let nonce = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            (std::process::id(), std::time::SystemTime::now()),
+        );
+        StageNames {
+            prefix: format!("{}{nonce:016x}:", keys::stage_key_prefix()),
+            applies: AtomicU64::new(0),
+        }
+    }
+
+    /// The prefix of one apply's staged values.
+    fn next(&self) -> String {
+        let n = self.applies.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n}:", self.prefix)
+    }
 }
 
 impl Aggregator {
     pub fn new(conn: RedisConn) -> Aggregator {
         Aggregator {
+            stage: Arc::new(StageNames::new()),
             conn,
             script: redis::Script::new(keys::APPLY_SCRIPT),
             wait_replicas: 0,
@@ -416,53 +467,49 @@ impl Aggregator {
             .is_none_or(|r| r >= u64::from(self.wait_replicas))
     }
 
-    /// Applies a plan atomically, in one round trip (two the first time a Redis sees the
-    /// script: it is loaded on `NOSCRIPT`, as `redis::Script` does).
+    /// Applies a plan atomically, in one round trip: its parts staged (`SET`) and the script
+    /// run in one pipeline on one connection (two round trips the first time a Redis sees the
+    /// script: it is loaded on `NOSCRIPT` and the pipeline sent again, as `redis::Script` does).
     pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
-        // One command built in place (`Script::prepare_invoke` would copy every part twice more),
-        // in a buffer sized for it up front (growing it would copy the lines again).
-        let size =
-            planned.plan_json.len() + planned.parts.iter().map(PlanPart::len).sum::<usize>() + 256;
-        let mut cmd = redis::Cmd::with_capacity(5 + planned.parts.len(), size);
-        cmd.arg("EVALSHA");
+        let stage = self.stage.next();
+        let mut pipe = redis::pipe();
+        for (i, part) in planned.parts.iter().enumerate() {
+            // Written straight into the command's buffer (`PlanPart`'s `ToRedisArgs`).
+            pipe.cmd("SET")
+                .arg(format!("{stage}{i}"))
+                .arg(part)
+                .arg("EX")
+                .arg(STAGE_TTL_SECS)
+                .ignore();
+        }
         // Declaring one key gives cluster clients the slot; every key shares its hash tag.
-        cmd.arg(self.script.get_hash())
+        pipe.cmd("EVALSHA")
+            .arg(self.script.get_hash())
             .arg(1)
             .arg(keys::services_key())
             .arg(&planned.plan_json)
-            .arg(&planned.parts[..]);
-        let mut conn = self.conn.clone();
-        let (flags, replicas): (Vec<u8>, Option<u64>) = if self.wait_replicas == 0 {
-            let flags = match cmd.query_async(&mut conn).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    self.script.load_async(&mut conn).await?;
-                    cmd.query_async(&mut conn).await?
-                }
-                r => r?,
-            };
-            (flags, None)
-        } else {
-            // The script and WAIT go in one pipeline, on one connection: WAIT counts the
-            // replicas that have this connection's writes, so a reconnect in between must not
-            // separate them.
-            let mut pipe = redis::pipe();
-            pipe.add_command(cmd)
-                .cmd("WAIT")
+            .arg(&stage);
+        if self.wait_replicas > 0 {
+            // WAIT counts the replicas that have this connection's writes, so it goes in the
+            // same pipeline: a reconnect in between must not separate them.
+            pipe.cmd("WAIT")
                 .arg(self.wait_replicas)
                 .arg(self.wait_timeout.as_millis() as u64);
-            let result: redis::RedisResult<(Vec<u8>, u64)> = pipe.query_async(&mut conn).await;
-            let (flags, replicas) = match result {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    self.script.load_async(&mut conn).await?;
-                    pipe.query_async(&mut conn).await?
-                }
-                other => other?,
-            };
-            (flags, Some(replicas))
+        }
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(&mut conn).await;
+        let replies = match result {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.script.load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        let mut replies = replies.into_iter();
+        let flags: Vec<u8> = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
+        let replicas = match replies.next() {
+            Some(v) if self.wait_replicas > 0 => Some(redis::from_redis_value::<u64>(v)?),
+            _ => None,
         };
         let mut applied = Applied {
             replicas,
@@ -563,22 +610,36 @@ mod tests {
         let chunks = v["chunks"].as_array().unwrap();
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks[0]["parts"].as_array().unwrap().len(), 2);
-        assert_eq!(chunks[0]["parts"][0][4], 2); // two events from message 0
+        assert_eq!(chunks[0]["parts"][0][5], 2); // two events from message 0
         assert_eq!(
-            chunks[0]["parts"][0][5],
+            chunks[0]["parts"][0][6],
             (1 << Level::Info.index()) | (1 << Level::Error.index())
         );
-        assert_eq!(p.parts.len(), 4 + 3); // four parts, three blooms
-        // A part is its events' lines, each followed by a newline.
+        assert_eq!(p.parts.len(), 3 + 3); // three groups' lines, three blooms
+        // A group's lines are its events' lines, each followed by a newline, message by message;
+        // each message's part is where its offset and length say.
         let mut first = a[0].line.to_vec();
         first.push(b'\n');
         first.extend_from_slice(&a[1].line);
         first.push(b'\n');
-        assert_eq!(p.parts[0].to_bytes(), first);
+        let staged = p.parts[chunks[0]["lines"].as_u64().unwrap() as usize].to_bytes();
+        assert_eq!(
+            (&chunks[0]["parts"][0][1], &chunks[0]["parts"][0][2]),
+            (&0.into(), &first.len().into())
+        );
+        assert!(staged.starts_with(&first));
+        let (at, len) = (
+            chunks[0]["parts"][1][1].as_u64().unwrap() as usize,
+            chunks[0]["parts"][1][2].as_u64().unwrap() as usize,
+        );
+        assert_eq!((at, at + len), (first.len(), staged.len()));
         for part in &p.parts {
             assert_eq!(part.len(), part.to_bytes().len());
         }
-        assert!(matches!(p.parts[4], PlanPart::Bloom(_)));
+        assert!(matches!(
+            p.parts[chunks[0]["bloom"].as_u64().unwrap() as usize],
+            PlanPart::Bloom(_)
+        ));
         // every event counted once per granularity
         let sum_of = |kind: &str| -> u64 {
             v["incr"]
@@ -625,7 +686,7 @@ mod tests {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|p| p[4].as_u64().unwrap())
+                    .map(|p| p[5].as_u64().unwrap())
                     .sum()
             })
             .collect();

@@ -1,5 +1,6 @@
 //! The processor's apply script against a real Redis: a chunk holds exactly the lines of the
-//! messages that were new, in their order, however many parts it is written from.
+//! messages that were new, in their order, whether its staged lines are renamed into place (all
+//! new) or copied out part by part (a redelivery among them), and nothing staged is left behind.
 
 // The system tests and their tools: an unwrap here is an assertion (the workspace denies it in services).
 #![allow(clippy::unwrap_used)]
@@ -95,4 +96,23 @@ async fn a_chunk_of_several_parts_holds_only_the_new_messages_lines_in_order() {
         .await
         .unwrap();
     assert_eq!(alone, ndjson(&[&msgs[2]]));
+    // The whole batch once more (every message a redelivery): nothing new, and no staged value
+    // is left behind by any of the three applies.
+    let again = aggregator
+        .apply_batch(&plan_batch(&batch(&[0, 1, 2, 3]), &settings, now))
+        .await
+        .unwrap();
+    assert_eq!((again.fresh_messages, again.already_applied), (0, 4));
+    let staged: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", keys::stage_key_prefix()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    let chunks: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", keys::chunk_key_prefix()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
 }
