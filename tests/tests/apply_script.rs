@@ -116,3 +116,46 @@ async fn a_chunk_of_several_parts_holds_only_the_new_messages_lines_in_order() {
         .unwrap();
     assert_eq!(chunks.len(), 2, "{chunks:?}");
 }
+
+#[tokio::test]
+async fn a_script_whose_staged_values_are_missing_writes_nothing() {
+    let redis = RedisServer::start().await;
+    let conn = logjet_core::store::connect_lazy(&redis.url(), Duration::from_secs(5)).unwrap();
+    let settings = PlanSettings {
+        stream_id: "LOGS-1".into(),
+        retention: Duration::from_secs(86_400),
+        recent_retention: Duration::from_secs(3600),
+    };
+    let now = Utc::now();
+    let events = message(now.timestamp_millis(), 0);
+    let planned = plan_batch(
+        &[MessageEvents {
+            seq: 1,
+            events: &events,
+        }],
+        &settings,
+        now,
+    );
+    // The script alone, as after a lost (or evicted) staging write.
+    let mut c = conn.clone();
+    let result: redis::RedisResult<Vec<u8>> = redis::Script::new(keys::APPLY_SCRIPT)
+        .key(keys::services_key())
+        .arg(&planned.plan_json)
+        .arg(format!("{}nothing-staged:", keys::stage_key_prefix()))
+        .invoke_async(&mut c)
+        .await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string().contains("staged chunk data missing"),
+        "{err}"
+    );
+    let keys_now: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys_now.is_empty(), "{keys_now:?}");
+    // So the retry applies the message in full.
+    let applied = Aggregator::new(conn).apply_batch(&planned).await.unwrap();
+    assert_eq!(applied.fresh_messages, 1);
+}
