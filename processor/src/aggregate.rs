@@ -507,6 +507,13 @@ impl Aggregator {
         };
         let mut replies = replies.into_iter();
         let flags: Vec<u8> = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
+        if flags.len() != planned.events_per_message.len() {
+            // Never taken as "nothing new": that would ack messages whose effects are not there.
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "the apply script did not answer one flag per message",
+            )));
+        }
         let replicas = match replies.next() {
             Some(v) if self.wait_replicas > 0 => Some(redis::from_redis_value::<u64>(v)?),
             _ => None,
