@@ -37,12 +37,17 @@ impl BufferPool {
         BytesMut::with_capacity(capacity)
     }
 
-    /// Keeps `buf`'s allocation for a later [`take`](Self::take). `buf` may still share it with
-    /// frozen parts split off it (a payload in flight): it is reused once they are dropped. (Its
-    /// size is judged by its free room, which is all of it unless parts were split off.)
-    pub fn give_back(&self, mut buf: BytesMut) {
+    /// Whether a buffer of `allocated` bytes is worth keeping.
+    pub fn keeps(allocated: usize) -> bool {
+        (MIN_POOLED_BYTES..=MAX_POOLED_BYTES).contains(&allocated)
+    }
+
+    /// Keeps `buf`'s allocation, of `allocated` bytes (parts split off it included: `buf` alone
+    /// cannot tell), for a later [`take`](Self::take). `buf` may still share it with frozen
+    /// parts split off it (a payload in flight): it is reused once they are dropped.
+    pub fn give_back(&self, mut buf: BytesMut, allocated: usize) {
         buf.clear();
-        if !(MIN_POOLED_BYTES..=MAX_POOLED_BYTES).contains(&buf.capacity()) {
+        if !Self::keeps(allocated) {
             return;
         }
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
@@ -53,13 +58,15 @@ impl BufferPool {
 
     /// Keeps a read body's allocation when nothing else refers to it any more.
     pub fn recycle(&self, body: Bytes) {
+        // Never split, so its room is all of its allocation.
         if let Ok(buf) = body.try_into_mut() {
-            self.give_back(buf);
+            let allocated = buf.capacity();
+            self.give_back(buf, allocated);
         }
     }
 
     #[cfg(test)]
-    fn pooled(&self) -> usize {
+    pub(crate) fn pooled(&self) -> usize {
         self.free.lock().unwrap().len()
     }
 }
@@ -88,8 +95,9 @@ mod tests {
         let mut buf = pool.take(100_000);
         let at = buf.as_ptr();
         buf.extend_from_slice(&[b'x'; 60_000]);
+        let allocated = buf.capacity();
         let payload = buf.split().freeze();
-        pool.give_back(buf);
+        pool.give_back(buf, allocated);
         // The payload is in flight: a new buffer.
         let other = pool.take(100_000);
         assert_ne!(other.as_ptr(), at);
@@ -102,15 +110,22 @@ mod tests {
     #[test]
     fn only_buffers_worth_keeping_are_kept_and_only_so_many() {
         let pool = BufferPool::default();
-        pool.give_back(BytesMut::with_capacity(MAX_POOLED_BYTES + 1));
-        pool.give_back(BytesMut::with_capacity(MIN_POOLED_BYTES - 1));
+        pool.give_back(BytesMut::new(), MAX_POOLED_BYTES + 1);
+        pool.give_back(BytesMut::new(), MIN_POOLED_BYTES - 1);
+        // A big allocation with little room left after the payload split off it.
+        let mut big = BytesMut::with_capacity(4 * MAX_POOLED_BYTES);
+        big.extend_from_slice(&vec![b'x'; 4 * MAX_POOLED_BYTES - MIN_POOLED_BYTES]);
+        let allocated = big.capacity();
+        let _payload = big.split().freeze();
+        assert!(BufferPool::keeps(big.capacity()));
+        pool.give_back(big, allocated);
         let body = Bytes::from(vec![0u8; MIN_POOLED_BYTES]);
         let held = body.clone();
         pool.recycle(body);
         assert_eq!(pool.pooled(), 0);
         drop(held);
         for _ in 0..MAX_POOLED + 4 {
-            pool.give_back(BytesMut::with_capacity(MIN_POOLED_BYTES));
+            pool.give_back(BytesMut::with_capacity(MIN_POOLED_BYTES), MIN_POOLED_BYTES);
         }
         assert_eq!(pool.pooled(), MAX_POOLED);
     }

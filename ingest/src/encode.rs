@@ -131,10 +131,14 @@ impl BatchBuilder {
 
     pub fn finish(mut self) -> Encoded {
         for (i, (service, mut buf, n)) in self.open.into_iter().enumerate() {
+            // The first buffer goes back to the pool when its allocation is known: no batch was
+            // cut off its front (then its length and room are all of it).
+            let cut = self.done.iter().any(|b| b.service == service);
+            let allocated = buf.len() + buf.capacity();
             let payload = match &self.pool {
-                Some(pool) if i == 0 => {
+                Some(pool) if i == 0 && !cut && BufferPool::keeps(allocated) => {
                     let payload = buf.split().freeze();
-                    pool.give_back(buf);
+                    pool.give_back(buf, allocated);
                     payload
                 }
                 _ => buf.freeze(),
@@ -235,6 +239,26 @@ mod tests {
             batches.iter().map(|b| b.events).collect::<Vec<_>>(),
             vec![1, 1, 1]
         );
+    }
+
+    #[test]
+    fn the_first_buffer_goes_back_to_the_pool_unless_batches_were_cut_off_it() {
+        let line = [b'x'; 1000];
+        let pool = BufferPool::default();
+        let mut b = BatchBuilder::pooled(1 << 20, 64 * 1024, &pool);
+        for _ in 0..10 {
+            b.append("a", &line, 1);
+        }
+        assert_eq!(b.finish().batches.len(), 1);
+        assert_eq!(pool.pooled(), 1);
+        // Cut into several: the allocation's size is no longer known from the buffer.
+        let pool = BufferPool::default();
+        let mut b = BatchBuilder::pooled(20_000, 64 * 1024, &pool);
+        for _ in 0..30 {
+            b.append("a", &line, 1);
+        }
+        assert!(b.finish().batches.len() > 1);
+        assert_eq!(pool.pooled(), 0);
     }
 
     #[test]
