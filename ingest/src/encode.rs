@@ -132,9 +132,9 @@ impl BatchBuilder {
     pub fn finish(mut self) -> Encoded {
         for (i, (service, mut buf, n)) in self.open.into_iter().enumerate() {
             // The first buffer goes back to the pool when its allocation is known: no batch was
-            // cut off its front (then its length and room are all of it).
+            // cut off its front (then its capacity, what it holds and its room, is all of it).
             let cut = self.done.iter().any(|b| b.service == service);
-            let allocated = buf.len() + buf.capacity();
+            let allocated = buf.capacity();
             let payload = match &self.pool {
                 Some(pool) if i == 0 && !cut && BufferPool::keeps(allocated) => {
                     let payload = buf.split().freeze();
@@ -245,8 +245,10 @@ mod tests {
     fn the_first_buffer_goes_back_to_the_pool_unless_batches_were_cut_off_it() {
         let line = [b'x'; 1000];
         let pool = BufferPool::default();
-        let mut b = BatchBuilder::pooled(1 << 20, 64 * 1024, &pool);
-        for _ in 0..10 {
+        // Nearly full, as a request's payload is (its length and room together are more than the
+        // pool keeps; its allocation is not).
+        let mut b = BatchBuilder::pooled(1 << 20, 400_000, &pool);
+        for _ in 0..390 {
             b.append("a", &line, 1);
         }
         assert_eq!(b.finish().batches.len(), 1);
