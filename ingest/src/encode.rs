@@ -133,10 +133,13 @@ impl BatchBuilder {
         for (i, (service, mut buf, n)) in self.open.into_iter().enumerate() {
             // The first buffer goes back to the pool when its allocation is known: no batch was
             // cut off its front (then its capacity, what it holds and its room, is all of it).
-            let cut = self.done.iter().any(|b| b.service == service);
-            let allocated = buf.capacity();
             let payload = match &self.pool {
-                Some(pool) if i == 0 && !cut && BufferPool::keeps(allocated) => {
+                Some(pool)
+                    if i == 0
+                        && BufferPool::keeps(buf.capacity())
+                        && !self.done.iter().any(|b| b.service == service) =>
+                {
+                    let allocated = buf.capacity();
                     let payload = buf.split().freeze();
                     pool.give_back(buf, allocated);
                     payload
@@ -245,8 +248,8 @@ mod tests {
     fn the_first_buffer_goes_back_to_the_pool_unless_batches_were_cut_off_it() {
         let line = [b'x'; 1000];
         let pool = BufferPool::default();
-        // Nearly full, as a request's payload is (its length and room together are more than the
-        // pool keeps; its allocation is not).
+        // Nearly full, as a request's payload is (its length plus its capacity would be more than
+        // the pool keeps; its allocation is not).
         let mut b = BatchBuilder::pooled(1 << 20, 400_000, &pool);
         for _ in 0..390 {
             b.append("a", &line, 1);

@@ -6,8 +6,6 @@
 //! second of event time. The script applies a message's effects only if its sequence bit was not
 //! set yet, which is what makes redelivery harmless.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +13,6 @@ use chrono::{DateTime, Utc};
 use logjet_core::Level;
 use logjet_core::keys::{self, Bucket};
 use logjet_core::pattern;
-use logjet_core::store::RedisConn;
 use logjet_core::tokens::{self, Bloom};
 use redis::{RedisWrite, ToRedisArgs};
 // Small keys hashed several times per event: FxHash, not SipHash. The maps live for one batch
@@ -24,6 +21,9 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::decode::EventRecord;
+
+mod apply;
+pub use apply::Aggregator;
 
 /// What the planner needs to know beyond the events.
 #[derive(Debug, Clone)]
@@ -396,181 +396,9 @@ pub fn plan_batch(
     }
 }
 
-/// Staged values outlive their apply by this much at most (a processor that died between staging
-/// and the script leaves them behind).
-const STAGE_TTL_SECS: u64 = 300;
-
-/// Runs plans against Redis.
-#[derive(Clone)]
-pub struct Aggregator {
-    conn: RedisConn,
-    script: redis::Script,
-    /// `WAIT` for this many replicas (0: not at all), at most this long.
-    wait_replicas: u32,
-    wait_timeout: Duration,
-    stage: Arc<StageNames>,
-}
-
-/// Names for staged values no other apply uses: this aggregator's random prefix and a count.
-struct StageNames {
-    prefix: String,
-    applies: AtomicU64,
-}
-
-impl StageNames {
-    fn new() -> StageNames {
-        // Random per aggregator (std's hasher keys are), so replicas never share a name.
-        let nonce = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            (std::process::id(), std::time::SystemTime::now()),
-        );
-        StageNames {
-            prefix: format!("{}{nonce:016x}:", keys::stage_key_prefix()),
-            applies: AtomicU64::new(0),
-        }
-    }
-
-    /// The prefix of one apply's staged values.
-    fn next(&self) -> String {
-        let n = self.applies.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n}:", self.prefix)
-    }
-}
-
-impl Aggregator {
-    pub fn new(conn: RedisConn) -> Aggregator {
-        Aggregator {
-            stage: Arc::new(StageNames::new()),
-            conn,
-            script: redis::Script::new(keys::APPLY_SCRIPT),
-            wait_replicas: 0,
-            wait_timeout: Duration::ZERO,
-        }
-    }
-
-    /// Every apply also waits until `replicas` replicas have its writes, or `timeout`
-    /// (see [`Applied::replicas`]).
-    pub fn waiting_for(mut self, replicas: u32, timeout: Duration) -> Aggregator {
-        self.wait_replicas = replicas;
-        self.wait_timeout = timeout;
-        self
-    }
-
-    pub fn wait_replicas(&self) -> u32 {
-        self.wait_replicas
-    }
-
-    /// Whether an apply's writes are on as many replicas as asked.
-    pub fn replicated_enough(&self, applied: &Applied) -> bool {
-        applied
-            .replicas
-            .is_none_or(|r| r >= u64::from(self.wait_replicas))
-    }
-
-    /// Applies a plan atomically, in one round trip: its parts staged (`SET`) and the script
-    /// run in one pipeline on one connection (two round trips the first time a Redis sees the
-    /// script: it is loaded on `NOSCRIPT` and the pipeline sent again, as `redis::Script` does).
-    pub async fn apply_batch(&self, planned: &Planned) -> redis::RedisResult<Applied> {
-        let stage = self.stage.next();
-        let mut pipe = redis::pipe();
-        for (i, part) in planned.parts.iter().enumerate() {
-            // Written straight into the command's buffer (`PlanPart`'s `ToRedisArgs`).
-            pipe.cmd("SET")
-                .arg(format!("{stage}{i}"))
-                .arg(part)
-                .arg("EX")
-                .arg(STAGE_TTL_SECS)
-                .ignore();
-        }
-        // Declaring one key gives cluster clients the slot; every key shares its hash tag.
-        pipe.cmd("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(1)
-            .arg(keys::services_key())
-            .arg(&planned.plan_json)
-            .arg(&stage);
-        if self.wait_replicas > 0 {
-            // WAIT counts the replicas that have this connection's writes, so it goes in the
-            // same pipeline: a reconnect in between must not separate them.
-            pipe.cmd("WAIT")
-                .arg(self.wait_replicas)
-                .arg(self.wait_timeout.as_millis() as u64);
-        }
-        let mut conn = self.conn.clone();
-        let result: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(&mut conn).await;
-        let replies = match result {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.script.load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
-            }
-            other => other?,
-        };
-        let mut replies = replies.into_iter();
-        let flags: Vec<u8> = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
-        if flags.len() != planned.events_per_message.len() {
-            // Never taken as "nothing new": that would ack messages whose effects are not there.
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "the apply script did not answer one flag per message",
-            )));
-        }
-        let replicas = match replies.next() {
-            Some(v) if self.wait_replicas > 0 => Some(redis::from_redis_value::<u64>(v)?),
-            _ => None,
-        };
-        let mut applied = Applied {
-            replicas,
-            ..Applied::default()
-        };
-        for (flag, events) in flags.iter().zip(&planned.events_per_message) {
-            if *flag == 1 {
-                applied.fresh_messages += 1;
-                applied.fresh_events += *events as u64;
-            } else {
-                applied.already_applied += 1;
-            }
-        }
-        Ok(applied)
-    }
-
-    /// Replicas connected to the master now (`ROLE`).
-    pub async fn connected_replicas(&self) -> redis::RedisResult<u64> {
-        let mut conn = self.conn.clone();
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
-        Ok(match role.get(2) {
-            Some(redis::Value::Array(replicas)) => replicas.len() as u64,
-            _ => 0,
-        })
-    }
-
-    pub async fn ping(&self) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_batch_is_acked_only_with_the_replicas_asked_for() {
-        let conn = logjet_core::store::connect_lazy("redis://127.0.0.1:1", Duration::from_secs(1))
-            .unwrap();
-        let applied = |replicas| Applied {
-            replicas,
-            ..Applied::default()
-        };
-        let not_waiting = Aggregator::new(conn.clone());
-        assert!(not_waiting.replicated_enough(&applied(None)));
-        let waiting = Aggregator::new(conn).waiting_for(1, Duration::from_secs(1));
-        assert!(!waiting.replicated_enough(&applied(Some(0))));
-        assert!(waiting.replicated_enough(&applied(Some(1))));
-        assert!(waiting.replicated_enough(&applied(Some(2))));
-    }
 
     fn rec(ts_ms: i64, service: &str, level: Level) -> EventRecord {
         EventRecord {

@@ -31,6 +31,14 @@ fn message(ts_ms: i64, first: usize) -> Vec<EventRecord> {
         .collect()
 }
 
+fn settings() -> PlanSettings {
+    PlanSettings {
+        stream_id: "LOGS-1".into(),
+        retention: Duration::from_secs(86_400),
+        recent_retention: Duration::from_secs(3600),
+    }
+}
+
 fn ndjson(events: &[&[EventRecord]]) -> Vec<u8> {
     let mut out = Vec::new();
     for e in events.iter().flat_map(|m| m.iter()) {
@@ -45,11 +53,7 @@ async fn a_chunk_of_several_parts_holds_only_the_new_messages_lines_in_order() {
     let redis = RedisServer::start().await;
     let conn = logjet_core::store::connect_lazy(&redis.url(), Duration::from_secs(5)).unwrap();
     let aggregator = Aggregator::new(conn.clone());
-    let settings = PlanSettings {
-        stream_id: "LOGS-1".into(),
-        retention: Duration::from_secs(86_400),
-        recent_retention: Duration::from_secs(3600),
-    };
+    let settings = settings();
     let now = Utc::now();
     let ts = now.timestamp_millis();
     let msgs: Vec<Vec<EventRecord>> = (0..4).map(|m| message(ts, m * 100)).collect();
@@ -121,11 +125,7 @@ async fn a_chunk_of_several_parts_holds_only_the_new_messages_lines_in_order() {
 async fn a_script_whose_staged_values_are_missing_writes_nothing() {
     let redis = RedisServer::start().await;
     let conn = logjet_core::store::connect_lazy(&redis.url(), Duration::from_secs(5)).unwrap();
-    let settings = PlanSettings {
-        stream_id: "LOGS-1".into(),
-        retention: Duration::from_secs(86_400),
-        recent_retention: Duration::from_secs(3600),
-    };
+    let settings = settings();
     let now = Utc::now();
     let events = message(now.timestamp_millis(), 0);
     let planned = plan_batch(
