@@ -52,6 +52,10 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
     /// `drain_timeout`: how long the service may take to stop after SIGTERM, whatever its
     /// dependencies do (`crate::service::ServeOptions::drain_timeout`).
     fn drain_timeout(&self) -> Duration;
+    /// Threads of the service's async runtime; `None`: one per core (tokio's default).
+    fn worker_threads(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Loads from the process environment and the file named by `--config`/`LOGJET_CONFIG`.

@@ -21,6 +21,16 @@ fn defaults_match_the_design() {
     assert_eq!(p.redis_url, "redis://127.0.0.1:6379");
     let q: QueryConfig = load_from(None, env(&[("LOGJET_AUTH", "off")])).unwrap();
     assert_eq!(q.listen.to_string(), "0.0.0.0:8001");
+    // One thread per replica for the processor (see `ProcessorConfig::worker_threads`), one per
+    // core for the others.
+    assert_eq!(p.worker_threads(), Some(1));
+    assert_eq!(q.worker_threads(), None);
+    let p: ProcessorConfig = load_from(None, env(&[("LOGJET_WORKER_THREADS", "2")])).unwrap();
+    assert_eq!(p.worker_threads(), Some(2));
+    let e = load_from::<ProcessorConfig>(None, env(&[("LOGJET_WORKER_THREADS", "0")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("worker_threads"), "{e}");
     let e = load_from::<QueryConfig>(None, env(&[]))
         .unwrap_err()
         .to_string();

@@ -105,15 +105,16 @@ where
     // Before any HTTP client exists.
     crate::archive::install_tls_provider();
     let (flag, command) = parse_args();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Before the runtime: it is sized by the config.
+    let cfg: C = match config::load(flag.path.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(e.into()),
+    };
+    let runtime = match build_runtime(cfg.worker_threads()) {
         Ok(rt) => rt,
         Err(e) => return fail(e.into()),
     };
     let result: Result<(), Box<dyn Error + Send + Sync>> = runtime.block_on(async {
-        let cfg: C = config::load(flag.path.as_deref())?;
         crate::telemetry::init(cfg.log_format());
         run(command, cfg).await.map_err(Into::into)
     });
@@ -122,6 +123,15 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// The multi-threaded runtime, with `worker_threads` threads (`None`: one per core).
+fn build_runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    builder.enable_all().build()
 }
 
 /// Prints an error and its causes the way `anyhow` prints one returned from `main`.
@@ -159,6 +169,19 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("middle")]
     struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_runtime_has_the_threads_the_config_asks_for() {
+        let one = build_runtime(Some(1)).unwrap();
+        assert_eq!(one.metrics().num_workers(), 1);
+        let three = build_runtime(Some(3)).unwrap();
+        assert_eq!(three.metrics().num_workers(), 3);
+        let default = build_runtime(None).unwrap();
+        assert_eq!(
+            default.metrics().num_workers(),
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
 
     #[test]
     fn errors_are_reported_with_their_causes_as_anyhow_does() {
