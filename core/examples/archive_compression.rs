@@ -6,8 +6,8 @@
 //!
 //! Generates one service's realistic lines (`archive::sample`), writes them as one segment at
 //! several zstd levels through the real writer (canonical lines in, as the archiver appends
-//! them), and reads them back newest first. Then tries the alternative of promoting the most
-//! frequent field keys to typed columns of their own (what a per-segment schema would do). Prints
+//! them), and reads them back newest first (checking every event comes back as written); then
+//! the same without promoted fields (every field in the `fields` JSON text). Prints
 //! markdown tables: compression ratio = canonical NDJSON bytes / Parquet bytes; times are CPU
 //! seconds of the one thread doing the work, per million events. With `ARCHIVE_SAMPLE_DIR=dir`, the segments written
 //! at the default level are kept under `dir` as an archive would hold them (for DuckDB).
@@ -16,21 +16,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
+use logjet_core::LogEvent;
 use logjet_core::archive::sample::{Entropy, SampleLogs};
-use logjet_core::archive::segment::{
-    SegmentOptions, SegmentReader, SegmentWriter, TsRange, arrow_schema, writer_properties,
-};
-use logjet_core::{FieldValue, LogEvent};
-use parquet::arrow::ArrowWriter;
+use logjet_core::archive::segment::{SegmentOptions, SegmentReader, SegmentWriter, TsRange};
 
 const T0: i64 = 1_796_000_000_000_000_000;
-/// Level of the alternative layouts and of the worst case: the default's.
+/// Level of the layout without promoted fields and of the worst case: the default's.
 const PROMOTED_LEVEL: i32 = 6;
 
 fn main() {
@@ -65,11 +58,17 @@ fn main() {
         } else {
             &[PROMOTED_LEVEL]
         };
-        for &level in levels {
+        let variants = levels
+            .iter()
+            .map(|&level| ("promoted fields + `fields` JSON (default)", level, None))
+            .chain([("every field in `fields` JSON", PROMOTED_LEVEL, Some(0))]);
+        for (layout, level, max_promoted) in variants {
             let opts = SegmentOptions {
                 zstd_level: level,
+                max_promoted: max_promoted.unwrap_or(SegmentOptions::default().max_promoted),
                 ..SegmentOptions::default()
             };
+            let default = opts == SegmentOptions::default();
             let started = cpu_s();
             let mut w = SegmentWriter::create(spool.path(), "api", 1, opts).expect("writer");
             for (i, l) in lines.iter().enumerate() {
@@ -79,12 +78,12 @@ fn main() {
             let seg = w.finish().expect("finish");
             let write_s = since(started);
             let bytes = Bytes::from(std::fs::read(&seg.file).expect("read"));
-            if level == SegmentOptions::default().zstd_level {
+            if default {
                 column_sizes(&bytes, n);
             }
-            // ARCHIVE_SAMPLE_DIR=dir keeps the default-level segment where the archive would.
+            // ARCHIVE_SAMPLE_DIR=dir keeps the default segment where the archive would.
             if let Some(dir) = std::env::var_os("ARCHIVE_SAMPLE_DIR")
-                && level == SegmentOptions::default().zstd_level
+                && default
             {
                 let to = std::path::Path::new(&dir)
                     .join(format!("{entropy:?}").to_lowercase())
@@ -95,32 +94,14 @@ fn main() {
             }
             let started = cpu_s();
             let r = SegmentReader::open("bench", bytes.clone(), Some(&seg.header)).expect("open");
-            let read = r.newest_first(TsRange::ALL).filter(|e| e.is_ok()).count();
-            assert_eq!(read, n);
+            let read: Vec<LogEvent> = r
+                .newest_first(TsRange::ALL)
+                .map(|e| e.expect("event").event)
+                .collect();
             let read_s = since(started);
-            row(
-                "`fields` JSON text",
-                level,
-                bytes.len(),
-                raw,
-                write_s,
-                Some(read_s),
-                n,
-            );
-        }
-        for promoted in [4, 8] {
-            let started = cpu_s();
-            let size = promoted_columns(&events, promoted, PROMOTED_LEVEL);
-            let write_s = since(started);
-            row(
-                &format!("top {promoted} keys as columns + rest JSON"),
-                PROMOTED_LEVEL,
-                size,
-                raw,
-                write_s,
-                None,
-                n,
-            );
+            assert_eq!(read.len(), n);
+            assert!(read.iter().rev().eq(events.iter()), "read back as written");
+            row(layout, level, bytes.len(), raw, write_s, Some(read_s), n);
         }
         for rows in [16_384, 262_144] {
             let opts = SegmentOptions {
@@ -137,7 +118,7 @@ fn main() {
             let seg = w.finish().expect("finish");
             let write_s = since(started);
             row(
-                &format!("JSON text, row groups of {}k rows", rows / 1024),
+                &format!("default, row groups of {}k rows", rows / 1024),
                 SegmentOptions::default().zstd_level,
                 seg.header.bytes as usize,
                 raw,
@@ -221,130 +202,4 @@ fn row(
         per_m(write_s),
         read_s.map_or("–".to_string(), |s| format!("{:.2}", per_m(s)))
     );
-}
-
-/// The events with the `k` most frequent field keys as typed columns of their own and the
-/// other fields as JSON: the size of the alternative layout.
-fn promoted_columns(events: &[LogEvent], k: usize, level: i32) -> usize {
-    let mut freq: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in events {
-        for key in e.fields.keys() {
-            *freq.entry(key.as_str()).or_default() += 1;
-        }
-    }
-    let mut keys: Vec<(&str, usize)> = freq.into_iter().collect();
-    keys.sort_by_key(|(_, c)| std::cmp::Reverse(*c));
-    let keys: Vec<&str> = keys.into_iter().take(k).map(|(k, _)| k).collect();
-    // A key's column type: integer if every value is, float if every value is a number.
-    let kind = |key: &str| {
-        let vals = events.iter().filter_map(|e| e.fields.get(key));
-        let mut all_int = true;
-        let mut all_num = true;
-        for v in vals {
-            all_int &= matches!(v, FieldValue::Int(_));
-            all_num &= matches!(v, FieldValue::Int(_) | FieldValue::Float(_));
-        }
-        if all_int {
-            DataType::Int64
-        } else if all_num {
-            DataType::Float64
-        } else {
-            DataType::Utf8
-        }
-    };
-    let base = arrow_schema();
-    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut extra: Vec<ArrayRef> = Vec::new();
-    for key in &keys {
-        let t = kind(key);
-        fields.push(Field::new(format!("f.{key}"), t.clone(), true));
-        extra.push(match t {
-            DataType::Int64 => {
-                let mut b = Int64Builder::new();
-                for e in events {
-                    b.append_option(match e.fields.get(*key) {
-                        Some(FieldValue::Int(i)) => Some(*i),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Float64 => {
-                let mut b = Float64Builder::new();
-                for e in events {
-                    b.append_option(e.fields.get(*key).and_then(FieldValue::as_f64));
-                }
-                Arc::new(b.finish())
-            }
-            _ => {
-                let mut b = StringBuilder::new();
-                for e in events {
-                    b.append_option(e.fields.get(*key).map(FieldValue::to_text));
-                }
-                Arc::new(b.finish())
-            }
-        });
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let opts = SegmentOptions {
-        zstd_level: level,
-        ..SegmentOptions::default()
-    };
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(
-        &mut out,
-        schema.clone(),
-        Some(writer_properties(&opts).expect("props")),
-    )
-    .expect("writer");
-    for (c, chunk) in events.chunks(opts.row_group_rows).enumerate() {
-        let start = c * opts.row_group_rows;
-        let mut cols: Vec<ArrayRef> = Vec::new();
-        let mut ts = Vec::new();
-        let mut service = StringBuilder::new();
-        let mut lvl = StringBuilder::new();
-        let mut msg = StringBuilder::new();
-        let mut rest = StringBuilder::new();
-        let mut trace = StringBuilder::new();
-        let mut host = StringBuilder::new();
-        for e in chunk {
-            ts.push(e.ts_nanos());
-            service.append_value(&e.service);
-            lvl.append_value(e.level.as_str());
-            msg.append_value(&e.message);
-            let others: BTreeMap<&String, &FieldValue> = e
-                .fields
-                .iter()
-                .filter(|(k, _)| !keys.contains(&k.as_str()))
-                .collect();
-            rest.append_value(serde_json::to_string(&others).expect("json"));
-            trace.append_option(e.trace_id.as_deref());
-            host.append_option(e.host.as_deref());
-        }
-        let n = chunk.len();
-        cols.push(Arc::new(
-            arrow_array::TimestampNanosecondArray::from(ts).with_timezone("UTC"),
-        ));
-        cols.push(Arc::new(service.finish()));
-        cols.push(Arc::new(lvl.finish()));
-        cols.push(Arc::new(msg.finish()));
-        cols.push(Arc::new(rest.finish()));
-        cols.push(Arc::new(trace.finish()));
-        cols.push(Arc::new(host.finish()));
-        let ids = start..start + n;
-        cols.push(Arc::new(arrow_array::UInt64Array::from_iter_values(
-            ids.clone().map(|i| 1 + (i / 100) as u64),
-        )));
-        cols.push(Arc::new(arrow_array::UInt32Array::from_iter_values(
-            ids.map(|i| (i % 100) as u32),
-        )));
-        for col in &extra {
-            cols.push(col.slice(start, n));
-        }
-        let batch = RecordBatch::try_new(schema.clone(), cols).expect("batch");
-        w.write(&batch).expect("write");
-        w.flush().expect("flush");
-    }
-    w.close().expect("close");
-    out.len()
 }

@@ -6,6 +6,7 @@ use arrow_array::{Array, PrimitiveArray, RecordBatch, StringArray};
 use chrono::DateTime;
 
 use super::ArchivedEvent;
+use super::promoted::PromotedColumns;
 use super::rows::{RowKey, RowStrings};
 use crate::archive::bloom::token_hash;
 use crate::{Fields, Level, LogEvent, tokens};
@@ -26,10 +27,12 @@ pub(super) struct Columns<'a> {
     host: &'a StringArray,
     seq: &'a PrimitiveArray<UInt64Type>,
     idx: &'a PrimitiveArray<UInt32Type>,
+    promoted: PromotedColumns<'a>,
 }
 
 impl<'a> Columns<'a> {
-    /// `None` when a column is missing or of another type than the schema's.
+    /// `None` when a column is missing or of another type than the schema's (a promoted
+    /// field's column of a type no writer gives it included).
     pub(super) fn new(batch: &'a RecordBatch) -> Option<Columns<'a>> {
         let col = |name: &str| batch.column_by_name(name);
         let string = |name: &str| col(name)?.as_string_opt::<i32>();
@@ -43,6 +46,7 @@ impl<'a> Columns<'a> {
             host: string("host")?,
             seq: col("stream_seq")?.as_primitive_opt::<UInt64Type>()?,
             idx: col("event_idx")?.as_primitive_opt::<UInt32Type>()?,
+            promoted: PromotedColumns::new(batch)?,
         })
     }
 
@@ -58,6 +62,7 @@ impl<'a> Columns<'a> {
         level_from_column(self.level.value(i))
     }
 
+    /// Row `i`'s strings as stored: `fields` is the JSON text of the fields not promoted.
     pub(super) fn strings(&self, i: usize) -> RowStrings<'a> {
         let opt = |a: &'a StringArray| (!a.is_null(i)).then(|| a.value(i));
         RowStrings {
@@ -75,8 +80,7 @@ impl<'a> Columns<'a> {
             .level(i)
             .ok_or_else(|| format!("row {i}: level {:?}", self.level.value(i)))?;
         let s = self.strings(i);
-        let fields: Fields =
-            serde_json::from_str(s.fields).map_err(|e| format!("row {i}: fields: {e}"))?;
+        let fields = self.fields(i)?;
         Ok(ArchivedEvent {
             ts_nanos,
             stream_seq,
@@ -91,6 +95,22 @@ impl<'a> Columns<'a> {
                 host: s.host.map(str::to_string),
             },
         })
+    }
+
+    /// Row `i`'s fields: the JSON text's and the promoted columns'.
+    fn fields(&self, i: usize) -> Result<Fields, String> {
+        let mut fields: Fields = serde_json::from_str(self.fields.value(i))
+            .map_err(|e| format!("row {i}: fields: {e}"))?;
+        self.promoted.insert_into(i, &mut fields);
+        Ok(fields)
+    }
+
+    /// Row `i`'s fields as one JSON object (promoted ones included), as the line held them.
+    pub(super) fn fields_json(&self, i: usize) -> Result<String, String> {
+        if self.promoted.is_empty() {
+            return Ok(self.fields.value(i).to_string());
+        }
+        serde_json::to_string(&self.fields(i)?).map_err(|e| format!("row {i}: fields: {e}"))
     }
 
     /// The token hashes of row `i`'s canonical line, appended to `out`: what the writer

@@ -17,7 +17,8 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use super::SegmentOptions;
 use super::columns::Columns;
-use super::rows::{RowBuffer, RowKey};
+use super::promoted::PromotedField;
+use super::rows::{RowBuffer, RowKey, RowStrings};
 use crate::archive::ArchiveError;
 use crate::archive::bloom::TokenFilter;
 
@@ -68,7 +69,7 @@ pub(super) fn merge_runs(
     row_groups: usize,
     opts: &SegmentOptions,
     service: &str,
-    schema: &SchemaRef,
+    (schema, promoted): (&SchemaRef, &[PromotedField]),
     out: &mut ArrowWriter<File>,
 ) -> Result<Vec<TokenFilter>, ArchiveError> {
     let mut readers = Vec::with_capacity(runs.len());
@@ -102,37 +103,40 @@ pub(super) fn merge_runs(
             hashes.clear();
             cols.token_hashes(run.next, &mut hashes)
                 .map_err(|e| ArchiveError::corrupt("spool file", e))?;
-            pending.push(cols.key(run.next), level, cols.strings(run.next), &hashes);
+            // The row's fields whole again (promoted ones included), to be split anew.
+            let fields = cols
+                .fields_json(run.next)
+                .map_err(|e| ArchiveError::corrupt("spool file", e))?;
+            let strings = RowStrings {
+                fields: &fields,
+                ..cols.strings(run.next)
+            };
+            pending.push(cols.key(run.next), level, strings, &hashes);
         }
         run.next += 1;
         if run.ready()? {
             heap.push(Reverse((run.key()?, i)));
         }
         if pending.len() >= opts.row_group_rows || pending.string_bytes() >= opts.row_group_bytes {
-            write(
-                out,
-                &std::mem::take(&mut pending),
-                schema,
-                service,
-                &mut filters,
-            )?;
+            let rows = std::mem::take(&mut pending);
+            write(out, &rows, (schema, promoted), service, &mut filters)?;
         }
     }
-    write(out, &pending, schema, service, &mut filters)?;
+    write(out, &pending, (schema, promoted), service, &mut filters)?;
     Ok(filters)
 }
 
 fn write(
     out: &mut ArrowWriter<File>,
     rows: &RowBuffer,
-    schema: &SchemaRef,
+    (schema, promoted): (&SchemaRef, &[PromotedField]),
     service: &str,
     filters: &mut Vec<TokenFilter>,
 ) -> Result<(), ArchiveError> {
     if rows.is_empty() {
         return Ok(());
     }
-    out.write(&rows.to_batch(schema, service)?)?;
+    out.write(&rows.to_batch(schema, promoted, service)?)?;
     out.flush()?;
     filters.push(rows.token_filter());
     Ok(())

@@ -7,10 +7,11 @@
 //! | `ts` | Timestamp(ns, "UTC") | INT64 TIMESTAMP(NANOS, UTC), delta-encoded, page statistics |
 //! | `service`, `level` | Utf8 | dictionary-encoded |
 //! | `message` | Utf8 | |
-//! | `fields` | Utf8 | the event's fields as a JSON object (`{}` when none) |
+//! | `fields` | Utf8 | the event's fields not promoted, as a JSON object (`{}` when none) |
 //! | `trace_id`, `host` | Utf8, nullable | `host` dictionary-encoded |
 //! | `stream_seq` | UInt64 | delta-encoded |
 //! | `event_idx` | UInt32 | delta-encoded |
+//! | `fields.<key>` | Utf8, Int64, Float64 or Boolean, nullable | a promoted field ([`promoted`]) |
 //!
 //! **Order.** Rows are sorted by `(ts, stream_seq, event_idx)` across the whole file, and row
 //! groups therefore cover ascending, non-overlapping key ranges: a reader can walk row groups
@@ -25,6 +26,7 @@ mod columns;
 mod line;
 mod merge;
 mod prefilter;
+pub mod promoted;
 mod reader;
 mod rows;
 mod writer;
@@ -34,12 +36,13 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::LogEvent;
+use promoted::PromotedField;
 
 pub use line::CanonicalLine;
 pub use reader::{NewestFirst, SegmentReader};
 pub use writer::{FinishedSegment, SegmentWriter, writer_properties};
 
-/// Column names, in schema order.
+/// The columns every segment has, in schema order (promoted fields follow them).
 pub const COLUMNS: [&str; 9] = [
     "ts",
     "service",
@@ -52,7 +55,18 @@ pub const COLUMNS: [&str; 9] = [
     "event_idx",
 ];
 
-/// The Arrow schema of a segment.
+/// The Arrow schema of a segment with these promoted fields.
+pub fn segment_schema(promoted: &[PromotedField]) -> SchemaRef {
+    let mut fields: Vec<Field> = arrow_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(promoted.iter().map(PromotedField::arrow_field));
+    Arc::new(Schema::new(fields))
+}
+
+/// The Arrow schema of the columns every segment has.
 pub fn arrow_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(
@@ -81,6 +95,9 @@ pub struct SegmentOptions {
     pub row_group_rows: usize,
     /// …and at most about this many bytes of strings (message, fields, trace id, host).
     pub row_group_bytes: usize,
+    /// At most this many field keys get typed columns of their own ([`promoted`]); 0 keeps
+    /// every field in the `fields` JSON text.
+    pub max_promoted: usize,
 }
 
 impl Default for SegmentOptions {
@@ -89,6 +106,7 @@ impl Default for SegmentOptions {
             zstd_level: 6,
             row_group_rows: 16_384,
             row_group_bytes: 24 << 20,
+            max_promoted: promoted::MAX_PROMOTED,
         }
     }
 }

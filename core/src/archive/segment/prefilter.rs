@@ -4,16 +4,101 @@
 //! rows do not. Every token a matching event holds (`EventQuery::index_tokens`: the lower-cased
 //! identifiers the token filters are probed with) is a run of token characters of the event's
 //! canonical line, and so a substring of one of its stored strings: `service`, `message`,
-//! `fields` (stored as the line's JSON text), `trace_id` or `host` (escapes are separators for
-//! the tokenizer, see [`crate::tokens::json_line_tokens`], so a token never spans one). Rows
-//! lacking a token, case-insensitively, cannot match and are skipped without building an event:
-//! one substring search per token over each string column's whole value buffer.
+//! `fields` (the JSON text of the fields not promoted), `trace_id`, `host`, a promoted field's
+//! value (its text in the line: the string, or the number as JSON writes it) or a promoted
+//! field's key (escapes are separators for the tokenizer, see
+//! [`crate::tokens::json_line_tokens`], so a token never spans one). Rows lacking a token,
+//! case-insensitively, cannot match and are skipped without building an event: one substring
+//! search per token over each text column's whole value buffer.
 
-use arrow_array::RecordBatch;
+use std::borrow::Cow;
+
 use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
 
-/// The columns a token can be found in.
+use super::promoted::FIELD_COLUMN_PREFIX;
+
+/// The columns a token can be found in, besides the promoted fields.
 const TEXT_COLUMNS: [&str; 5] = ["service", "message", "fields", "trace_id", "host"];
+
+/// One column's values as lower-case text, back to back: row `i` is
+/// `lower[offsets[i] - base..offsets[i + 1] - base]`.
+struct Text<'a> {
+    offsets: Cow<'a, [i32]>,
+    base: usize,
+    lower: Vec<u8>,
+}
+
+impl Text<'_> {
+    fn of_strings(col: &dyn Array, n: usize) -> Option<Text<'_>> {
+        let col = col.as_string_opt::<i32>()?;
+        let offsets = col.value_offsets();
+        let (start, end) = (offsets[0] as usize, offsets[n] as usize);
+        Some(Text {
+            offsets: Cow::Borrowed(offsets),
+            base: start,
+            lower: col.values()[start..end].to_ascii_lowercase(),
+        })
+    }
+
+    /// A numeric column as the canonical line writes its values (nulls as empty text).
+    fn of_numbers(col: &ArrayRef) -> Option<Text<'static>> {
+        if let Some(a) = col.as_primitive_opt::<Int64Type>() {
+            Some(Text::written(a.len(), |i| {
+                a.is_valid(i).then(|| a.value(i))
+            }))
+        } else {
+            let a = col.as_primitive_opt::<Float64Type>()?;
+            Some(Text::written(a.len(), |i| {
+                a.is_valid(i).then(|| a.value(i))
+            }))
+        }
+    }
+
+    fn written<T: serde::Serialize>(n: usize, value: impl Fn(usize) -> Option<T>) -> Text<'static> {
+        let mut lower = Vec::with_capacity(n * 8);
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0i32);
+        for i in 0..n {
+            if let Some(v) = value(i) {
+                // Writing a number into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut lower, &v);
+            }
+            offsets.push(i32::try_from(lower.len()).unwrap_or(i32::MAX));
+        }
+        lower.make_ascii_lowercase();
+        Text {
+            offsets: Cow::Owned(offsets),
+            base: 0,
+            lower,
+        }
+    }
+
+    /// Marks in `hit` the rows whose text holds `finder`'s needle (of `len` bytes).
+    fn mark(&self, finder: &memchr::memmem::Finder<'_>, len: usize, hit: &mut [bool]) {
+        let n = hit.len();
+        for at in finder.find_iter(&self.lower) {
+            let at = at + self.base;
+            // The row whose value holds byte `at`; a match across two values is none.
+            let row = self
+                .offsets
+                .partition_point(|&o| o as usize <= at)
+                .saturating_sub(1);
+            if row < n && at + len <= self.offsets[row + 1] as usize {
+                hit[row] = true;
+            }
+        }
+    }
+}
+
+/// Whether a (lower-case) token could be a substring of a number's JSON text.
+fn numeric(token: &[u8]) -> bool {
+    token
+        .iter()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e'))
+}
 
 /// `mask[i]`: row `i` holds every one of `tokens` (lower-case) in one of its strings. `None`
 /// without tokens (every row may match). A column missing from the batch makes every row a
@@ -23,31 +108,40 @@ pub(super) fn rows_holding(batch: &RecordBatch, tokens: &[String]) -> Option<Vec
         return None;
     }
     let n = batch.num_rows();
-    let mut columns = Vec::with_capacity(TEXT_COLUMNS.len());
+    let tokens: Vec<String> = tokens.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
     for name in TEXT_COLUMNS {
-        let col = batch
-            .column_by_name(name)
-            .and_then(|c| c.as_string_opt::<i32>())?;
-        let offsets = col.value_offsets();
-        let (start, end) = (offsets[0] as usize, offsets[n] as usize);
-        let lower = col.values()[start..end].to_ascii_lowercase();
-        columns.push((offsets, start, lower));
+        texts.push(Text::of_strings(batch.column_by_name(name)?.as_ref(), n)?);
+    }
+    // Promoted fields: string values as they are, numbers written out only when a token
+    // could be one, and the key itself, which every row holding a value has in its line.
+    let any_numeric = tokens.iter().any(|t| numeric(t.as_bytes()));
+    let mut keys: Vec<(String, &ArrayRef)> = Vec::new();
+    for (field, col) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        let Some(key) = field.name().strip_prefix(FIELD_COLUMN_PREFIX) else {
+            continue;
+        };
+        keys.push((key.to_ascii_lowercase(), col));
+        match field.data_type() {
+            DataType::Utf8 => texts.push(Text::of_strings(col.as_ref(), n)?),
+            DataType::Int64 | DataType::Float64 if any_numeric => {
+                texts.push(Text::of_numbers(col)?)
+            }
+            _ => {}
+        }
     }
     let mut all = vec![true; n];
     let mut hit = vec![false; n];
-    for token in tokens {
-        let token = token.to_ascii_lowercase();
+    for token in &tokens {
         let finder = memchr::memmem::Finder::new(token.as_bytes());
         hit.fill(false);
-        for (offsets, base, lower) in &columns {
-            for at in finder.find_iter(lower) {
-                let at = at + base;
-                // The row whose value holds byte `at`; a match across two values is none.
-                let row = offsets
-                    .partition_point(|&o| o as usize <= at)
-                    .saturating_sub(1);
-                if row < n && at + token.len() <= offsets[row + 1] as usize {
-                    hit[row] = true;
+        for text in &texts {
+            text.mark(&finder, token.len(), &mut hit);
+        }
+        for (key, col) in &keys {
+            if key.contains(token.as_str()) {
+                for (i, h) in hit.iter_mut().enumerate() {
+                    *h |= col.is_valid(i);
                 }
             }
         }

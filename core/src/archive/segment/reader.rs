@@ -21,8 +21,9 @@ use parquet::file::statistics::Statistics;
 
 use super::columns::{Columns, level_from_column};
 use super::prefilter;
+use super::promoted::{FIELD_COLUMN_PREFIX, FieldKind};
 use super::writer::checksum;
-use super::{ArchivedEvent, COLUMNS, TsRange, arrow_schema};
+use super::{ArchivedEvent, TsRange, arrow_schema};
 use crate::archive::ArchiveError;
 use crate::archive::bloom::TokenFilter;
 use crate::archive::header::{LevelCounts, PARQUET_METADATA_KEY, SegmentHeader};
@@ -72,6 +73,17 @@ impl SegmentReader {
                 }
             }
         }
+        for field in schema.fields() {
+            if field.name().starts_with(FIELD_COLUMN_PREFIX)
+                && FieldKind::of_type(field.data_type()).is_none()
+            {
+                return Err(corrupt(format!(
+                    "column {} of type {}",
+                    field.name(),
+                    field.data_type()
+                )));
+            }
+        }
         Ok(SegmentReader {
             name: name.to_string(),
             bytes,
@@ -108,7 +120,7 @@ impl SegmentReader {
         let mut per_group = Vec::with_capacity(self.row_groups());
         for rg in 0..self.row_groups() {
             let mut hashes = Vec::new();
-            for batch in self.read(vec![rg], Some(&COLUMNS))? {
+            for batch in self.read(vec![rg], None)? {
                 let cols = Columns::new(&batch).ok_or_else(|| self.corrupt("columns"))?;
                 for i in 0..batch.num_rows() {
                     cols.token_hashes(i, &mut hashes)
@@ -323,7 +335,7 @@ impl Iterator for NewestFirst<'_> {
                 }));
             }
             let rg = self.row_groups.pop()?;
-            match self.reader.read(vec![rg], Some(&COLUMNS)) {
+            match self.reader.read(vec![rg], None) {
                 Ok(batches) => {
                     self.batches = batches
                         .into_iter()

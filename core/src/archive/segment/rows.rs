@@ -9,6 +9,7 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, SchemaRef};
 
+use super::promoted::{FieldsSplitter, PromotedField};
 use crate::Level;
 use crate::archive::bloom::TokenFilter;
 
@@ -156,27 +157,35 @@ impl RowBuffer {
         front
     }
 
-    /// The rows, in their current order, as a batch of the segment schema.
+    /// Each row's fields object (JSON text), in the current order.
+    pub(super) fn fields_texts(&self) -> impl Iterator<Item = &str> {
+        self.rows.iter().map(|r| self.strings(r).fields)
+    }
+
+    /// The rows, in their current order, as a batch of `schema`: the segment schema with
+    /// `promoted`'s columns after the others.
     pub(super) fn to_batch(
         &self,
         schema: &SchemaRef,
+        promoted: &[PromotedField],
         service: &str,
     ) -> Result<RecordBatch, ArrowError> {
         let n = self.rows.len();
         let mut message = StringBuilder::with_capacity(n, self.arena.len());
-        let mut fields = StringBuilder::with_capacity(n, n * 16);
+        let mut fields = FieldsSplitter::new(promoted, n);
         let mut trace_id = StringBuilder::with_capacity(n, n * 32);
         let mut host = StringBuilder::with_capacity(n, n * 16);
         for r in &self.rows {
             let s = self.strings(r);
             message.append_value(s.message);
-            fields.append_value(s.fields);
+            fields.push(s.fields);
             trace_id.append_option(s.trace_id);
             host.append_option(s.host);
         }
         let ts = TimestampNanosecondArray::from_iter_values(self.rows.iter().map(|r| r.key.0))
             .with_timezone("UTC");
-        let columns: Vec<ArrayRef> = vec![
+        let (promoted_columns, fields) = fields.finish();
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(ts),
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
                 service, n,
@@ -185,7 +194,7 @@ impl RowBuffer {
                 self.rows.iter().map(|r| r.level.as_str()),
             )),
             Arc::new(message.finish()),
-            Arc::new(fields.finish()),
+            fields,
             Arc::new(trace_id.finish()),
             Arc::new(host.finish()),
             Arc::new(UInt64Array::from_iter_values(
@@ -195,6 +204,7 @@ impl RowBuffer {
                 self.rows.iter().map(|r| r.key.2),
             )),
         ];
+        columns.extend(promoted_columns);
         RecordBatch::try_new(schema.clone(), columns)
     }
 }
@@ -240,7 +250,7 @@ mod tests {
         assert!([10, 11, 12].iter().all(|&h| f.may_contain_hash(h)));
         assert!(rest.may_contain_hash(30) && !rest.may_contain_hash(10));
         let schema = super::super::arrow_schema();
-        let batch = front.to_batch(&schema, "api").unwrap();
+        let batch = front.to_batch(&schema, &[], "api").unwrap();
         assert_eq!(batch.num_rows(), 3);
         let msg = batch
             .column(3)

@@ -435,4 +435,141 @@ fn tokens_skip_rows_that_cannot_match() {
         .unwrap();
     assert_eq!(got.len(), want);
     assert!(got.iter().all(|e| holding(&e.event)));
+    // Tokens found in promoted fields of every type, in their keys, and in the JSON text of the
+    // rest: exactly the events whose canonical line holds them.
+    let value = |key: &str| {
+        evs.iter()
+            .find_map(|e| e.fields.get(key))
+            .unwrap_or_else(|| panic!("no {key}"))
+            .to_text()
+    };
+    let tokens = [
+        value("user_id"),
+        value("duration_ms"),
+        "http.status".to_string(),
+        "kafka.partition".to_string(),
+        "us-east-1".to_string(),
+    ];
+    for token in tokens {
+        let holding = |e: &LogEvent| serde_json::to_string(e).unwrap().contains(&token);
+        let want = evs.iter().filter(|e| holding(e)).count();
+        let got: Vec<ArchivedEvent> = r
+            .newest_first_in(TsRange::ALL, None, std::slice::from_ref(&token))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(want >= 1, "{token}");
+        assert_eq!(got.len(), want, "{token}");
+        assert!(got.iter().all(|e| holding(&e.event)), "{token}");
+    }
+}
+
+/// Fields of every shape come back exactly as written, promoted or not: keys changing type,
+/// keys named twice, rare keys, escapes; with promotion (the sample's frequent keys get typed
+/// columns) and without (every field in the JSON text, as segments before promotion).
+#[test]
+fn fields_of_every_shape_round_trip_with_and_without_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..3_000)
+        .map(|i| {
+            let ts = format!("2026-11-30T10:00:{:02}.{:06}Z", i / 100, i);
+            let n = match i % 10 {
+                0 => r#""n":"seven""#.to_string(),
+                1 => r#""n":7.25"#.to_string(),
+                2 => r#""n":1,"n":2"#.to_string(),
+                3 => r#""n":18446744073709551615"#.to_string(),
+                _ => format!(r#""n":{i}"#),
+            };
+            let rare = if i % 500 == 0 { r#","rare":true"# } else { "" };
+            // `k` is an integer in the first row group (so promoted as one), text later.
+            let k = if i < 1_500 { format!("{i}") } else { format!(r#""k{i}""#) };
+            format!(
+                r#"{{"ts":"{ts}","service":"api","level":"info","message":"m {i}","fields":{{"a\"q":"x\ty{i}","ok":{},{n},"region":"eu-{}"{rare},"k":{k}}}}}"#,
+                i % 2 == 0,
+                i % 3,
+            )
+        })
+        .collect();
+    for max_promoted in [SegmentOptions::default().max_promoted, 0] {
+        let opts = SegmentOptions {
+            row_group_rows: 1_000,
+            max_promoted,
+            ..SegmentOptions::default()
+        };
+        let mut w = SegmentWriter::create(dir.path(), "api", 1, opts).unwrap();
+        for (i, l) in lines.iter().enumerate() {
+            w.append_line(1 + i as u64, 0, l.as_bytes()).unwrap();
+        }
+        let seg = w.finish().unwrap();
+        let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+        let meta =
+            parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&bytes, Default::default())
+                .unwrap();
+        let columns: Vec<String> = meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .filter(|c| c.starts_with("fields."))
+            .collect();
+        if max_promoted == 0 {
+            assert!(columns.is_empty(), "{columns:?}");
+        } else {
+            // `n` mixes types and `rare` is in 0.2 % of the rows: both stay in the JSON text.
+            assert_eq!(
+                columns,
+                [
+                    "fields.a\"q Utf8",
+                    "fields.k Int64",
+                    "fields.ok Boolean",
+                    "fields.region Utf8"
+                ]
+            );
+        }
+        let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
+        let got: Vec<LogEvent> = r
+            .newest_first(TsRange::ALL)
+            .map(|e| e.unwrap().event)
+            .collect();
+        let want: Vec<LogEvent> = lines
+            .iter()
+            .rev()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w);
+        }
+    }
+}
+
+/// A `fields.*` column of a type no writer gives it is a corrupt segment, said when opened.
+#[test]
+fn a_promoted_column_of_another_type_is_corrupt() {
+    use arrow_array::{ArrayRef, Int32Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    let mut rows = rows::RowBuffer::default();
+    let strings = rows::RowStrings {
+        message: "m",
+        fields: "{}",
+        trace_id: None,
+        host: None,
+    };
+    rows.push((T0, 1, 0), Level::Info, strings, &[]);
+    let core = rows.to_batch(&arrow_schema(), &[], "api").unwrap();
+    let mut fields: Vec<Field> = core
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("fields.x", DataType::Int32, true));
+    let mut columns = core.columns().to_vec();
+    columns.push(std::sync::Arc::new(Int32Array::from(vec![1])) as ArrayRef);
+    let batch = RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let e = SegmentReader::open("t", Bytes::from(out), None).unwrap_err();
+    assert!(e.to_string().contains("fields.x"), "{e}");
 }

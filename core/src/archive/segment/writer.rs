@@ -15,8 +15,9 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::line::CanonicalLine;
 use super::merge;
+use super::promoted::{self, FieldKind, PromotedField};
 use super::rows::{RowBuffer, RowKey, RowStrings};
-use super::{SegmentOptions, arrow_schema};
+use super::{SegmentOptions, arrow_schema, segment_schema};
 use crate::archive::ArchiveError;
 use crate::archive::bloom::{TokenFilter, token_hash};
 use crate::archive::header::{HEADER_VERSION, HeaderStats, PARQUET_METADATA_KEY, SegmentHeader};
@@ -31,10 +32,15 @@ pub struct SegmentWriter {
     service: String,
     incarnation: u64,
     opts: SegmentOptions,
+    /// Decided with the first row group (see [`super::promoted`]), as the schema and the
+    /// writer properties that depend on it.
+    promoted: Vec<PromotedField>,
     schema: SchemaRef,
     props: WriterProperties,
     spool: TempPath,
-    writer: ArrowWriter<File>,
+    /// The spool file until the first row group opens the Parquet writer on it.
+    spool_file: Option<File>,
+    writer: Option<ArrowWriter<File>>,
     pending: RowBuffer,
     stats: HeaderStats,
     seqs: Vec<u64>,
@@ -83,17 +89,17 @@ impl SegmentWriter {
             .suffix(".parquet.part")
             .tempfile_in(spool_dir)?
             .into_parts();
-        let schema = arrow_schema();
-        let props = writer_properties(&opts)?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?;
+        let props = writer_properties(&opts, &[])?;
         Ok(SegmentWriter {
             service: service.to_string(),
             incarnation,
             opts,
-            schema,
+            promoted: Vec::new(),
+            schema: arrow_schema(),
             props,
             spool,
-            writer,
+            spool_file: Some(file),
+            writer: None,
             pending: RowBuffer::default(),
             stats: HeaderStats::default(),
             seqs: Vec::new(),
@@ -194,7 +200,7 @@ impl SegmentWriter {
             + self.tokens.heap_bytes()
             + self.seqs.capacity() * 8
             + self.stats.heap_bytes()
-            + self.writer.memory_size()
+            + self.writer.as_ref().map_or(0, ArrowWriter::memory_size)
             + self
                 .row_group_filters
                 .iter()
@@ -220,11 +226,30 @@ impl SegmentWriter {
             self.runs.push(self.row_groups);
         }
         self.written_max = Some(self.written_max.map_or(max, |w| w.max(max)));
-        let batch = rows.to_batch(&self.schema, &self.service)?;
-        self.writer.write(&batch)?;
-        self.writer.flush()?;
+        if self.writer.is_none() {
+            self.open_writer(rows)?;
+        }
+        let batch = rows.to_batch(&self.schema, &self.promoted, &self.service)?;
+        let writer = self.writer.as_mut().ok_or_else(closed)?;
+        writer.write(&batch)?;
+        writer.flush()?;
         self.row_groups += 1;
         self.row_group_filters.push(rows.token_filter());
+        Ok(())
+    }
+
+    /// Chooses the promoted fields from the first row group's rows, and opens the Parquet
+    /// writer with the schema and properties they make.
+    fn open_writer(&mut self, first: &RowBuffer) -> Result<(), ArchiveError> {
+        let file = self.spool_file.take().ok_or_else(closed)?;
+        self.promoted = promoted::choose(first.fields_texts(), self.opts.max_promoted);
+        self.schema = segment_schema(&self.promoted);
+        self.props = writer_properties(&self.opts, &self.promoted)?;
+        self.writer = Some(ArrowWriter::try_new(
+            file,
+            self.schema.clone(),
+            Some(self.props.clone()),
+        )?);
         Ok(())
     }
 
@@ -274,31 +299,32 @@ impl SegmentWriter {
                 .map_err(|e| ArchiveError::BadLine(e.to_string()))?,
         );
         let merged_runs = self.runs.len();
+        let mut writer = self.writer.take().ok_or_else(closed)?;
         let (file, row_group_filters) = if merged_runs > 1 {
             // Events came later than one row group: the file holds several sorted runs.
-            self.writer.close()?;
+            writer.close()?;
             let spool_dir = self.spool.parent().unwrap_or(Path::new("."));
             let (out, merged) = tempfile::Builder::new()
                 .prefix(&format!("{}.", self.service))
                 .suffix(".parquet.part")
                 .tempfile_in(spool_dir)?
                 .into_parts();
-            let mut writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.props))?;
+            let mut out_writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.props))?;
             let filters = merge::merge_runs(
                 &self.spool,
                 &self.runs,
                 self.row_groups,
                 &self.opts,
                 &self.service,
-                &self.schema,
-                &mut writer,
+                (&self.schema, &self.promoted),
+                &mut out_writer,
             )?;
-            writer.append_key_value_metadata(meta);
-            writer.close()?;
+            out_writer.append_key_value_metadata(meta);
+            out_writer.close()?;
             (merged, filters)
         } else {
-            self.writer.append_key_value_metadata(meta);
-            self.writer.close()?;
+            writer.append_key_value_metadata(meta);
+            writer.close()?;
             (self.spool, self.row_group_filters)
         };
         let (bytes, checksum) = size_and_checksum(&file)?;
@@ -313,6 +339,13 @@ impl SegmentWriter {
             merged_runs,
         })
     }
+}
+
+/// A writer used after an error left it without its file (see [`SegmentWriter`]).
+fn closed() -> ArchiveError {
+    ArchiveError::Parquet(parquet::errors::ParquetError::General(
+        "the segment writer was closed by an earlier error".into(),
+    ))
 }
 
 /// xxh3-64 of a whole object, as the header's `checksum` holds it.
@@ -336,15 +369,19 @@ fn size_and_checksum(path: &Path) -> Result<(u64, u64), ArchiveError> {
     Ok((size, h.digest()))
 }
 
-/// The Parquet writer properties of a segment: zstd, dictionaries, statistics and encodings per column.
-pub fn writer_properties(opts: &SegmentOptions) -> Result<WriterProperties, ArchiveError> {
+/// The Parquet writer properties of a segment: zstd, dictionaries, statistics and encodings per
+/// column, promoted fields included.
+pub fn writer_properties(
+    opts: &SegmentOptions,
+    promoted: &[PromotedField],
+) -> Result<WriterProperties, ArchiveError> {
     let col = |name: &str| ColumnPath::from(name);
     let sorted = |column_idx: i32| SortingColumn {
         column_idx,
         descending: false,
         nulls_first: false,
     };
-    Ok(WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_created_by(format!("logjet {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
         .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
@@ -360,8 +397,25 @@ pub fn writer_properties(opts: &SegmentOptions) -> Result<WriterProperties, Arch
         .set_column_encoding(col("ts"), Encoding::DELTA_BINARY_PACKED)
         .set_column_encoding(col("stream_seq"), Encoding::DELTA_BINARY_PACKED)
         .set_column_encoding(col("event_idx"), Encoding::DELTA_BINARY_PACKED)
-        .set_sorting_columns(Some(vec![sorted(0), sorted(7), sorted(8)]))
-        .build())
+        .set_sorting_columns(Some(vec![sorted(0), sorted(7), sorted(8)]));
+    for p in promoted {
+        let path = ColumnPath::new(vec![p.column_name()]);
+        // Nearly unique strings compress better plain, and their min/max would only bloat the
+        // footer; numbers and few-valued strings get chunk statistics, for other readers'
+        // filters.
+        let plain_text = p.kind == FieldKind::Str && !p.dictionary;
+        b = b
+            .set_column_dictionary_enabled(path.clone(), p.dictionary)
+            .set_column_statistics_enabled(
+                path,
+                if plain_text {
+                    EnabledStatistics::None
+                } else {
+                    EnabledStatistics::Chunk
+                },
+            );
+    }
+    Ok(b.build())
 }
 
 /// Distinct token hashes, deduplicated whenever the list doubles: about 8 bytes per distinct
