@@ -397,6 +397,9 @@ pub fn writer_properties(
         .set_column_encoding(col("ts"), Encoding::DELTA_BINARY_PACKED)
         .set_column_encoding(col("stream_seq"), Encoding::DELTA_BINARY_PACKED)
         .set_column_encoding(col("event_idx"), Encoding::DELTA_BINARY_PACKED)
+        // Trace ids have one length (32 hex digits in W3C trace context): see
+        // `PromotedField::one_length`.
+        .set_column_encoding(col("trace_id"), Encoding::DELTA_LENGTH_BYTE_ARRAY)
         .set_sorting_columns(Some(vec![sorted(0), sorted(7), sorted(8)]));
     for p in promoted {
         let path = ColumnPath::new(vec![p.column_name()]);
@@ -404,6 +407,9 @@ pub fn writer_properties(
         // footer; numbers and few-valued strings get chunk statistics, for other readers'
         // filters.
         let plain_text = p.kind == FieldKind::Str && !p.dictionary;
+        if p.one_length {
+            b = b.set_column_encoding(path.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+        }
         b = b
             .set_column_dictionary_enabled(path.clone(), p.dictionary)
             .set_column_statistics_enabled(
