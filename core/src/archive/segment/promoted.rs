@@ -226,12 +226,21 @@ pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<Prom
 /// Builds the promoted columns and the `fields` JSON text of the rest, row by row.
 pub struct FieldsSplitter<'p> {
     promoted: &'p [PromotedField],
-    index: HashMap<&'p str, usize>,
+    /// The promoted keys, sorted, with their index in `promoted` (a binary search per key
+    /// costs less than hashing it).
+    index: Vec<(&'p str, usize)>,
     builders: Vec<Builder>,
     rest: StringBuilder,
-    /// Per promoted key, the value of the row being split.
-    slots: Vec<Option<Value<'static>>>,
+    /// The JSON text of the fields not promoted of the row being split.
     rest_text: String,
+}
+
+/// Where a promoted key of the row being split is.
+enum Slot<'j> {
+    Empty,
+    /// In the JSON text: its value has another type than the column's.
+    Rest,
+    Value(Value<'j>),
 }
 
 enum Builder {
@@ -254,32 +263,42 @@ impl<'p> FieldsSplitter<'p> {
             .collect();
         FieldsSplitter {
             promoted,
-            index: promoted
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.key.as_str(), i))
-                .collect(),
+            index: {
+                let mut index: Vec<(&str, usize)> = promoted
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.key.as_str(), i))
+                    .collect();
+                index.sort_unstable();
+                index
+            },
             builders,
             rest: StringBuilder::with_capacity(rows, rows * 16),
-            slots: vec![None; promoted.len()],
             rest_text: String::new(),
         }
     }
 
     /// Splits one row's fields object (JSON text, as the canonical line holds it).
     pub fn push(&mut self, json: &str) {
-        if self.promoted.is_empty() || !self.try_split(json) {
-            self.slots.iter_mut().for_each(|s| *s = None);
-            self.rest.append_value(json);
+        let slots = if self.promoted.is_empty() {
+            None
         } else {
-            self.rest.append_value(&self.rest_text);
+            self.split(json)
+        };
+        match &slots {
+            Some(_) => self.rest.append_value(&self.rest_text),
+            None => self.rest.append_value(json),
         }
-        for (slot, b) in self.slots.iter_mut().zip(&mut self.builders) {
-            match (slot.take(), b) {
+        for (i, b) in self.builders.iter_mut().enumerate() {
+            let value = match slots.as_ref().and_then(|s| s.get(i)) {
+                Some(Slot::Value(v)) => Some(v),
+                _ => None,
+            };
+            match (value, b) {
                 (Some(Value::Str(s)), Builder::Str(b)) => b.append_value(s),
-                (Some(Value::Int(i)), Builder::Int(b)) => b.append_value(i),
-                (Some(Value::Float(f)), Builder::Float(b)) => b.append_value(f),
-                (Some(Value::Bool(v)), Builder::Bool(b)) => b.append_value(v),
+                (Some(Value::Int(i)), Builder::Int(b)) => b.append_value(*i),
+                (Some(Value::Float(f)), Builder::Float(b)) => b.append_value(*f),
+                (Some(Value::Bool(v)), Builder::Bool(b)) => b.append_value(*v),
                 (_, Builder::Str(b)) => b.append_null(),
                 (_, Builder::Int(b)) => b.append_null(),
                 (_, Builder::Float(b)) => b.append_null(),
@@ -288,31 +307,36 @@ impl<'p> FieldsSplitter<'p> {
         }
     }
 
-    /// Fills the slots and `rest_text`; `false` when the row must stay whole (a promoted key
-    /// twice, or text that is not an object of scalars).
-    fn try_split(&mut self, json: &str) -> bool {
-        let Ok(entries) = entries(json) else {
-            return false;
-        };
-        let mut named = vec![false; self.slots.len()];
+    /// The row's value of each promoted key, with `rest_text` set to the other fields;
+    /// `None` when the row must stay whole (a promoted key twice, or text that is not an
+    /// object of scalars).
+    fn split<'j>(&mut self, json: &'j str) -> Option<Vec<Slot<'j>>> {
+        let entries = entries(json).ok()?;
+        let mut slots: Vec<Slot<'j>> = (0..self.promoted.len()).map(|_| Slot::Empty).collect();
         self.rest_text.clear();
         self.rest_text.push('{');
         for (k, raw) in entries {
-            let Some(&i) = self.index.get(k.as_ref()) else {
+            let found = self
+                .index
+                .binary_search_by(|(key, _)| (*key).cmp(k.as_ref()));
+            let Some(&(_, i)) = found.ok().and_then(|at| self.index.get(at)) else {
                 push_entry(&mut self.rest_text, &k, raw);
                 continue;
             };
-            if std::mem::replace(&mut named[i], true) {
-                return false;
+            let slot = slots.get_mut(i)?;
+            if !matches!(slot, Slot::Empty) {
+                return None;
             }
-            match Value::parse(raw) {
-                Ok(v) if v.kind() == self.promoted[i].kind => self.slots[i] = Some(v.to_owned()),
-                Ok(_) => push_entry(&mut self.rest_text, &k, raw),
-                Err(_) => return false,
-            }
+            let v = Value::parse(raw).ok()?;
+            *slot = if v.kind() == self.promoted[i].kind {
+                Slot::Value(v)
+            } else {
+                push_entry(&mut self.rest_text, &k, raw);
+                Slot::Rest
+            };
         }
         self.rest_text.push('}');
-        true
+        Some(slots)
     }
 
     /// The promoted columns (in the order of the promoted fields) and the `fields` column.
@@ -330,17 +354,6 @@ impl<'p> FieldsSplitter<'p> {
             })
             .collect();
         (columns, Arc::new(self.rest.finish()))
-    }
-}
-
-impl Value<'_> {
-    fn to_owned(&self) -> Value<'static> {
-        match self {
-            Value::Str(s) => Value::Str(Cow::Owned(s.to_string())),
-            Value::Int(i) => Value::Int(*i),
-            Value::Float(f) => Value::Float(*f),
-            Value::Bool(b) => Value::Bool(*b),
-        }
     }
 }
 
