@@ -9,8 +9,10 @@
 //! them), and reads them back newest first (checking every event comes back as written); then
 //! the same without promoted fields (every field in the `fields` JSON text). Prints
 //! markdown tables: compression ratio = canonical NDJSON bytes / Parquet bytes; times are CPU
-//! seconds of the one thread doing the work, per million events. With `ARCHIVE_SAMPLE_DIR=dir`, the segments written
-//! at the default level are kept under `dir` as an archive would hold them (for DuckDB).
+//! seconds of the one thread doing the work, per million events. With `ARCHIVE_SAMPLE_DIR=dir`,
+//! the segments written at the default level are kept under `dir` as an archive would hold them
+//! (for DuckDB). With `ARCHIVE_NDJSON_DIR=dir`, it measures files of events instead: one segment
+//! per `dir/*.ndjson` (real logs: `tests/python/loghub_ndjson.py` makes such files of loghub's).
 
 // A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
 #![allow(clippy::unwrap_used)]
@@ -32,6 +34,11 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(750_000);
     let spool = tempfile::tempdir().expect("temp dir");
+    // ARCHIVE_NDJSON_DIR=dir: instead, one segment per `*.ndjson` file of events in `dir`.
+    if let Some(dir) = std::env::var_os("ARCHIVE_NDJSON_DIR") {
+        files(std::path::Path::new(&dir), spool.path());
+        return;
+    }
     for entropy in [Entropy::Realistic, Entropy::Unique] {
         let events: Vec<LogEvent> = SampleLogs::new(42, "api", T0, 10_000, entropy)
             .take(n)
@@ -135,6 +142,59 @@ fn main() {
             )
         });
     }
+}
+
+/// One segment per NDJSON file of events (`LogEvent` lines, one service per file), with and
+/// without promoted fields: the ratio to the canonical NDJSON of the same events.
+fn files(dir: &std::path::Path, spool: &std::path::Path) {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("the directory")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    paths.sort();
+    println!(
+        "| file | events | canonical NDJSON bytes | Parquet bytes | ratio | every field in JSON |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|");
+    let (mut all_raw, mut all_parquet, mut all_json) = (0, 0, 0);
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("the file");
+        let lines: Vec<Vec<u8>> = text
+            .lines()
+            .map(|l| {
+                let e: LogEvent = serde_json::from_str(l).expect("a LogEvent line");
+                serde_json::to_vec(&e).expect("serialises")
+            })
+            .collect();
+        let raw: usize = lines.iter().map(|l| l.len() + 1).sum();
+        let service: LogEvent = serde_json::from_slice(&lines[0]).expect("an event");
+        let size = |max_promoted| {
+            let opts = SegmentOptions {
+                max_promoted,
+                ..SegmentOptions::default()
+            };
+            let mut w = SegmentWriter::create(spool, &service.service, 1, opts).expect("writer");
+            for (i, l) in lines.iter().enumerate() {
+                w.append_line(1 + i as u64, 0, l).expect("append");
+            }
+            w.finish().expect("finish").header.bytes as usize
+        };
+        let (parquet, json) = (size(SegmentOptions::default().max_promoted), size(0));
+        (all_raw, all_parquet, all_json) = (all_raw + raw, all_parquet + parquet, all_json + json);
+        println!(
+            "| {} | {} | {raw} | {parquet} | {:.1}× | {:.1}× |",
+            path.file_name().expect("a name").to_string_lossy(),
+            lines.len(),
+            raw as f64 / parquet as f64,
+            raw as f64 / json as f64,
+        );
+    }
+    println!(
+        "| all | | {all_raw} | {all_parquet} | {:.1}× | {:.1}× |",
+        all_raw as f64 / all_parquet as f64,
+        all_raw as f64 / all_json as f64
+    );
 }
 
 /// CPU time of this thread, s: robust to other processes competing for the cores.
