@@ -43,7 +43,7 @@ pub const MAX_PROMOTED: usize = 64;
 const MAX_DICTIONARY_SHARE: f64 = 0.1;
 
 /// The JSON type of a promoted key, and its column's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldKind {
     Str,
     Int,
@@ -52,6 +52,13 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    const ALL: [FieldKind; 4] = [
+        FieldKind::Str,
+        FieldKind::Int,
+        FieldKind::Float,
+        FieldKind::Bool,
+    ];
+
     pub fn data_type(self) -> DataType {
         match self {
             FieldKind::Str => DataType::Utf8,
@@ -96,6 +103,12 @@ impl PromotedField {
     }
 }
 
+/// A JSON string borrowed from the text unless it holds escapes (serde's own `Cow<str>`
+/// always copies; its `borrow` attribute is what makes it borrow).
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct JsonStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
 /// One value of a fields object, classified without allocating (strings stay borrowed unless
 /// they hold escapes).
 #[derive(Clone, Debug, PartialEq)]
@@ -121,7 +134,7 @@ impl Value<'_> {
     fn parse(raw: &RawValue) -> Result<Value<'_>, serde_json::Error> {
         let text = raw.get();
         Ok(match text.as_bytes().first() {
-            Some(b'"') => Value::Str(serde_json::from_str(text)?),
+            Some(b'"') => Value::Str(serde_json::from_str::<JsonStr<'_>>(text)?.0),
             Some(b't' | b'f') => Value::Bool(serde_json::from_str(text)?),
             _ => {
                 let n: serde_json::Number = serde_json::from_str(text)?;
@@ -144,7 +157,7 @@ fn entries(json: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Err
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(JsonStr(k)) = map.next_key::<JsonStr<'de>>()? {
                 out.push((k, map.next_value::<&'de RawValue>()?));
             }
             Ok(out)
@@ -161,7 +174,8 @@ fn entries(json: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Err
 pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<PromotedField> {
     #[derive(Default)]
     struct Seen<'a> {
-        kinds: HashMap<FieldKind, usize>,
+        /// Values seen of each kind, indexed by `FieldKind as usize`.
+        kinds: [usize; 4],
         strings: std::collections::HashSet<Cow<'a, str>>,
         /// The byte length of every string value so far, while they have only one.
         length: Option<Option<usize>>,
@@ -175,7 +189,7 @@ pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<Prom
         for (k, raw) in entries {
             let Ok(v) = Value::parse(raw) else { continue };
             let seen = keys.entry(k).or_default();
-            *seen.kinds.entry(v.kind()).or_default() += 1;
+            seen.kinds[v.kind() as usize] += 1;
             if let Value::Str(s) = v {
                 seen.length = match seen.length {
                     None => Some(Some(s.len())),
@@ -193,9 +207,13 @@ pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<Prom
         .into_iter()
         .filter_map(|(key, seen)| {
             // One type only: a key whose values mix types stays in the JSON text.
-            let [(&kind, &count)] = seen.kinds.iter().collect::<Vec<_>>()[..] else {
+            let mut kinds = FieldKind::ALL
+                .into_iter()
+                .filter(|&k| seen.kinds[k as usize] > 0);
+            let (Some(kind), None) = (kinds.next(), kinds.next()) else {
                 return None;
             };
+            let count = seen.kinds[kind as usize];
             (count >= min).then(|| {
                 let dictionary = match kind {
                     FieldKind::Str => {
@@ -476,6 +494,21 @@ mod tests {
         );
         assert!(choose(rows.iter().map(String::as_str), 0).is_empty());
         assert!(choose(["{}"].into_iter(), MAX_PROMOTED).is_empty());
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed_from_the_line() {
+        let json = r#"{"plain":"abc","esc\u0041":"a\nb"}"#;
+        let e = entries(json).unwrap();
+        assert!(matches!(e[0].0, Cow::Borrowed("plain")));
+        assert!(matches!(e[1].0, Cow::Owned(ref k) if k == "escA"));
+        assert!(matches!(
+            Value::parse(e[0].1).unwrap(),
+            Value::Str(Cow::Borrowed("abc"))
+        ));
+        assert!(
+            matches!(Value::parse(e[1].1).unwrap(), Value::Str(Cow::Owned(ref v)) if v == "a\nb")
+        );
     }
 
     fn split(promoted: &[PromotedField], rows: &[&str]) -> (Vec<ArrayRef>, Vec<String>) {
