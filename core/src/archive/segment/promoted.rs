@@ -4,10 +4,11 @@
 //! than the same values scattered through a JSON text column between other keys' values, where
 //! zstd pays for a match and a literal run at every boundary, and typed columns are what a user
 //! of DuckDB or Spark wants to filter and group on. So each segment promotes the keys that at
-//! least [`MIN_SHARE`] of its first row group's rows hold, all with one JSON type, up to
-//! [`MAX_PROMOTED`] of them, to columns `fields.<key>` (Utf8, Int64, Float64 or Boolean,
-//! nullable: null where a row lacks the key). Everything else stays in the `fields` column as
-//! JSON text: the other keys, and a promoted key's value in a row where it has another type.
+//! least [`MIN_SHARE`] of its first row group's rows hold, nearly always ([`MIN_KIND_SHARE`])
+//! with one JSON type, up to [`MAX_PROMOTED`] of them, to columns `fields.<key>` (Utf8, Int64,
+//! Float64 or Boolean, nullable: null where a row lacks the key). Everything else stays in the
+//! `fields` column as JSON text: the other keys, and a promoted key's value in a row where it
+//! has another type.
 //! A row whose fields name a promoted key twice keeps all its fields in the JSON text.
 //!
 //! The choice is made once per file (the schema of a Parquet file is fixed) from the rows of its
@@ -33,8 +34,12 @@ use crate::{FieldValue, Fields};
 /// Prefix of a promoted field's column name.
 pub const FIELD_COLUMN_PREFIX: &str = "fields.";
 
-/// A key is promoted when at least this share of the sampled rows hold it with one type.
+/// A key is promoted when at least this share of the sampled rows hold it with its type…
 pub const MIN_SHARE: f64 = 0.01;
+
+/// …and at least this share of the key's sampled values have the column's type (the others
+/// stay in the JSON text).
+pub const MIN_KIND_SHARE: f64 = 0.9;
 
 /// By default at most this many keys are promoted per segment (the most frequent ones).
 pub const MAX_PROMOTED: usize = 64;
@@ -206,22 +211,25 @@ pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<Prom
     let mut chosen: Vec<(usize, PromotedField)> = keys
         .into_iter()
         .filter_map(|(key, seen)| {
-            // One type only: a key whose values mix types stays in the JSON text.
-            let mut kinds = FieldKind::ALL
+            // The key's dominant type, when nearly all its values have it: numbers some
+            // serialisers write `12` and others `12.5` are still one column, the odd value
+            // kept in the JSON text; a key whose values really mix types stays there whole.
+            let held: usize = seen.kinds.iter().sum();
+            let kind = FieldKind::ALL
                 .into_iter()
-                .filter(|&k| seen.kinds[k as usize] > 0);
-            let (Some(kind), None) = (kinds.next(), kinds.next()) else {
-                return None;
-            };
+                .max_by_key(|&k| seen.kinds[k as usize])?;
             let count = seen.kinds[kind as usize];
-            (count >= min).then(|| {
+            let dominant = count as f64 >= held as f64 * MIN_KIND_SHARE;
+            (dominant && count >= min).then(|| {
                 let dictionary = match kind {
                     FieldKind::Str => {
                         (seen.strings.len() as f64) <= count as f64 * MAX_DICTIONARY_SHARE
                     }
                     _ => false,
                 };
-                let one_length = !dictionary && matches!(seen.length, Some(Some(_)));
+                // (Only strings: a number key's odd string values may all have one length.)
+                let one_length =
+                    kind == FieldKind::Str && !dictionary && matches!(seen.length, Some(Some(_)));
                 (
                     count,
                     PromotedField {
@@ -449,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn frequent_keys_of_one_type_are_promoted() {
+    fn frequent_keys_of_one_dominant_type_are_promoted() {
         let mut rows = Vec::new();
         for i in 0..1_000 {
             let mut r = format!(
@@ -469,6 +477,24 @@ mod tests {
             if i % 50 == 0 {
                 r.push_str(r#","often":1"#);
             }
+            // `dur` is a float written `12` when whole in 5 % of the rows (as many serialisers
+            // do), `half` a float in 85 % of them only.
+            r.push_str(&if i % 20 == 0 {
+                format!(r#","dur":{i}"#)
+            } else {
+                format!(r#","dur":{i}.25"#)
+            });
+            // `code` an integer, written as a string of one length in 5 % of the rows.
+            r.push_str(&if i % 20 == 0 {
+                format!(r#","code":"{:03}""#, i % 1000)
+            } else {
+                format!(r#","code":{i}"#)
+            });
+            r.push_str(&if i % 100 < 85 {
+                format!(r#","half":{i}.5"#)
+            } else {
+                format!(r#","half":{i}"#)
+            });
             r.push('}');
             rows.push(r);
         }
@@ -476,6 +502,8 @@ mod tests {
         assert_eq!(
             keys(&chosen),
             [
+                ("code", FieldKind::Int, false, false),
+                ("dur", FieldKind::Float, false, false),
                 ("id", FieldKind::Str, false, false),
                 ("ms", FieldKind::Float, false, false),
                 ("n", FieldKind::Int, false, false),

@@ -464,7 +464,7 @@ fn tokens_skip_rows_that_cannot_match() {
 }
 
 /// Fields of every shape come back exactly as written, promoted or not: keys changing type,
-/// keys named twice, rare keys, escapes; with promotion (the sample's frequent keys get typed
+/// floats sometimes written as integers, keys named twice, rare keys, escapes; with promotion (the sample's frequent keys get typed
 /// columns) and without (every field in the JSON text, as segments before promotion).
 #[test]
 fn fields_of_every_shape_round_trip_with_and_without_promotion() {
@@ -482,8 +482,13 @@ fn fields_of_every_shape_round_trip_with_and_without_promotion() {
             let rare = if i % 500 == 0 { r#","rare":true"# } else { "" };
             // `k` is an integer in the first row group (so promoted as one), text later.
             let k = if i < 1_500 { format!("{i}") } else { format!(r#""k{i}""#) };
+            // `d` is a float written as an integer when whole (5 % of the rows): promoted as a
+            // float, the integers kept as integers.
+            let d = if i % 20 == 0 { format!("{i}") } else { format!("{i}.5") };
+            // `c` is an integer written as a string of one length in 5 % of the rows.
+            let c = if i % 20 == 0 { r#""007""#.to_string() } else { format!("{i}") };
             format!(
-                r#"{{"ts":"{ts}","service":"api","level":"info","message":"m {i}","fields":{{"a\"q":"x\ty{i}","ok":{},{n},"region":"eu-{}"{rare},"k":{k}}}}}"#,
+                r#"{{"ts":"{ts}","service":"api","level":"info","message":"m {i}","fields":{{"a\"q":"x\ty{i}","ok":{},{n},"region":"eu-{}"{rare},"k":{k},"d":{d},"c":{c}}}}}"#,
                 i % 2 == 0,
                 i % 3,
             )
@@ -519,6 +524,8 @@ fn fields_of_every_shape_round_trip_with_and_without_promotion() {
                 columns,
                 [
                     "fields.a\"q Utf8",
+                    "fields.c Int64",
+                    "fields.d Float64",
                     "fields.k Int64",
                     "fields.ok Boolean",
                     "fields.region Utf8"
