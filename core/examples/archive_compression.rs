@@ -12,7 +12,9 @@
 //! seconds of the one thread doing the work, per million events. With `ARCHIVE_SAMPLE_DIR=dir`,
 //! the segments written at the default level are kept under `dir` as an archive would hold them
 //! (for DuckDB). With `ARCHIVE_NDJSON_DIR=dir`, it measures files of events instead: one segment
-//! per `dir/*.ndjson` (real logs: `tests/python/loghub_ndjson.py` makes such files of loghub's).
+//! per `dir/*.ndjson`, lines as clients send them or events (real logs:
+//! `tests/python/loghub_ndjson.py` makes such files of loghub's; the bench's lines:
+//! `logjet-bench --dump-lines N`), with the bytes each column takes.
 
 // A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
 #![allow(clippy::unwrap_used)]
@@ -23,6 +25,7 @@ use bytes::Bytes;
 use logjet_core::LogEvent;
 use logjet_core::archive::sample::{Entropy, SampleLogs};
 use logjet_core::archive::segment::{SegmentOptions, SegmentReader, SegmentWriter, TsRange};
+use logjet_core::parse::{BodyFormat, ParseOptions, parse_body};
 
 const T0: i64 = 1_796_000_000_000_000_000;
 /// Level of the layout without promoted fields and of the worst case: the default's.
@@ -144,8 +147,10 @@ fn main() {
     }
 }
 
-/// One segment per NDJSON file of events (`LogEvent` lines, one service per file), with and
-/// without promoted fields: the ratio to the canonical NDJSON of the same events.
+/// One segment per NDJSON file (one service per file), with and without promoted fields. A
+/// file holds lines as clients send them (the bench's `logjet-bench --dump-lines`) or events
+/// (`tests/python/loghub_ndjson.py`'s); either is parsed as ingest parses a body, received at
+/// `T0`. Ratios: to the file's bytes, and to the canonical NDJSON of the same events.
 fn files(dir: &std::path::Path, spool: &std::path::Path) {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .expect("the directory")
@@ -154,47 +159,74 @@ fn files(dir: &std::path::Path, spool: &std::path::Path) {
         .collect();
     paths.sort();
     println!(
-        "| file | events | canonical NDJSON bytes | Parquet bytes | ratio | every field in JSON |"
+        "| file | events | file bytes | canonical NDJSON bytes | Parquet bytes | ratio to the file | to canonical | every field in JSON, to canonical |"
     );
-    println!("|---|--:|--:|--:|--:|--:|");
-    let (mut all_raw, mut all_parquet, mut all_json) = (0, 0, 0);
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    let received_at = chrono::DateTime::from_timestamp_nanos(T0);
+    let (mut all_file, mut all_raw, mut all_parquet, mut all_json) = (0, 0, 0, 0);
+    let mut columns = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).expect("the file");
-        let lines: Vec<Vec<u8>> = text
-            .lines()
-            .map(|l| {
-                let e: LogEvent = serde_json::from_str(l).expect("a LogEvent line");
-                serde_json::to_vec(&e).expect("serialises")
-            })
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read(&path).expect("the file");
+        let parsed = parse_body(&text, BodyFormat::Ndjson, &ParseOptions::new(received_at));
+        assert!(
+            parsed.rejects.is_empty(),
+            "{name}: {:?}",
+            &parsed.rejects[..1]
+        );
+        let lines: Vec<Vec<u8>> = parsed
+            .events
+            .iter()
+            .map(|e| serde_json::to_vec(e).expect("serialises"))
             .collect();
         let raw: usize = lines.iter().map(|l| l.len() + 1).sum();
-        let service: LogEvent = serde_json::from_slice(&lines[0]).expect("an event");
+        let service = &parsed.events[0].service;
         let size = |max_promoted| {
             let opts = SegmentOptions {
                 max_promoted,
                 ..SegmentOptions::default()
             };
-            let mut w = SegmentWriter::create(spool, &service.service, 1, opts).expect("writer");
+            let mut w = SegmentWriter::create(spool, service, 1, opts).expect("writer");
             for (i, l) in lines.iter().enumerate() {
                 w.append_line(1 + i as u64, 0, l).expect("append");
             }
-            w.finish().expect("finish").header.bytes as usize
+            let seg = w.finish().expect("finish");
+            if max_promoted > 0 {
+                let bytes = Bytes::from(std::fs::read(&seg.file).expect("read"));
+                column_sizes(&bytes, lines.len());
+            }
+            seg.header.bytes as usize
         };
         let (parquet, json) = (size(SegmentOptions::default().max_promoted), size(0));
+        columns.push((name.clone(), COLUMN_SIZES.with(|c| c.borrow().clone())));
+        all_file += text.len();
         (all_raw, all_parquet, all_json) = (all_raw + raw, all_parquet + parquet, all_json + json);
         println!(
-            "| {} | {} | {raw} | {parquet} | {:.1}× | {:.1}× |",
-            path.file_name().expect("a name").to_string_lossy(),
+            "| {name} | {} | {} | {raw} | {parquet} | {:.1}× | {:.1}× | {:.1}× |",
             lines.len(),
+            text.len(),
+            text.len() as f64 / parquet as f64,
             raw as f64 / parquet as f64,
             raw as f64 / json as f64,
         );
     }
     println!(
-        "| all | | {all_raw} | {all_parquet} | {:.1}× | {:.1}× |",
+        "| all | | {all_file} | {all_raw} | {all_parquet} | {:.1}× | {:.1}× | {:.1}× |",
+        all_file as f64 / all_parquet as f64,
         all_raw as f64 / all_parquet as f64,
         all_raw as f64 / all_json as f64
     );
+    println!(
+        "\nBytes per event by column at zstd {}:\n",
+        SegmentOptions::default().zstd_level
+    );
+    for (name, sizes) in columns {
+        println!("- {name}: {sizes}");
+    }
 }
 
 /// CPU time of this thread, s: robust to other processes competing for the cores.

@@ -115,6 +115,10 @@ struct Args {
     /// Only the parser rows (one thread, in this process; seconds).
     #[arg(long)]
     parser_only: bool,
+    /// Only print this many of the archive phase's lines (one service), as NDJSON: for the
+    /// example `archive_compression`'s `ARCHIVE_NDJSON_DIR`.
+    #[arg(long)]
+    dump_lines: Option<u64>,
 }
 
 /// A line of the bench's default kind: realistic (see [`logjet_tests::bench::lines`]).
@@ -171,6 +175,14 @@ async fn single_run(
 async fn main() {
     logjet_core::archive::install_tls_provider();
     let args = Args::parse();
+    if let Some(n) = args.dump_lines {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for i in 0..n {
+            writeln!(out, "{}", logjet_tests::bench::lines::realistic(i, "svc-0")).expect("stdout");
+        }
+        return;
+    }
     if args.parser_only {
         for (name, rate) in parser::rates() {
             println!("| parser, one thread: {name} (lines/s) | {rate:.0} |");
