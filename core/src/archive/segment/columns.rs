@@ -16,38 +16,46 @@ pub(super) fn level_from_column(s: &str) -> Option<Level> {
     Level::ALL.into_iter().find(|l| l.as_str() == s)
 }
 
-/// A full-width batch (every column of the schema, in schema order), downcast once.
-pub(super) struct Columns<'a> {
-    ts: &'a PrimitiveArray<TimestampNanosecondType>,
-    service: &'a StringArray,
-    level: &'a StringArray,
-    message: &'a StringArray,
-    fields: &'a StringArray,
-    trace_id: &'a StringArray,
-    host: &'a StringArray,
-    seq: &'a PrimitiveArray<UInt64Type>,
-    idx: &'a PrimitiveArray<UInt32Type>,
-    promoted: PromotedColumns<'a>,
+/// A full-width batch (every column of the schema, in schema order), downcast once. It owns
+/// its arrays (clones of the batch's, which share their buffers), so a reader keeps it beside
+/// its batch instead of downcasting every column again for each row.
+pub(super) struct Columns {
+    ts: PrimitiveArray<TimestampNanosecondType>,
+    service: StringArray,
+    level: StringArray,
+    message: StringArray,
+    fields: StringArray,
+    trace_id: StringArray,
+    host: StringArray,
+    seq: PrimitiveArray<UInt64Type>,
+    idx: PrimitiveArray<UInt32Type>,
+    promoted: PromotedColumns,
 }
 
-impl<'a> Columns<'a> {
+impl Columns {
     /// `None` when a column is missing or of another type than the schema's (a promoted
     /// field's column of a type no writer gives it included).
-    pub(super) fn new(batch: &'a RecordBatch) -> Option<Columns<'a>> {
+    pub(super) fn new(batch: &RecordBatch) -> Option<Columns> {
         let col = |name: &str| batch.column_by_name(name);
-        let string = |name: &str| col(name)?.as_string_opt::<i32>();
+        let string = |name: &str| col(name)?.as_string_opt::<i32>().cloned();
         Some(Columns {
-            ts: col("ts")?.as_primitive_opt::<TimestampNanosecondType>()?,
+            ts: col("ts")?
+                .as_primitive_opt::<TimestampNanosecondType>()?
+                .clone(),
             service: string("service")?,
             level: string("level")?,
             message: string("message")?,
             fields: string("fields")?,
             trace_id: string("trace_id")?,
             host: string("host")?,
-            seq: col("stream_seq")?.as_primitive_opt::<UInt64Type>()?,
-            idx: col("event_idx")?.as_primitive_opt::<UInt32Type>()?,
+            seq: col("stream_seq")?.as_primitive_opt::<UInt64Type>()?.clone(),
+            idx: col("event_idx")?.as_primitive_opt::<UInt32Type>()?.clone(),
             promoted: PromotedColumns::new(batch)?,
         })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ts.len()
     }
 
     pub(super) fn ts(&self, i: usize) -> i64 {
@@ -63,13 +71,12 @@ impl<'a> Columns<'a> {
     }
 
     /// Row `i`'s strings as stored: `fields` is the JSON text of the fields not promoted.
-    pub(super) fn strings(&self, i: usize) -> RowStrings<'a> {
-        let opt = |a: &'a StringArray| (!a.is_null(i)).then(|| a.value(i));
+    pub(super) fn strings(&self, i: usize) -> RowStrings<'_> {
         RowStrings {
             message: self.message.value(i),
             fields: self.fields.value(i),
-            trace_id: opt(self.trace_id),
-            host: opt(self.host),
+            trace_id: nullable(&self.trace_id, i),
+            host: nullable(&self.host, i),
         }
     }
 
@@ -121,4 +128,9 @@ impl<'a> Columns<'a> {
         tokens::canonical_line_tokens(&line, |t| out.push(token_hash(t)));
         Ok(())
     }
+}
+
+/// Value `i` of a nullable string column.
+fn nullable(a: &StringArray, i: usize) -> Option<&str> {
+    (!a.is_null(i)).then(|| a.value(i))
 }

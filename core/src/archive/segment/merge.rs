@@ -10,7 +10,6 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::path::Path;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -24,10 +23,10 @@ use crate::archive::bloom::TokenFilter;
 
 const MERGE_BATCH_ROWS: usize = 8192;
 
-/// One run being read: its reader, the current batch and the next row in it.
+/// One run being read: its reader, the current batch's columns and the next row in it.
 struct Run {
     reader: ParquetRecordBatchReader,
-    batch: Option<RecordBatch>,
+    batch: Option<Columns>,
     next: usize,
 }
 
@@ -36,13 +35,13 @@ impl Run {
     fn ready(&mut self) -> Result<bool, ArchiveError> {
         loop {
             if let Some(b) = &self.batch
-                && self.next < b.num_rows()
+                && self.next < b.len()
             {
                 return Ok(true);
             }
             match self.reader.next() {
                 Some(b) => {
-                    self.batch = Some(b?);
+                    self.batch = Some(Columns::new(&b?).ok_or_else(unreadable)?);
                     self.next = 0;
                 }
                 None => return Ok(false),
@@ -51,8 +50,7 @@ impl Run {
     }
 
     fn key(&self) -> Result<RowKey, ArchiveError> {
-        let b = self.batch.as_ref().ok_or_else(unreadable)?;
-        Ok(Columns::new(b).ok_or_else(unreadable)?.key(self.next))
+        Ok(self.batch.as_ref().ok_or_else(unreadable)?.key(self.next))
     }
 }
 
@@ -97,8 +95,7 @@ pub(super) fn merge_runs(
     while let Some(Reverse((_, i))) = heap.pop() {
         let run = &mut readers[i];
         {
-            let batch = run.batch.as_ref().ok_or_else(unreadable)?;
-            let cols = Columns::new(batch).ok_or_else(unreadable)?;
+            let cols = run.batch.as_ref().ok_or_else(unreadable)?;
             let level = cols.level(run.next).ok_or_else(unreadable)?;
             hashes.clear();
             cols.token_hashes(run.next, &mut hashes)

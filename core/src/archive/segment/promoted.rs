@@ -393,21 +393,21 @@ fn push_entry(out: &mut String, key: &str, raw: &RawValue) {
     out.push_str(raw.get());
 }
 
-/// The promoted columns of a batch read back.
-pub(super) struct PromotedColumns<'a> {
-    columns: Vec<(&'a str, Column<'a>)>,
+/// The promoted columns of a batch read back (owned: clones of the batch's arrays).
+pub(super) struct PromotedColumns {
+    columns: Vec<(String, Column)>,
 }
 
-enum Column<'a> {
-    Str(&'a StringArray),
-    Int(&'a Int64Array),
-    Float(&'a Float64Array),
-    Bool(&'a BooleanArray),
+enum Column {
+    Str(StringArray),
+    Int(Int64Array),
+    Float(Float64Array),
+    Bool(BooleanArray),
 }
 
-impl<'a> PromotedColumns<'a> {
+impl PromotedColumns {
     /// `None` when a `fields.*` column has a type no writer gives it.
-    pub(super) fn new(batch: &'a RecordBatch) -> Option<PromotedColumns<'a>> {
+    pub(super) fn new(batch: &RecordBatch) -> Option<PromotedColumns> {
         let schema = batch.schema_ref();
         let mut columns = Vec::new();
         for (i, field) in schema.fields().iter().enumerate() {
@@ -416,12 +416,12 @@ impl<'a> PromotedColumns<'a> {
             };
             let col = batch.column(i);
             let column = match FieldKind::of_type(field.data_type())? {
-                FieldKind::Str => Column::Str(col.as_string_opt::<i32>()?),
-                FieldKind::Int => Column::Int(col.as_primitive_opt::<Int64Type>()?),
-                FieldKind::Float => Column::Float(col.as_primitive_opt::<Float64Type>()?),
-                FieldKind::Bool => Column::Bool(col.as_boolean_opt()?),
+                FieldKind::Str => Column::Str(col.as_string_opt::<i32>()?.clone()),
+                FieldKind::Int => Column::Int(col.as_primitive_opt::<Int64Type>()?.clone()),
+                FieldKind::Float => Column::Float(col.as_primitive_opt::<Float64Type>()?.clone()),
+                FieldKind::Bool => Column::Bool(col.as_boolean_opt()?.clone()),
             };
-            columns.push((key, column));
+            columns.push((key.to_string(), column));
         }
         Some(PromotedColumns { columns })
     }
@@ -440,7 +440,7 @@ impl<'a> PromotedColumns<'a> {
                 Column::Bool(a) => a.is_valid(i).then(|| FieldValue::Bool(a.value(i))),
             };
             if let Some(v) = value {
-                fields.insert((*key).to_string(), v);
+                fields.insert(key.clone(), v);
             }
         }
     }

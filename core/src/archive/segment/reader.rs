@@ -288,11 +288,11 @@ pub struct NewestFirst<'a> {
     range: TsRange,
     /// Row groups still to read, ascending (taken from the back).
     row_groups: Vec<usize>,
-    /// Batches of the current row group still to walk (taken from the back).
     /// Rows may hold a match only if they hold all of these.
     tokens: Vec<String>,
-    /// Each with the rows that may hold the tokens (`None`: all).
-    batches: VecDeque<(RecordBatch, Option<Vec<bool>>)>,
+    /// Batches of the current row group still to walk (taken from the back), each with the
+    /// rows that may hold the tokens (`None`: all).
+    batches: VecDeque<(Columns, Option<Vec<bool>>)>,
     /// Rows of the last batch in `batches` not yet returned.
     row: usize,
     /// An error to return first (then the walk ends).
@@ -312,20 +312,16 @@ impl Iterator for NewestFirst<'_> {
             return Some(Err(e));
         }
         loop {
-            if let Some((batch, mask)) = self.batches.back() {
+            if let Some((cols, mask)) = self.batches.back() {
                 if self.row == 0 {
                     self.batches.pop_back();
-                    self.row = self.batches.back().map_or(0, |b| b.0.num_rows());
+                    self.row = self.batches.back().map_or(0, |b| b.0.len());
                     continue;
                 }
                 self.row -= 1;
                 if mask.as_ref().is_some_and(|m| !m[self.row]) {
                     continue;
                 }
-                let Some(cols) = Columns::new(batch) else {
-                    self.failed = true;
-                    return Some(Err(self.reader.corrupt("columns")));
-                };
                 if !self.range.contains(cols.ts(self.row)) {
                     continue;
                 }
@@ -335,16 +331,21 @@ impl Iterator for NewestFirst<'_> {
                 }));
             }
             let rg = self.row_groups.pop()?;
-            match self.reader.read(vec![rg], None) {
+            let batches = self.reader.read(vec![rg], None).and_then(|batches| {
+                batches
+                    .into_iter()
+                    .map(|b| {
+                        let mask = prefilter::rows_holding(&b, &self.tokens);
+                        let cols =
+                            Columns::new(&b).ok_or_else(|| self.reader.corrupt("columns"))?;
+                        Ok((cols, mask))
+                    })
+                    .collect::<Result<VecDeque<_>, _>>()
+            });
+            match batches {
                 Ok(batches) => {
-                    self.batches = batches
-                        .into_iter()
-                        .map(|b| {
-                            let mask = prefilter::rows_holding(&b, &self.tokens);
-                            (b, mask)
-                        })
-                        .collect();
-                    self.row = self.batches.back().map_or(0, |b| b.0.num_rows());
+                    self.batches = batches;
+                    self.row = self.batches.back().map_or(0, |b| b.0.len());
                 }
                 Err(e) => {
                     self.failed = true;
