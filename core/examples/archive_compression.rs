@@ -14,7 +14,8 @@
 //! (for DuckDB). With `ARCHIVE_NDJSON_DIR=dir`, it measures files of events instead: one segment
 //! per `dir/*.ndjson`, lines as clients send them or events (real logs:
 //! `tests/python/loghub_ndjson.py` makes such files of loghub's; the bench's lines:
-//! `logjet-bench --dump-lines N`), with the bytes each column takes.
+//! `logjet-bench --dump-lines N`), with the bytes each column takes (and with
+//! `ARCHIVE_SAMPLE_DIR=dir`, each file's segment kept as `dir/<file>.parquet`).
 
 // A test's (or an example's) unwrap is its assertion; the workspace denies it in services.
 #![allow(clippy::unwrap_used)]
@@ -198,6 +199,11 @@ fn files(dir: &std::path::Path, spool: &std::path::Path) {
             if max_promoted > 0 {
                 let bytes = Bytes::from(std::fs::read(&seg.file).expect("read"));
                 column_sizes(&bytes, lines.len());
+                // ARCHIVE_SAMPLE_DIR=dir keeps each file's segment as `dir/<file>.parquet`.
+                if let Some(dir) = std::env::var_os("ARCHIVE_SAMPLE_DIR") {
+                    let to = std::path::Path::new(&dir).join(format!("{name}.parquet"));
+                    std::fs::write(&to, &bytes).expect("copy");
+                }
             }
             seg.header.bytes as usize
         };

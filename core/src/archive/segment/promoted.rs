@@ -4,7 +4,7 @@
 //! than the same values scattered through a JSON text column between other keys' values, where
 //! zstd pays for a match and a literal run at every boundary, and typed columns are what a user
 //! of DuckDB or Spark wants to filter and group on. So each segment promotes the keys that at
-//! least [`MIN_SHARE`] of its first row group's rows hold, nearly always ([`MIN_KIND_SHARE`])
+//! least [`MIN_SHARE`] (and [`MIN_VALUES`]) of its first row group's rows hold, nearly always ([`MIN_KIND_SHARE`])
 //! with one JSON type, up to [`MAX_PROMOTED`] of them, to columns `fields.<key>` (Utf8, Int64,
 //! Float64 or Boolean, nullable: null where a row lacks the key). Everything else stays in the
 //! `fields` column as JSON text: the other keys, and a promoted key's value in a row where it
@@ -36,6 +36,11 @@ pub const FIELD_COLUMN_PREFIX: &str = "fields.";
 
 /// A key is promoted when at least this share of the sampled rows hold it with its type…
 pub const MIN_SHARE: f64 = 0.01;
+
+/// …and at least this many: a column costs a few hundred bytes of its own per file (chunk
+/// and page headers, footer metadata), more than it saves over the JSON text in a small
+/// segment (a quiet service's five minutes: docs/archive.md, *Small segments*).
+pub const MIN_VALUES: usize = 500;
 
 /// …and at least this share of the key's sampled values have the column's type (the others
 /// stay in the JSON text).
@@ -207,7 +212,7 @@ pub fn choose<'a>(fields: impl Iterator<Item = &'a str>, max: usize) -> Vec<Prom
             }
         }
     }
-    let min = ((rows as f64 * MIN_SHARE).ceil() as usize).max(1);
+    let min = ((rows as f64 * MIN_SHARE).ceil() as usize).max(MIN_VALUES);
     let mut chosen: Vec<(usize, PromotedField)> = keys
         .into_iter()
         .filter_map(|(key, seen)| {
@@ -459,7 +464,8 @@ mod tests {
     #[test]
     fn frequent_keys_of_one_dominant_type_are_promoted() {
         let mut rows = Vec::new();
-        for i in 0..1_000 {
+        // Enough rows for the share to bind (1 % of them is more than MIN_VALUES).
+        for i in 0..60_000 {
             let mut r = format!(
                 r#"{{"id":"req-{i}","n":{i},"ms":{}.5,"ok":true,"region":"eu-{}","span":"{i:08x}""#,
                 i,
@@ -522,6 +528,28 @@ mod tests {
         );
         assert!(choose(rows.iter().map(String::as_str), 0).is_empty());
         assert!(choose(["{}"].into_iter(), MAX_PROMOTED).is_empty());
+    }
+
+    /// In a small sample, a key needs MIN_VALUES values whatever its share.
+    #[test]
+    fn a_key_of_fewer_values_than_the_minimum_stays_in_the_json() {
+        let rows: Vec<String> = (0..MIN_VALUES + 10)
+            .map(|i| {
+                let few = if i < MIN_VALUES - 1 {
+                    r#","few":1"#
+                } else {
+                    ""
+                };
+                format!(r#"{{"all":{i}{few}}}"#)
+            })
+            .collect();
+        let chosen = choose(rows.iter().map(String::as_str), MAX_PROMOTED);
+        assert_eq!(keys(&chosen), [("all", FieldKind::Int, false, false)]);
+        let fewer = choose(
+            rows[..MIN_VALUES - 1].iter().map(String::as_str),
+            MAX_PROMOTED,
+        );
+        assert!(fewer.is_empty(), "{fewer:?}");
     }
 
     #[test]

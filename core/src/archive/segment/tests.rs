@@ -417,6 +417,28 @@ fn tokens_skip_rows_that_cannot_match() {
         SegmentOptions::default(),
     );
     let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
+    // The keys searched below: promoted an integer, a float, a dictionary string and a key
+    // (`http.status`); `kafka.partition`, in 120 of the rows, stays in the JSON text.
+    let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&bytes, Default::default())
+        .unwrap();
+    let columns: Vec<String> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    for c in [
+        "fields.user_id Int64",
+        "fields.duration_ms Float64",
+        "fields.region Utf8",
+        "fields.http.status Int64",
+    ] {
+        assert!(columns.iter().any(|have| have == c), "{c}: {columns:?}");
+    }
+    assert!(
+        !columns.iter().any(|c| c.starts_with("fields.kafka")),
+        "{columns:?}"
+    );
     let r = SegmentReader::open("t", bytes, Some(&seg.header)).unwrap();
     let Some(crate::FieldValue::Str(id)) = evs[1234].fields.get("request_id") else {
         panic!("no request id");
@@ -516,6 +538,17 @@ fn fields_of_every_shape_round_trip_with_and_without_promotion() {
             .map(|f| format!("{} {}", f.name(), f.data_type()))
             .filter(|c| c.starts_with("fields."))
             .collect();
+        // No copy of the Arrow schema in the footer (the Parquet schema gives the same types):
+        // only the segment's header.
+        let kv: Vec<&str> = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap()
+            .iter()
+            .map(|k| k.key.as_str())
+            .collect();
+        assert_eq!(kv, [crate::archive::header::PARQUET_METADATA_KEY]);
         if max_promoted == 0 {
             assert!(columns.is_empty(), "{columns:?}");
         } else {

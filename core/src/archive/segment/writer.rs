@@ -6,6 +6,7 @@ use std::path::Path;
 
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -245,11 +246,7 @@ impl SegmentWriter {
         self.promoted = promoted::choose(first.fields_texts(), self.opts.max_promoted);
         self.schema = segment_schema(&self.promoted);
         self.props = writer_properties(&self.opts, &self.promoted)?;
-        self.writer = Some(ArrowWriter::try_new(
-            file,
-            self.schema.clone(),
-            Some(self.props.clone()),
-        )?);
+        self.writer = Some(parquet_writer(file, &self.schema, &self.props)?);
         Ok(())
     }
 
@@ -309,7 +306,7 @@ impl SegmentWriter {
                 .suffix(".parquet.part")
                 .tempfile_in(spool_dir)?
                 .into_parts();
-            let mut out_writer = ArrowWriter::try_new(out, self.schema.clone(), Some(self.props))?;
+            let mut out_writer = parquet_writer(out, &self.schema, &self.props)?;
             let filters = merge::merge_runs(
                 &self.spool,
                 &self.runs,
@@ -367,6 +364,24 @@ fn size_and_checksum(path: &Path) -> Result<(u64, u64), ArchiveError> {
         size += n as u64;
     }
     Ok((size, h.digest()))
+}
+
+/// A Parquet writer of a segment's schema. Without the Arrow schema in the footer: readers
+/// (ours, DuckDB, Spark) get the same types from the Parquet schema, and the Arrow schema's
+/// base64 copy cost about 0.9 KB per file — a sixth of a quiet service's five-minute segment.
+fn parquet_writer(
+    file: File,
+    schema: &SchemaRef,
+    props: &WriterProperties,
+) -> Result<ArrowWriter<File>, ArchiveError> {
+    let options = ArrowWriterOptions::new()
+        .with_properties(props.clone())
+        .with_skip_arrow_metadata(true);
+    Ok(ArrowWriter::try_new_with_options(
+        file,
+        schema.clone(),
+        options,
+    )?)
 }
 
 /// The Parquet writer properties of a segment: zstd, dictionaries, statistics and encodings per
