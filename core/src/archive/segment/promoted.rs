@@ -4,12 +4,12 @@
 //! than the same values scattered through a JSON text column between other keys' values, where
 //! zstd pays for a match and a literal run at every boundary, and typed columns are what a user
 //! of DuckDB or Spark wants to filter and group on. So each segment promotes the keys that at
-//! least [`MIN_SHARE`] (and [`MIN_VALUES`]) of its first row group's rows hold, nearly always ([`MIN_KIND_SHARE`])
-//! with one JSON type, up to [`MAX_PROMOTED`] of them, to columns `fields.<key>` (Utf8, Int64,
-//! Float64 or Boolean, nullable: null where a row lacks the key). Everything else stays in the
-//! `fields` column as JSON text: the other keys, and a promoted key's value in a row where it
-//! has another type.
-//! A row whose fields name a promoted key twice keeps all its fields in the JSON text.
+//! least [`MIN_SHARE`] (and [`MIN_VALUES`]) of its first row group's rows hold, nearly always
+//! ([`MIN_KIND_SHARE`]) with one JSON type, up to [`MAX_PROMOTED`] of them, to columns
+//! `fields.<key>` (Utf8, Int64, Float64 or Boolean, nullable: null where a row lacks the key).
+//! Everything else stays in the `fields` column as JSON text: the other keys, and a promoted
+//! key's value in a row where it has another type. A row whose fields name a promoted key
+//! twice keeps all its fields in the JSON text.
 //!
 //! The choice is made once per file (the schema of a Parquet file is fixed) from the rows of its
 //! first row group; files written before promotion existed simply have no `fields.*` columns.
