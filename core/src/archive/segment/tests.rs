@@ -419,14 +419,7 @@ fn tokens_skip_rows_that_cannot_match() {
     let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
     // The keys searched below: promoted an integer, a float, a dictionary string and a key
     // (`http.status`); `kafka.partition`, in 120 of the rows, stays in the JSON text.
-    let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&bytes, Default::default())
-        .unwrap();
-    let columns: Vec<String> = meta
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), f.data_type()))
-        .collect();
+    let columns = field_columns(&footer(&bytes));
     for c in [
         "fields.user_id Int64",
         "fields.duration_ms Float64",
@@ -485,6 +478,21 @@ fn tokens_skip_rows_that_cannot_match() {
     }
 }
 
+/// A segment file's footer, as a reader loads it.
+fn footer(bytes: &Bytes) -> parquet::arrow::arrow_reader::ArrowReaderMetadata {
+    parquet::arrow::arrow_reader::ArrowReaderMetadata::load(bytes, Default::default()).unwrap()
+}
+
+/// The promoted fields' columns of a segment, as `"<name> <Arrow type>"`.
+fn field_columns(meta: &parquet::arrow::arrow_reader::ArrowReaderMetadata) -> Vec<String> {
+    meta.schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .filter(|c| c.starts_with("fields."))
+        .collect()
+}
+
 /// Fields of every shape come back exactly as written, promoted or not: keys changing type,
 /// floats sometimes written as integers, keys named twice, rare keys, escapes; with promotion (the sample's frequent keys get typed
 /// columns) and without (every field in the JSON text, as segments before promotion).
@@ -528,16 +536,8 @@ fn fields_of_every_shape_round_trip_with_and_without_promotion() {
         }
         let seg = w.finish().unwrap();
         let bytes = Bytes::from(std::fs::read(&seg.file).unwrap());
-        let meta =
-            parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&bytes, Default::default())
-                .unwrap();
-        let columns: Vec<String> = meta
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
-            .filter(|c| c.starts_with("fields."))
-            .collect();
+        let meta = footer(&bytes);
+        let columns = field_columns(&meta);
         // No copy of the Arrow schema in the footer (the Parquet schema gives the same types):
         // only the segment's header.
         let kv: Vec<&str> = meta
